@@ -1,0 +1,169 @@
+"""The :class:`Backend` base class: what namcore needs to know about one array library.
+
+A backend is a small object, not a namespace wrapper. The numerical code of namcore is
+written once against the array API standard; a backend only supplies what the standard
+leaves out (conversion to and from NumPy, a seeded RNG for parameter init, a ``scan``
+for recurrences, cheap access to concrete values for input checks) and, optionally,
+faster implementations of public primitives. Every fast path is a method that the base
+class implements with the standard path, so ``Backend.write`` *is* the reference that
+the fast paths are tested against.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from namcore._agnostic import memory as _memory
+
+__all__ = ["Backend"]
+
+
+class Backend:
+    """One array library as seen by namcore.
+
+    Subclasses set :attr:`name` and :attr:`module` and override what their library
+    does differently. Instances are stateless and cheap; get them with
+    :func:`namcore.backends.get` rather than constructing them.
+    """
+
+    #: Public name, used by ``namcore check --backends`` and ``NAMCORE_TEST_BACKENDS``.
+    name: str = "generic"
+    #: Top-level module to import (and to look for in ``sys.modules``).
+    module: str = ""
+
+    # ------------------------------------------------------------------ discovery
+    def is_installed(self) -> bool:
+        """Whether the library can be imported (without importing it)."""
+        return importlib.util.find_spec(self.module) is not None
+
+    def version(self) -> str:
+        """The library's ``__version__``; imports it."""
+        return str(getattr(importlib.import_module(self.module), "__version__", "unknown"))
+
+    def namespace(self) -> Any:
+        """The array-API namespace for this library (imports it)."""
+        raise NotImplementedError
+
+    def devices(self) -> list[Any]:
+        """Devices this library can place arrays on, from the inspection API."""
+        try:
+            return list(self.namespace().__array_namespace_info__().devices())
+        except Exception:  # a library that is installed but has no usable device
+            return []
+
+    def default_device(self) -> Any:
+        """The device arrays are created on when none is given."""
+        return self.namespace().__array_namespace_info__().default_device()
+
+    def supports_dtype(self, name: str) -> bool:
+        """Whether arrays of dtype ``name`` (e.g. ``"float64"``) can be created."""
+        return hasattr(self.namespace(), name)
+
+    # ----------------------------------------------------------------- conversion
+    def dtype(self, name: str) -> Any:
+        """The library's dtype object called ``name`` (``"float32"``, ``"bfloat16"``...)."""
+        dt = getattr(self.namespace(), name, None)
+        if dt is None:
+            raise TypeError(f"backend {self.name!r} has no dtype {name!r}")
+        return dt
+
+    def from_numpy(self, a: np.ndarray, *, dtype: str | None = None, device: Any = None) -> Any:
+        """Copy a NumPy array into this library, optionally casting and placing it."""
+        xp = self.namespace()
+        out = xp.asarray(np.array(a, copy=True), device=device)
+        if dtype is not None:
+            out = xp.astype(out, self.dtype(dtype))
+        return out
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        """Copy an array of this library to host memory as a NumPy array."""
+        try:
+            return np.from_dlpack(x)
+        except (TypeError, RuntimeError, BufferError, AttributeError):
+            return np.asarray(x)
+
+    def concrete_values(self, x: Any) -> np.ndarray | None:
+        """Host values of ``x`` if reading them is cheap and legal, else ``None``.
+
+        Input checks on values (probabilities in [0, 1]) use this. It returns ``None``
+        for traced values (``jax.jit``, ``torch.compile``) and for arrays on an
+        accelerator, where reading would force a device synchronisation in the hot path.
+        """
+        try:
+            return self.to_numpy(x)
+        except Exception:
+            return None
+
+    # ------------------------------------------------------------- initialisation
+    def random_normal(
+        self,
+        seed: int,
+        shape: Sequence[int],
+        *,
+        dtype: str = "float32",
+        device: Any = None,
+        scale: float = 1.0,
+    ) -> Any:
+        """Seeded standard-normal samples, for parameter initialisation.
+
+        The samples come from NumPy's PCG64 generator and are then converted, so the
+        same ``seed`` gives the same numbers on every backend: a model initialised on
+        JAX and one initialised on PyTorch start from identical weights.
+        """
+        sample = np.random.default_rng(seed).standard_normal(tuple(shape)) * scale
+        return self.from_numpy(sample, dtype=dtype, device=device)
+
+    # ---------------------------------------------------------------- recurrences
+    def scan(
+        self,
+        f: Callable[[Any, Any], tuple[Any, Any]],
+        init: Any,
+        xs: Any,
+        *,
+        length: int | None = None,
+    ) -> tuple[Any, Any]:
+        """``jax.lax.scan`` semantics: ``carry, y = f(carry, x)`` over axis 0 of ``xs``.
+
+        ``xs`` is an array, a tuple of arrays with the same leading length, or ``None``
+        (then ``length`` is required). ``ys`` is stacked along a new axis 0, with the
+        same structure as ``y`` (an array, a tuple of arrays, or ``None``).
+        """
+        is_tuple = isinstance(xs, tuple)
+        leaves = xs if is_tuple else (() if xs is None else (xs,))
+        if length is None:
+            if not leaves:
+                raise ValueError("scan: `length` is required when `xs` is None")
+            length = int(leaves[0].shape[0])
+        carry, ys = init, []
+        for i in range(length):
+            x_i = tuple(leaf[i, ...] for leaf in leaves)
+            carry, y = f(carry, x_i if is_tuple else (x_i[0] if leaves else None))
+            ys.append(y)
+        return carry, _stack_outputs(ys, self.namespace())
+
+    # ----------------------------------------------------------------- fast paths
+    # The base implementations are the standard path; subclasses may override.
+    def write(self, M: Any, k: Any, v: Any, p_write: Any, p_erase: Any, normalize: bool,
+              eps: float, xp: Any) -> Any:
+        """Validated ``namcore.write``; see :func:`namcore._agnostic.memory.write`."""
+        return _memory.write(M, k, v, p_write, p_erase, normalize=normalize, eps=eps, xp=xp)
+
+    def read(self, M: Any, q: Any, p_read: Any, normalize: bool, eps: float, xp: Any) -> Any:
+        """Validated ``namcore.read``; see :func:`namcore._agnostic.memory.read`."""
+        return _memory.read(M, q, p_read, normalize=normalize, eps=eps, xp=xp)
+
+    def __repr__(self) -> str:
+        return f"<namcore backend {self.name!r}>"
+
+
+def _stack_outputs(ys: list[Any], xp: Any) -> Any:
+    if not ys or ys[0] is None:
+        return None
+    if isinstance(ys[0], tuple):
+        return tuple(xp.stack([y[j] for y in ys]) for j in range(len(ys[0])))
+    return xp.stack(ys)

@@ -1,0 +1,64 @@
+"""Standard-only implementations of the NAM primitives ``unit``, ``write`` and ``read``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["read", "unit", "update_direction", "write"]
+
+Probability = Any  # a Python float, or an array of the batch shape (...)
+
+
+def unit(x: Any, /, *, axis: int, eps: float, xp: Any) -> Any:
+    """``x / max(||x||_2, eps)`` along ``axis``; zero maps to zero.
+
+    The norm is computed as ``sqrt(max(sum(x*x), eps**2))``, which equals
+    ``max(||x||, eps)`` but keeps the gradient finite at ``x = 0`` (the square root is
+    never evaluated at zero). Half-precision inputs accumulate the sum in float32.
+    """
+    acc = x
+    if xp.finfo(x.dtype).bits < 32:
+        acc = xp.astype(x, xp.float32)
+    squared = xp.sum(acc * acc, axis=axis, keepdims=True)
+    norm = xp.sqrt(xp.clip(squared, min=eps * eps))
+    return x / xp.astype(norm, x.dtype) if norm.dtype != x.dtype else x / norm
+
+
+def _scale(p: Probability, x: Any) -> Any:
+    """``p * x`` where ``p`` has the batch shape of the vector ``x`` (..., d)."""
+    if isinstance(p, float | int):
+        return x if p == 1 else p * x
+    return p[..., None] * x
+
+
+def _is_zero(p: Probability) -> bool:
+    return isinstance(p, float | int) and p == 0
+
+
+def update_direction(M: Any, kh: Any, v: Any, p_write: Probability, p_erase: Probability,
+                     *, xp: Any) -> Any:
+    """The vector ``u`` of the rank-1 write ``M' = M + u k̂ᵀ``.
+
+    ``u = p_write * v - p_erase * M k̂``: the write adds ``v`` and removes what ``k̂``
+    currently reads. ``M k̂`` is only computed when ``p_erase`` is not the literal 0.
+    """
+    u = _scale(p_write, v)
+    if not _is_zero(p_erase):
+        current = xp.matmul(M, kh[..., None])[..., 0]
+        u = u - _scale(p_erase, current)
+    return u
+
+
+def write(M: Any, k: Any, v: Any, p_write: Probability = 1.0, p_erase: Probability = 0.0,
+          /, *, normalize: bool = True, eps: float = 1e-12, xp: Any) -> Any:
+    """``M + p_write v k̂ᵀ - p_erase M k̂ k̂ᵀ`` as one rank-1 update ``M + u k̂ᵀ``."""
+    kh = unit(k, axis=-1, eps=eps, xp=xp) if normalize else k
+    u = update_direction(M, kh, v, p_write, p_erase, xp=xp)
+    return M + u[..., :, None] * kh[..., None, :]
+
+
+def read(M: Any, q: Any, p_read: Probability = 1.0, /, *, normalize: bool = True,
+         eps: float = 1e-12, xp: Any) -> Any:
+    """``p_read M q̂``, shape ``(..., d_v)``."""
+    qh = unit(q, axis=-1, eps=eps, xp=xp) if normalize else q
+    return _scale(p_read, xp.matmul(M, qh[..., None])[..., 0])

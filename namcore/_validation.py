@@ -1,0 +1,165 @@
+"""Input checks shared by the public functions.
+
+Every check names the argument, what it got and what was expected. Shape checks use
+static shapes only, and value checks run only when the backend says the values are
+concrete and cheap to read, so nothing here breaks ``jax.jit`` or ``torch.compile``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from namcore import _compat
+
+__all__ = [
+    "broadcast_shapes",
+    "check_float",
+    "namespace",
+    "probability",
+]
+
+_ACCEPTED = (
+    "an array of an array-API library (NumPy, CuPy, PyTorch, JAX, array-api-strict, ...)"
+)
+
+Shape = tuple[int | None, ...]
+
+
+# array type -> namespace, filled on first use. Besides saving the cost of
+# array_namespace on every call, a plain dict lookup traces cleanly under
+# torch.compile, where array_api_compat's cached helpers cause warnings.
+_NAMESPACE_BY_TYPE: dict[type, Any] = {}
+
+
+def namespace(func: str, **arrays: Any) -> Any:
+    """The one array-API namespace shared by ``arrays`` (given by argument name).
+
+    Raises ``TypeError`` for non-arrays (Python lists, scalars where an array is
+    required) and for arrays of two different libraries, naming both.
+    """
+    values = list(arrays.values())
+    kind = type(values[0])
+    if all(type(x) is kind for x in values):
+        cached = _NAMESPACE_BY_TYPE.get(kind)
+        if cached is not None:
+            return cached
+        xp = _compat.tensor_namespace(kind) or _namespace_slow(func, arrays)
+        _NAMESPACE_BY_TYPE[kind] = xp
+        return xp
+    return _namespace_slow(func, arrays)
+
+
+def _namespace_slow(func: str, arrays: dict[str, Any]) -> Any:
+    for name, x in arrays.items():
+        if not _compat.is_array_api_obj(x):
+            hint = " (convert it first, e.g. with numpy.asarray)" if isinstance(
+                x, list | tuple) else ""
+            raise TypeError(
+                f"{func}: `{name}` must be {_ACCEPTED}, got {type(x).__name__}{hint}"
+            )
+    try:
+        return _compat.array_namespace(*arrays.values())
+    except TypeError:
+        libraries = ", ".join(
+            f"`{name}` is a {_compat.library_name(x)} array" for name, x in arrays.items()
+        )
+        raise TypeError(
+            f"{func}: all arrays must come from the same library, but {libraries}"
+        ) from None
+
+
+def check_float(func: str, name: str, x: Any, xp: Any) -> None:
+    """``TypeError`` unless ``x`` has a real floating dtype."""
+    if not xp.isdtype(x.dtype, "real floating"):
+        raise TypeError(
+            f"{func}: `{name}` must have a real floating dtype (float16, bfloat16, float32 "
+            f"or float64), got {x.dtype}; cast it first, e.g. with xp.astype(x, xp.float32)"
+        )
+
+
+def broadcast_shapes(func: str, **shapes: Shape) -> Shape:
+    """Broadcast named shapes, or raise ``ValueError`` listing all of them.
+
+    Unknown dimensions (``None``, as in lazy libraries) are compatible with anything.
+    """
+    ndim = max([len(s) for s in shapes.values()])
+    result: list[int | None] = []
+    for axis in range(-ndim, 0):
+        dims = [s[axis] for s in shapes.values() if -axis <= len(s)]
+        known = {d for d in dims if d is not None and d != 1}
+        if len(known) > 1:
+            described = ", ".join(f"`{n}` has batch {tuple(s)}" for n, s in shapes.items())
+            raise ValueError(
+                f"{func}: batch shapes (the leading axes) do not broadcast: {described}"
+            )
+        result.append(known.pop() if known else (None if None in dims else 1))
+    return tuple(result)
+
+
+def probability(func: str, name: str, p: Any, *, xp: Any, batch: Shape, dtype: Any,
+                backend: Any) -> Any:
+    """Check a probability argument and return it ready for the agnostic layer.
+
+    A Python number comes back as a float; an array comes back cast to ``dtype``.
+    Concrete values must lie in [0, 1]; traced or on-device values are not read.
+    """
+    if isinstance(p, bool) or not isinstance(p, int | float):
+        if type(p) not in _NAMESPACE_BY_TYPE and not _compat.is_array_api_obj(p):
+            raise TypeError(
+                f"{func}: `{name}` must be a Python float or {_ACCEPTED}, "
+                f"got {type(p).__name__}"
+            )
+        check_float(func, name, p, xp)
+        p_shape = tuple(p.shape)
+        try:
+            combined = broadcast_shapes(func, **{name: p_shape, "batch": batch})
+        except ValueError:
+            combined = None
+        if len(p_shape) > len(batch) or combined != tuple(batch):
+            raise ValueError(
+                f"{func}: `{name}` of shape {p_shape} must broadcast to the batch shape "
+                f"{tuple(batch)} (one probability per memory; no feature axis)"
+            )
+        values = backend.concrete_values(p)
+        if values is not None and values.size and not (
+            values.min() >= 0 and values.max() <= 1
+        ):
+            raise ValueError(
+                f"{func}: `{name}` must lie in [0, 1], got values in "
+                f"[{values.min()}, {values.max()}]"
+            )
+        return p if p.dtype == dtype else xp.astype(p, dtype)
+    if not (0.0 <= p <= 1.0):
+        raise ValueError(f"{func}: `{name}` must lie in [0, 1], got {p!r}")
+    return float(p)
+
+
+def check_eps(func: str, eps: Any) -> float:
+    """``eps`` must be a positive finite Python number."""
+    if isinstance(eps, bool) or not isinstance(eps, int | float) or not (
+        math.isfinite(eps) and eps > 0
+    ):
+        raise ValueError(f"{func}: `eps` must be a positive finite float, got {eps!r}")
+    return float(eps)
+
+
+def check_min_ndim(func: str, name: str, x: Any, ndim: int, layout: str) -> None:
+    """``ValueError`` unless ``x`` has at least ``ndim`` dimensions."""
+    if x.ndim < ndim:
+        raise ValueError(
+            f"{func}: `{name}` must have at least {ndim} dimension(s) {layout}, "
+            f"got shape {tuple(x.shape)}"
+        )
+
+
+def check_last_dim(func: str, name: str, x: Any, expected: int | None, meaning: str,
+                   other: str, other_shape: Sequence[int | None]) -> None:
+    """``ValueError`` unless ``x.shape[-1] == expected`` (unknown sizes pass)."""
+    got = x.shape[-1]
+    if got is not None and expected is not None and got != expected:
+        raise ValueError(
+            f"{func}: `{name}` has {meaning} = {got} (shape {tuple(x.shape)}), but `{other}` "
+            f"of shape {tuple(other_shape)} expects {expected}"
+        )
