@@ -1,0 +1,78 @@
+"""Public helpers for checking that array-API code agrees across backends.
+
+- :func:`assert_backends_agree` / :func:`compare_backends`: run a function on every
+  installed backend from the same NumPy inputs and compare with NumPy float64.
+- :func:`assert_matches_numpy`: one array against a NumPy reference, checking its
+  library, dtype and shape too.
+- :class:`XPBackend` and :mod:`namcore.testing.fixtures`: the backend matrix and the
+  ``xp`` pytest fixture namcore's own tests use (import the fixtures into your
+  ``conftest.py`` to reuse them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from namcore import _compat
+from namcore import backends as _backends
+
+from ._compare import (
+    BackendReport,
+    assert_backends_agree,
+    compare_backends,
+    format_report,
+    usable_backends,
+)
+from ._matrix import ENV_VAR, XPBackend, selected_backends, setup_backend
+from ._tolerance import Comparison, compare_to_reference, dtype_name, tolerance_for
+
+__all__ = [
+    "ENV_VAR",
+    "BackendReport",
+    "Comparison",
+    "XPBackend",
+    "assert_backends_agree",
+    "assert_matches_numpy",
+    "compare_backends",
+    "compare_to_reference",
+    "dtype_name",
+    "format_report",
+    "selected_backends",
+    "setup_backend",
+    "to_numpy",
+    "tolerance_for",
+    "usable_backends",
+]
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """Copy any backend's array to a NumPy array on the host (for tests only)."""
+    return _backends.for_array(x).to_numpy(x)
+
+
+def assert_matches_numpy(actual: Any, expected: np.ndarray, *, xp: Any,
+                         dtype: Any = None, rtol: float | None = None) -> None:
+    """Assert ``actual`` is an array of namespace ``xp`` that matches ``expected``.
+
+    Checks the library (so that a silent fall-back to NumPy is caught), the dtype
+    (``dtype``, if given), the shape, and the values within a dtype-aware relative
+    tolerance (``rtol`` overrides it).
+    """
+    got_xp = _compat.array_namespace(actual)
+    want, got = _backends.for_namespace(xp).name, _backends.for_namespace(got_xp).name
+    assert got == want, f"result is a {got} array, expected {want}"
+    if dtype is not None:
+        assert dtype_name(actual.dtype) == dtype_name(dtype), (
+            f"dtype {dtype_name(actual.dtype)} != expected {dtype_name(dtype)}"
+        )
+    values = to_numpy(actual)
+    expected = np.asarray(expected)
+    assert values.shape == expected.shape, f"shape {values.shape} != expected {expected.shape}"
+    tol = tolerance_for(actual.dtype) if rtol is None else rtol
+    result = compare_to_reference(values, expected, tol)
+    assert result.passed, (
+        f"max relative error {result.max_rel_error:.3e} > {tol:.0e} "
+        f"(max abs error {result.max_abs_error:.3e}) {result.problem}"
+    )
