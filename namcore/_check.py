@@ -1,0 +1,53 @@
+"""``namcore check``: every public primitive on every installed backend vs NumPy float64."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+import namcore
+from namcore.testing import BackendReport, compare_backends
+
+__all__ = ["CASES", "run_checks"]
+
+
+def _memory_case(seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    batch, d_v, d_k = (2, 3), 6, 8
+    return {
+        "M": rng.normal(size=(*batch, d_v, d_k)),
+        "k": rng.normal(size=(*batch, d_k)),
+        "v": rng.normal(size=(*batch, d_v)),
+        "p": rng.uniform(size=batch),
+        "p2": rng.uniform(size=batch),
+    }
+
+
+def _cases(seed: int) -> dict[str, tuple[Callable[..., Any], tuple[Any, ...]]]:
+    a = _memory_case(seed)
+    return {
+        "unit": (namcore.unit, (a["k"],)),
+        "write": (namcore.write, (a["M"], a["k"], a["v"])),
+        "write (gated, erase)": (namcore.write, (a["M"], a["k"], a["v"], a["p"], a["p2"])),
+        "read": (namcore.read, (a["M"], a["k"])),
+        "read (gated)": (namcore.read, (a["M"], a["k"], a["p"])),
+    }
+
+
+#: The function names ``namcore check`` covers, in table order.
+CASES: tuple[str, ...] = tuple(_cases(0))
+
+
+def run_checks(backends: Sequence[str] | None = None,
+               dtypes: Sequence[str] = ("float32", "float64"), seed: int = 0,
+               progress: Callable[[str], None] | None = None,
+               ) -> dict[str, list[BackendReport]]:
+    """Compare each case on each backend; returns ``{case name: reports}``."""
+    results: dict[str, list[BackendReport]] = {}
+    for name, (fn, args) in _cases(seed).items():
+        if progress is not None:
+            progress(name)
+        results[name] = compare_backends(fn, *args, backends=backends, dtypes=dtypes)
+    return results

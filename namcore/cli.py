@@ -1,0 +1,162 @@
+"""The ``namcore`` command line: ``namcore info`` and ``namcore check``."""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+_DESCRIPTION = """\
+namcore: Neural Attention Memory primitives on every array library.
+
+commands:
+  info    show namcore's version, the array libraries it found and their devices
+  check   run every primitive on every installed library and compare the results
+          with a NumPy float64 reference; exits with status 1 on any disagreement
+"""
+
+_EPILOG = """\
+examples:
+  namcore info
+  namcore check
+  namcore check --backends numpy,torch --dtypes float32
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="namcore", description=_DESCRIPTION, epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("info", help="versions and devices of namcore and each backend",
+                   description="Show versions of namcore and of each array library, "
+                               "and the devices each one sees.")
+    check = sub.add_parser(
+        "check", help="compare every primitive on every backend with NumPy float64",
+        description="Run unit, write and read on every installed backend (JAX also "
+                    "under jax.jit) from the same NumPy inputs, and compare with the "
+                    "NumPy float64 result. Prints a backend x function table and exits "
+                    "with status 1 if any backend disagrees.",
+    )
+    check.add_argument("--backends", default=None,
+                       help="comma-separated backends (default: all installed with a "
+                            "device), from: numpy, array_api_strict, torch, jax, cupy")
+    check.add_argument("--dtypes", default="float32,float64",
+                       help="comma-separated dtypes to check (default: float32,float64)")
+    check.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    check.add_argument("--verbose", action="store_true",
+                       help="also print the per-backend error table of every function")
+    return parser
+
+
+def _info() -> int:
+    import namcore
+    from namcore import backends
+
+    print(f"namcore {namcore.__version__}  (Python {platform.python_version()}, "
+          f"{platform.system()} {platform.machine()})")
+    import array_api_compat
+    import numpy
+
+    print(f"numpy {numpy.__version__}, array-api-compat {array_api_compat.__version__}")
+    print()
+    print(f"{'backend':<18} {'version':<14} devices")
+    for name in backends.NAMES:
+        backend = backends.get(name)
+        if not backend.is_installed():
+            print(f"{name:<18} {'-':<14} not installed")
+            continue
+        try:
+            version = backend.version()
+            devices = ", ".join(str(d) for d in backend.devices()) or "none usable"
+        except Exception as exc:  # a library that is installed but broken
+            version, devices = "?", f"error: {type(exc).__name__}: {exc}"
+        print(f"{name:<18} {version:<14} {devices}")
+    return 0
+
+
+def _split(text: str | None) -> list[str] | None:
+    return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _check(args: argparse.Namespace) -> int:
+    from namcore import backends
+    from namcore._check import run_checks
+    from namcore.testing import format_report, usable_backends
+
+    names = _split(args.backends)
+    for name in names or []:
+        if name not in backends.NAMES:
+            print(f"namcore check: unknown backend {name!r}; choose from "
+                  f"{', '.join(backends.NAMES)}", file=sys.stderr)
+            return 2
+    if "jax" in (names or usable_backends()):
+        import jax  # float64 references need x64; this is our own process
+
+        jax.config.update("jax_enable_x64", True)
+    dtypes = _split(args.dtypes) or ["float32"]
+    results = run_checks(names, dtypes, args.seed, progress=_progress)
+    print(file=sys.stderr)
+    rows: list[tuple[str, str]] = []
+    for reports in results.values():
+        for r in reports:
+            if (r.backend, r.dtype) not in rows:
+                rows.append((r.backend, r.dtype))
+    print("max relative error vs NumPy float64, per backend (rows) and function (columns)")
+    widths = [max(len(n), 12) + 2 for n in results]
+    header = f"{'backend':<18} {'dtype':<8}" + "".join(
+        f"{n:>{w}}" for n, w in zip(results, widths, strict=True))
+    print(header)
+    print("-" * len(header))
+    failed = False
+    for row_key in rows:
+        line = f"{row_key[0]:<18} {row_key[1]:<8}"
+        for (_name, reports), w in zip(results.items(), widths, strict=True):
+            r = next((r for r in reports if (r.backend, r.dtype) == row_key), None)
+            if r is None or r.skipped:
+                cell = "skip"
+            elif r.error or r.comparison is None:
+                cell, failed = "FAIL (error)", True
+            else:
+                failed |= not r.comparison.passed
+                verdict = "ok" if r.comparison.passed else "FAIL"
+                cell = f"{r.comparison.max_rel_error:.1e} {verdict}"
+            line += f"{cell:>{w}}"
+        print(line)
+    if args.verbose or failed:
+        for name, reports in results.items():
+            print()
+            print(format_report(reports, f"{name}:"))
+    print()
+    print("FAIL: backends disagree" if failed else "all backends agree")
+    return 1 if failed else 0
+
+
+def _progress(name: str) -> None:
+    print(f"checking {name} ...", file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``namcore`` console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        import namcore
+
+        print(namcore.__version__)
+        return 0
+    if args.command == "info":
+        return _info()
+    if args.command == "check":
+        return _check(args)
+    parser.print_help()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
