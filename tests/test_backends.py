@@ -1,0 +1,138 @@
+"""The backend layer: registry, conversion, RNG, scan, and fast paths equal to the standard path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from namcore import backends
+from namcore._agnostic import memory as agnostic
+from namcore.backends import Backend
+from namcore.testing import assert_matches_numpy, to_numpy
+
+
+def test_registry_names_and_unknown_backend():
+    assert backends.NAMES == ("numpy", "array_api_strict", "torch", "jax", "cupy")
+    assert "numpy" in backends.installed()
+    with pytest.raises(ValueError, match=r"unknown backend 'tensorflow'; expected one of numpy"):
+        backends.get("tensorflow")
+
+
+def test_for_array_finds_the_backend(xp, device, library):
+    x = xp.asarray([1.0, 2.0], device=device)
+    backend = backends.for_array(x)
+    assert backend.name == library.backend_name
+    assert backends.for_namespace(xp) is backend
+    assert backend.is_installed()
+    assert backend.devices(), "a backend that ran must see a device"
+
+
+def test_unknown_compliant_namespace_gets_the_generic_backend():
+    class FakeNamespace:
+        __name__ = "fake_array_library"
+
+    backend = backends.for_namespace(FakeNamespace())
+    assert backend.name == "fake_array_library"
+    assert type(backend).__name__ == "GenericBackend"
+
+
+def test_numpy_round_trip(xp, device):
+    backend = backends.for_namespace(xp)
+    a = np.arange(6.0).reshape(2, 3)
+    x = backend.from_numpy(a, dtype="float32", device=device)
+    assert_matches_numpy(x, a, xp=xp, dtype=xp.float32, rtol=0)
+    back = backend.to_numpy(x)
+    assert isinstance(back, np.ndarray) and np.array_equal(back, a)
+
+
+def test_random_normal_is_seeded_and_identical_across_backends(xp, device):
+    backend = backends.for_namespace(xp)
+    a = backend.random_normal(7, (3, 4), dtype="float64", device=device)
+    b = backend.random_normal(7, (3, 4), dtype="float64", device=device)
+    c = backend.random_normal(8, (3, 4), dtype="float64", device=device)
+    reference = backends.get("numpy").random_normal(7, (3, 4), dtype="float64")
+    assert_matches_numpy(a, to_numpy(reference), xp=xp, rtol=0)
+    assert np.array_equal(to_numpy(a), to_numpy(b))
+    assert not np.array_equal(to_numpy(a), to_numpy(c))
+    assert 0.3 < float(np.std(to_numpy(backend.random_normal(1, (1000,))))) < 3
+
+
+def test_scan_matches_a_python_loop(xp, device):
+    backend = backends.for_namespace(xp)
+    rng = np.random.default_rng(0)
+    xs_np, w_np = rng.normal(size=(5, 3)), rng.normal(size=3)
+    xs, w = xp.asarray(xs_np, device=device), xp.asarray(w_np, device=device)
+
+    def step(carry, x):
+        total, scaled = carry
+        new = (total + x, scaled * 0.5 + x * w)
+        return new, (new[0], xp.sum(new[1]))
+
+    init = (xp.zeros(3, dtype=xs.dtype, device=device), xp.zeros(3, dtype=xs.dtype, device=device))
+    (total, scaled), (totals, sums) = backend.scan(step, init, xs)
+    expected_totals = np.cumsum(xs_np, axis=0)
+    s, expected_sums = np.zeros(3), []
+    for x in xs_np:
+        s = s * 0.5 + x * w_np
+        expected_sums.append(s.sum())
+    assert_matches_numpy(total, expected_totals[-1], xp=xp)
+    assert_matches_numpy(totals, expected_totals, xp=xp)
+    assert_matches_numpy(scaled, s, xp=xp)
+    assert_matches_numpy(sums, np.array(expected_sums), xp=xp)
+
+
+def test_scan_without_xs_needs_length(xp, device):
+    backend = backends.for_namespace(xp)
+    one = xp.asarray(1.0, device=device)
+    carry, ys = backend.scan(lambda c, _: (c * 2, None), one, None, length=4)
+    assert float(to_numpy(carry)) == 16.0 and ys is None
+    if type(backend).scan is Backend.scan:
+        with pytest.raises(ValueError, match="`length` is required"):
+            backend.scan(lambda c, _: (c, None), one, None)
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+@pytest.mark.parametrize("probabilities", ["defaults", "floats", "arrays"])
+def test_write_fast_path_equals_standard_path(xp, device, normalize, probabilities):
+    """Every backend's write (fast path or not) equals the base-class standard path."""
+    backend = backends.for_namespace(xp)
+    rng = np.random.default_rng(3)
+    M, k, v = (xp.asarray(rng.normal(size=s), device=device)
+               for s in ((2, 3, 4, 5), (3, 5), (2, 1, 4)))
+    pw, pe = {
+        "defaults": (1.0, 0.0),
+        "floats": (0.3, 0.6),
+        "arrays": tuple(xp.asarray(rng.uniform(size=(2, 3)), device=device) for _ in "ab"),
+    }[probabilities]
+    fast = backend.write(M, k, v, pw, pe, normalize, 1e-12, xp)
+    standard = Backend.write(backend, M, k, v, pw, pe, normalize, 1e-12, xp)
+    assert fast.shape == standard.shape == (2, 3, 4, 5)
+    assert_matches_numpy(fast, to_numpy(standard), xp=xp, rtol=1e-12)
+
+
+def test_read_fast_path_equals_standard_path(xp, device):
+    backend = backends.for_namespace(xp)
+    rng = np.random.default_rng(4)
+    M, q = xp.asarray(rng.normal(size=(3, 4, 5)), device=device), xp.asarray(
+        rng.normal(size=(3, 5)), device=device)
+    fast = backend.read(M, q, 0.5, True, 1e-12, xp)
+    standard = Backend.read(backend, M, q, 0.5, True, 1e-12, xp)
+    assert_matches_numpy(fast, to_numpy(standard), xp=xp, rtol=1e-12)
+
+
+def test_numpy_fast_path_falls_back_when_memory_broadcasts():
+    # M has a larger batch than k and v: the in-place add cannot be used.
+    rng = np.random.default_rng(5)
+    M, k, v = rng.normal(size=(4, 2, 3)), rng.normal(size=3), rng.normal(size=2)
+    xp = backends.get("numpy").namespace()
+    out = backends.get("numpy").write(M, k, v, 1.0, 0.0, True, 1e-12, xp)
+    assert np.allclose(out, agnostic.write(M, k, v, xp=xp))
+
+
+def test_concrete_values_skips_jax_tracers():
+    jax = pytest.importorskip("jax")
+    backend = backends.get("jax")
+    seen = []
+    jax.jit(lambda x: seen.append(backend.concrete_values(x)) or x)(jax.numpy.ones(2))
+    assert seen == [None]
+    assert backend.concrete_values(jax.numpy.ones(2)).tolist() == [1.0, 1.0]

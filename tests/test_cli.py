@@ -1,0 +1,68 @@
+"""The ``namcore`` command line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from namcore import backends
+from namcore.cli import main
+
+
+def test_help_explains_the_commands(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert "info" in out and "check" in out and "NumPy float64" in out
+
+
+def test_info_lists_every_backend(capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("namcore ")
+    for name in backends.NAMES:
+        assert name in out
+    assert "cpu" in out
+
+
+def test_check_passes_and_prints_a_table(capsys):
+    assert main(["check", "--backends", "numpy,array_api_strict", "--dtypes", "float32"]) == 0
+    out = capsys.readouterr().out
+    assert "all backends agree" in out
+    for column in ("unit", "write", "write (gated, erase)", "read", "read (gated)"):
+        assert column in out
+    rows = [line for line in out.splitlines() if line.startswith(("numpy ", "array_api_strict"))]
+    assert len(rows) == 2 and all(line.count(" ok") == 5 for line in rows)
+
+
+def test_check_fails_when_a_backend_disagrees(capsys, monkeypatch):
+    strict_backend = type(backends.get("array_api_strict"))
+    original = strict_backend.read
+
+    def broken_read(self, M, q, p_read, normalize, eps, xp):
+        return original(self, M, q, p_read, normalize, eps, xp) * 1.01
+
+    monkeypatch.setattr(strict_backend, "read", broken_read)
+    assert main(["check", "--backends", "numpy,array_api_strict", "--dtypes", "float64"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL: backends disagree" in out
+    assert "read" in out and "FAIL" in out
+
+
+def test_check_rejects_unknown_backend(capsys):
+    assert main(["check", "--backends", "numpy,tensorflow"]) == 2
+    assert "unknown backend 'tensorflow'" in capsys.readouterr().err
+
+
+def test_console_script_runs():
+    result = subprocess.run([sys.executable, "-m", "namcore.cli", "--version"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip()
+
+
+def test_check_covers_jax_jit_in_float64(capsys):
+    pytest.importorskip("jax")
+    assert main(["check", "--backends", "jax", "--dtypes", "float64"]) == 0
+    out = capsys.readouterr().out
+    assert "jax (jit)" in out and "skip" not in out
