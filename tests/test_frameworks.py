@@ -1,4 +1,4 @@
-"""The primitives inside framework transforms: torch autograd / compile / vmap, jax jit / grad / vmap."""
+"""The primitives inside torch (autograd, compile, vmap) and JAX (jit, grad, vmap)."""
 
 from __future__ import annotations
 

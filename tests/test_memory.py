@@ -22,7 +22,8 @@ def _np_write(M, k, v, pw=1.0, pe=0.0):
     kh = _np_unit(k)
     pw = np.asarray(pw)[..., None, None]
     pe = np.asarray(pe)[..., None, None]
-    return M + pw * v[..., :, None] * kh[..., None, :] - pe * (M @ kh[..., :, None]) * kh[..., None, :]
+    outer = v[..., :, None] * kh[..., None, :]
+    return M + pw * outer - pe * (M @ kh[..., :, None]) * kh[..., None, :]
 
 
 @pytest.fixture

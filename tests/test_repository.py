@@ -1,4 +1,4 @@
-"""The repository's promises to a new user: README commands, CI entry point, no framework imports."""
+"""The repository's promises: README commands, CI entry point, no framework imports."""
 
 from __future__ import annotations
 

@@ -59,7 +59,7 @@ def test_non_floating_arrays_are_type_errors(xp, device, dtype):
 
 
 def test_python_lists_are_type_errors(mkv):
-    M, k, v = mkv
+    M, _, v = mkv
     with pytest.raises(TypeError, match=r"`k` must be an array of an array-API library.*list"):
         write(M, [0.0, 1.0, 0.0, 0.0, 0.0], v)
     with pytest.raises(TypeError, match=r"unit: `x` must be an array"):
