@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from namcore._agnostic import attention as _attention
 from namcore._agnostic import memory as _memory
 
 __all__ = ["Backend"]
@@ -156,6 +157,15 @@ class Backend:
     def read(self, M: Any, q: Any, p_read: Any, normalize: bool, eps: float, xp: Any) -> Any:
         """Validated ``namcore.read``; see :func:`namcore._agnostic.memory.read`."""
         return _memory.read(M, q, p_read, normalize=normalize, eps=eps, xp=xp)
+
+    #: Default chunk length of causal attention (performance.md: 32-64 on CPUs).
+    chunk_size: int = 64
+
+    def attention_causal(self, qh: Any, kh: Any, v: Any, w: Any, pr: Any, state: Any,
+                         chunk_size: int, xp: Any) -> tuple[Any, Any]:
+        """Causal NOA without erase; see :func:`namcore._agnostic.attention.causal_chunked`."""
+        return _attention.causal_chunked(qh, kh, v, w, pr, state, chunk_size=chunk_size,
+                                         xp=xp, scan=self.scan)
 
     def __repr__(self) -> str:
         return f"<namcore backend {self.name!r}>"

@@ -15,6 +15,8 @@ from namcore import _compat
 
 __all__ = [
     "broadcast_shapes",
+    "device_of",
+    "mask",
     "check_float",
     "namespace",
     "probability",
@@ -163,3 +165,23 @@ def check_last_dim(func: str, name: str, x: Any, expected: int | None, meaning: 
             f"{func}: `{name}` has {meaning} = {got} (shape {tuple(x.shape)}), but `{other}` "
             f"of shape {tuple(other_shape)} expects {expected}"
         )
+
+
+def device_of(x: Any) -> Any:
+    """The device of array ``x`` (for creating arrays next to it)."""
+    return _compat.device(x)
+
+
+def mask(func: str, m: Any, *, xp: Any, batch: Shape, dtype: Any) -> Any:
+    """Check a boolean token mask broadcastable to ``batch``; return it as 0/1 floats."""
+    if not xp.isdtype(m.dtype, "bool"):
+        raise TypeError(f"{func}: `mask` must be a boolean array (True = real token), "
+                        f"got dtype {m.dtype}")
+    try:
+        combined = broadcast_shapes(func, mask=tuple(m.shape), expected=batch)
+    except ValueError:
+        combined = None
+    if m.ndim > len(batch) or combined != tuple(batch):
+        raise ValueError(f"{func}: `mask` of shape {tuple(m.shape)} must broadcast to "
+                         f"{tuple(batch)} (batch..., L)")
+    return xp.broadcast_to(xp.astype(m, dtype), tuple(batch))

@@ -1,0 +1,130 @@
+"""Standard-only normalized outer-product attention (NOA).
+
+All functions take unit-normalised queries and keys ``qh, kh (..., L, d_k)``, values
+``v (..., L, d_v)``, effective write weights ``w (..., L)`` (``p_write * mask``, or
+``None`` for all ones), read weights ``pr (..., L)`` or ``None``, and the initial memory
+``state (..., d_v, d_k)`` already broadcast to the full batch shape. They return
+``(y, M_L)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from namcore._compat import device as _device
+
+__all__ = ["causal_chunked", "noncausal", "recurrent"]
+
+Scan = Callable[..., tuple[Any, Any]]
+
+
+def _weighted(x: Any, w: Any | None) -> Any:
+    return x if w is None else x * w[..., None]
+
+
+def _mT(x: Any, xp: Any) -> Any:
+    return xp.matrix_transpose(x)
+
+
+def noncausal(qh: Any, kh: Any, v: Any, w: Any | None, pr: Any | None, state: Any,
+              *, xp: Any) -> tuple[Any, Any]:
+    """``M = state + (w ⊙ V)ᵀ K̂``, then ``y = pr ⊙ Q̂ Mᵀ``: two matrix products."""
+    memory = state + xp.matmul(_mT(_weighted(v, w), xp), kh)
+    return _weighted(xp.matmul(qh, _mT(memory, xp)), pr), memory
+
+
+def _pad_to(x: Any, length: int, xp: Any, axis: int) -> Any:
+    """Zero-pad ``x`` along ``axis`` (negative) up to ``length``."""
+    missing = length - x.shape[axis]
+    if missing == 0:
+        return x
+    shape = list(x.shape)
+    shape[axis] = missing
+    zeros = xp.zeros(tuple(shape), dtype=x.dtype, device=_device(x))
+    return xp.concat([x, zeros], axis=axis)
+
+
+def _chunks_first(x: Any, n: int, c: int, xp: Any, vector: bool) -> Any:
+    """(..., n*c, d) -> (n, ..., c, d), or (..., n*c) -> (n, ..., c) for ``vector=False``."""
+    batch = x.shape[:-2] if vector else x.shape[:-1]
+    tail = (c, x.shape[-1]) if vector else (c,)
+    x = xp.reshape(x, (*batch, n, *tail))
+    axis = len(batch)
+    order = (axis, *range(axis), *range(axis + 1, x.ndim))
+    return xp.permute_dims(x, order)
+
+
+def _chunks_last(y: Any, xp: Any) -> Any:
+    """(n, ..., c, d) -> (..., n*c, d)."""
+    order = (*range(1, y.ndim - 2), 0, y.ndim - 2, y.ndim - 1)
+    y = xp.permute_dims(y, order)
+    return xp.reshape(y, (*y.shape[:-3], y.shape[-3] * y.shape[-2], y.shape[-1]))
+
+
+def causal_chunked(qh: Any, kh: Any, v: Any, w: Any | None, pr: Any | None, state: Any,
+                   *, chunk_size: int, xp: Any, scan: Scan) -> tuple[Any, Any]:
+    """Causal NOA without erase, chunk by chunk, in O(L·C + d_k·d_v) extra memory.
+
+    Within a chunk the output is ``tril(Q̂ (w ⊙ K̂)ᵀ) V`` (a token sees itself); the
+    chunks before it contribute through the running memory ``S``: ``Q̂ Sᵀ``. After the
+    chunk, ``S += (w ⊙ V)ᵀ K̂``. ``scan`` walks the chunks (``lax.scan`` on JAX).
+    """
+    length = qh.shape[-2]
+    c = max(1, min(chunk_size, length))
+    n = -(-length // c)
+    dev = _device(kh)
+    if w is None:  # padded positions must not write: make the weights explicit
+        w = xp.ones(kh.shape[:-1], dtype=kh.dtype, device=dev)
+    padded = [_pad_to(x, n * c, xp, -2) for x in (qh, kh, v)]
+    weights = _pad_to(w, n * c, xp, -1)
+    xs = (*(_chunks_first(x, n, c, xp, True) for x in padded),
+          _chunks_first(weights, n, c, xp, False))
+    rows = xp.arange(c, device=dev)
+    tril = xp.astype(rows[:, None] >= rows[None, :], kh.dtype)
+    def step(memory: Any, chunk: tuple[Any, Any, Any, Any]) -> tuple[Any, Any]:
+        q_c, k_c, v_c, w_c = chunk
+        kw = k_c * w_c[..., None]
+        scores = xp.matmul(q_c, _mT(kw, xp)) * tril
+        y_c = xp.matmul(scores, v_c) + xp.matmul(q_c, _mT(memory, xp))
+        return memory + xp.matmul(_mT(v_c, xp), kw), y_c
+
+    memory, ys = scan(step, state, xs)
+    y = _chunks_last(ys, xp)[..., :length, :]
+    return _weighted(y, pr), memory
+
+
+def recurrent(qh: Any, kh: Any, v: Any, w: Any | None, e: Any | None, pr: Any | None,
+              state: Any, *, causal: bool, xp: Any, scan: Scan) -> tuple[Any, Any]:
+    """The write recurrence position by position (needed when anything is erased).
+
+    ``M_t = M_{t-1} + (w_t v_t - e_t M_{t-1} k̂_t) k̂_tᵀ``; causal reads ``M_t`` at each
+    step, non-causal reads the final memory with every query.
+    """
+    from .memory import update_direction
+
+    length, dev = kh.shape[-2], _device(kh)
+    if w is None:
+        w = xp.ones((*kh.shape[:-2], length), dtype=kh.dtype, device=dev)
+    if e is None:
+        e = xp.zeros((*kh.shape[:-2], length), dtype=kh.dtype, device=dev)
+
+    def to_time_major(x: Any, vector: bool) -> Any:
+        axis = x.ndim - (2 if vector else 1)
+        return xp.permute_dims(x, (axis, *range(axis), *range(axis + 1, x.ndim)))
+
+    xs = (to_time_major(qh, True), to_time_major(kh, True), to_time_major(v, True),
+          to_time_major(w, False), to_time_major(e, False))
+
+    def step(memory: Any, x: tuple[Any, Any, Any, Any, Any]) -> tuple[Any, Any]:
+        q_t, k_t, v_t, w_t, e_t = x
+        u = update_direction(memory, k_t, v_t, w_t, e_t, xp=xp)
+        memory = memory + u[..., :, None] * k_t[..., None, :]
+        y_t = xp.matmul(memory, q_t[..., None])[..., 0] if causal else None
+        return memory, y_t
+
+    memory, ys = scan(step, state, xs)
+    if not causal:
+        return _weighted(xp.matmul(qh, _mT(memory, xp)), pr), memory
+    y = xp.permute_dims(ys, (*range(1, ys.ndim - 1), 0, ys.ndim - 1))
+    return _weighted(y, pr), memory

@@ -1,0 +1,151 @@
+"""Normalized outer-product attention (NOA): attention read as a NAM memory.
+
+Public delegation layer for :func:`attention`: validates, normalises, picks the
+algorithm, and hands the work to the backend (pure-standard code by default).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from namcore import _validation as _v
+from namcore import backends as _backends
+from namcore._agnostic import attention as _noa
+from namcore._agnostic.memory import unit as _unit
+
+__all__ = ["attention"]
+
+_EPS = 1e-12
+
+
+def attention(q: Any, k: Any, v: Any, /, *, causal: bool = False, p_write: Any = None,
+              p_erase: Any = None, p_read: Any = None, mask: Any = None, state: Any = None,
+              return_state: bool = False, chunk_size: int | None = None) -> Any:
+    r"""Normalized outer-product attention: write every (key, value), read with each query.
+
+    The memory after position :math:`t` is
+    :math:`M_t = \mathrm{write}(M_{t-1}, k_t, v_t, p^w_t m_t, p^e_t m_t)` with
+    :math:`M_0` = ``state`` (or zeros). Causal attention returns
+    :math:`y_t = \mathrm{read}(M_t, q_t, p^r_t)` (a token sees itself); non-causal
+    attention reads the final memory: :math:`y_t = \mathrm{read}(M_L, q_t, p^r_t)`.
+    There is no softmax, no :math:`1/\sqrt{d}` scale and no normaliser.
+
+    Parameters
+    ----------
+    q, k : array, shape (..., L, d_k)
+        Queries and keys (normalised to unit length here), batch and heads leading,
+        as in ``torch.nn.functional.scaled_dot_product_attention``.
+    v : array, shape (..., L, d_v)
+        Values.
+    causal : bool, optional
+        Read the memory as it stands after each position. Default: False.
+    p_write, p_erase, p_read : array, shape (..., L), optional
+        Per-position probabilities in [0, 1]. ``None`` means 1, 0 and 1.
+    mask : boolean array, shape (..., L), optional
+        True for real tokens; a masked position writes (and erases) nothing. Its
+        output is still computed; ignore it.
+    state : array, shape (..., d_v, d_k), optional
+        Initial memory, e.g. the state returned by the previous piece of a stream.
+    return_state : bool, optional
+        Also return the final memory :math:`M_L`. Default: False.
+    chunk_size : int, optional
+        Chunk length of the causal algorithm; a tuning knob that changes nothing but
+        rounding. Default: the backend's choice (64).
+
+    Returns
+    -------
+    y : array, shape (..., L, d_v)
+        Same library, dtype and device as the inputs.
+    state : array, shape (..., d_v, d_k)
+        Only with ``return_state=True``. float16/bfloat16 inputs accumulate the
+        memory, and return it, in float32.
+
+    Notes
+    -----
+    Without ``p_erase``, non-causal attention is two matrix products,
+    :math:`M = (p^w \odot \hat K)^\top V`-style, then :math:`\hat Q M^\top`; causal
+    attention runs chunk by chunk, with peak extra memory O(L·C + d_k·d_v) per head,
+    never a per-position state. With ``p_erase`` the write recurrence is run position
+    by position (with ``p_write == p_erase`` it is the delta rule).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import namcore
+    >>> rng = np.random.default_rng(0)
+    >>> q, k, v = rng.normal(size=(3, 2, 8, 4))       # batch 2, L = 8, d = 4
+    >>> y = namcore.attention(q, k, v, causal=True)
+    >>> y.shape
+    (2, 8, 4)
+    >>> y1, s = namcore.attention(q[:, :5], k[:, :5], v[:, :5], causal=True, return_state=True)
+    >>> y2 = namcore.attention(q[:, 5:], k[:, 5:], v[:, 5:], causal=True, state=s)
+    >>> bool(np.allclose(np.concatenate([y1, y2], axis=1), y))   # streaming
+    True
+    """
+    func = "attention"
+    optional = {name: x for name, x in (("p_write", p_write), ("p_erase", p_erase),
+                                        ("p_read", p_read), ("mask", mask), ("state", state))
+                if x is not None and not isinstance(x, int | float)}
+    xp = _v.namespace(func, q=q, k=k, v=v, **optional)
+    backend = _backends.for_namespace(xp)
+    for name, x in (("q", q), ("k", k), ("v", v)):
+        _v.check_float(func, name, x, xp)
+        _v.check_min_ndim(func, name, x, 2, "(..., L, d)")
+    length = k.shape[-2]
+    for name, x in (("q", q), ("v", v)):
+        if x.shape[-2] != length:
+            raise ValueError(f"{func}: `{name}` has length {x.shape[-2]} (shape "
+                             f"{tuple(x.shape)}) but `k` has length {length} (shape "
+                             f"{tuple(k.shape)}); q, k and v need the same L")
+    _v.check_last_dim(func, "q", q, k.shape[-1], "d_k", "k", k.shape)
+    shapes = {"q": tuple(q.shape[:-2]), "k": tuple(k.shape[:-2]), "v": tuple(v.shape[:-2])}
+    if state is not None:
+        _v.check_float(func, "state", state, xp)
+        _v.check_min_ndim(func, "state", state, 2, "(..., d_v, d_k)")
+        expected = (v.shape[-1], k.shape[-1])
+        if tuple(state.shape[-2:]) != expected:
+            raise ValueError(f"{func}: `state` has shape {tuple(state.shape)}, expected "
+                             f"(..., d_v, d_k) = (..., {expected[0]}, {expected[1]})")
+        shapes["state"] = tuple(state.shape[:-2])
+    batch = _v.broadcast_shapes(func, **shapes)
+    sequence = (*batch, length)
+
+    dtype = xp.result_type(q, k, v)
+    acc = xp.float32 if xp.finfo(dtype).bits < 32 else dtype
+
+    def gate(name: str, p: Any) -> Any:
+        if p is None:
+            return None
+        p = _v.probability(func, name, p, xp=xp, batch=sequence, dtype=acc, backend=backend)
+        if isinstance(p, float):
+            return xp.full(sequence, p, dtype=acc, device=_v.device_of(k))
+        return xp.broadcast_to(p, sequence)
+
+    w, e, pr = gate("p_write", p_write), gate("p_erase", p_erase), gate("p_read", p_read)
+    if mask is not None:
+        m = _v.mask(func, mask, xp=xp, batch=sequence, dtype=acc)
+        w = m if w is None else w * m
+        e = None if e is None else e * m
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(
+            chunk_size, int) or chunk_size < 1):
+        raise ValueError(f"{func}: `chunk_size` must be a positive int, got {chunk_size!r}")
+
+    qh = _unit(xp.astype(q, acc), axis=-1, eps=_EPS, xp=xp)
+    kh = _unit(xp.astype(k, acc), axis=-1, eps=_EPS, xp=xp)
+    va = xp.astype(v, acc)
+    memory_shape = (*batch, va.shape[-1], kh.shape[-1])
+    if state is None:
+        state = xp.zeros(memory_shape, dtype=acc, device=_v.device_of(k))
+    else:
+        state = xp.broadcast_to(xp.astype(state, acc), memory_shape)
+
+    if e is not None:
+        y, memory = _noa.recurrent(qh, kh, va, w, e, pr, state, causal=bool(causal), xp=xp,
+                                   scan=backend.scan)
+    elif causal:
+        y, memory = backend.attention_causal(qh, kh, va, w, pr, state,
+                                             chunk_size or backend.chunk_size, xp)
+    else:
+        y, memory = _noa.noncausal(qh, kh, va, w, pr, state, xp=xp)
+    y = xp.astype(y, dtype) if y.dtype != dtype else y
+    return (y, memory) if return_state else y
