@@ -45,3 +45,24 @@ class NumPyBackend(Backend):
             out += M
             return out
         return M + out
+
+    def attention_causal(self, qh, kh, v, w, pr, state, chunk_size, xp):
+        # Fast path (performance.md §8.3): walk the chunks in a Python loop and update
+        # the running memory in place; on CPUs this beats every parallel form.
+        length, c = qh.shape[-2], max(1, min(chunk_size, qh.shape[-2]))
+        memory = np.array(state, copy=True)
+        out = np.empty((*memory.shape[:-2], length, v.shape[-1]), dtype=memory.dtype)
+        kw = kh if w is None else kh * w[..., None]
+        tril = np.tril(np.ones((c, c), dtype=memory.dtype))
+        for start in range(0, length, c):
+            stop = min(start + c, length)
+            q_c, k_c, v_c = qh[..., start:stop, :], kw[..., start:stop, :], v[..., start:stop, :]
+            scores = np.matmul(q_c, np.swapaxes(k_c, -1, -2))
+            scores *= tril[: stop - start, : stop - start]
+            y_c = np.matmul(scores, v_c)
+            y_c += np.matmul(q_c, np.swapaxes(memory, -1, -2))
+            out[..., start:stop, :] = y_c
+            memory += np.matmul(np.swapaxes(v_c, -1, -2), k_c)
+        if pr is not None:
+            out *= pr[..., None]
+        return out, memory
