@@ -25,14 +25,38 @@ def _memory_case(seed: int) -> dict[str, np.ndarray]:
     }
 
 
+def _attention_case(seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed + 1)
+    batch, length, d_k, d_v = (2, 2), 19, 8, 6
+    return {
+        "q": rng.normal(size=(*batch, length, d_k)),
+        "k": rng.normal(size=(*batch, length, d_k)),
+        "v": rng.normal(size=(*batch, length, d_v)),
+        "p_erase": rng.uniform(size=(*batch, length)),
+    }
+
+
+def _causal(q: Any, k: Any, v: Any) -> Any:
+    return namcore.attention(q, k, v, causal=True, chunk_size=8)
+
+
+def _erase(q: Any, k: Any, v: Any, p_erase: Any) -> Any:
+    return namcore.attention(q, k, v, causal=True, p_erase=p_erase)
+
+
 def _cases(seed: int) -> dict[str, tuple[Callable[..., Any], tuple[Any, ...]]]:
     a = _memory_case(seed)
+    t = _attention_case(seed)
+    qkv = (t["q"], t["k"], t["v"])
     return {
         "unit": (namcore.unit, (a["k"],)),
         "write": (namcore.write, (a["M"], a["k"], a["v"])),
         "write (gated, erase)": (namcore.write, (a["M"], a["k"], a["v"], a["p"], a["p2"])),
         "read": (namcore.read, (a["M"], a["k"])),
         "read (gated)": (namcore.read, (a["M"], a["k"], a["p"])),
+        "attention": (namcore.attention, qkv),
+        "attention (causal)": (_causal, qkv),
+        "attention (erase)": (_erase, (*qkv, t["p_erase"])),
     }
 
 

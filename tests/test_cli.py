@@ -30,10 +30,12 @@ def test_check_passes_and_prints_a_table(capsys):
     assert main(["check", "--backends", "numpy,array_api_strict", "--dtypes", "float32"]) == 0
     out = capsys.readouterr().out
     assert "all backends agree" in out
-    for column in ("unit", "write", "write (gated, erase)", "read", "read (gated)"):
+    columns = ("unit", "write", "write (gated, erase)", "read", "read (gated)", "attention",
+               "attention (causal)", "attention (erase)")
+    for column in columns:
         assert column in out
     rows = [line for line in out.splitlines() if line.startswith(("numpy ", "array_api_strict"))]
-    assert len(rows) == 2 and all(line.count(" ok") == 5 for line in rows)
+    assert len(rows) == 2 and all(line.count(" ok") == len(columns) for line in rows)
 
 
 def test_check_fails_when_a_backend_disagrees(capsys, monkeypatch):
