@@ -149,6 +149,10 @@ class Backend:
 
     # ----------------------------------------------------------------- fast paths
     # The base implementations are the standard path; subclasses may override.
+    def unit(self, x: Any, axis: int, eps: float, xp: Any) -> Any:
+        """Validated ``namcore.unit``; see :func:`namcore._agnostic.memory.unit`."""
+        return _memory.unit(x, axis=axis, eps=eps, xp=xp)
+
     def write(self, M: Any, k: Any, v: Any, p_write: Any, p_erase: Any, normalize: bool,
               eps: float, xp: Any) -> Any:
         """Validated ``namcore.write``; see :func:`namcore._agnostic.memory.write`."""

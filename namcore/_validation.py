@@ -14,7 +14,9 @@ from typing import Any
 from namcore import _compat
 
 __all__ = [
+    "array_arguments",
     "broadcast_shapes",
+    "check_bool",
     "device_of",
     "mask",
     "check_float",
@@ -58,8 +60,9 @@ def _namespace_slow(func: str, arrays: dict[str, Any]) -> Any:
         if not _compat.is_array_api_obj(x):
             hint = " (convert it first, e.g. with numpy.asarray)" if isinstance(
                 x, list | tuple) else ""
+            accepted = f"a Python float or {_ACCEPTED}" if name.startswith("p_") else _ACCEPTED
             raise TypeError(
-                f"{func}: `{name}` must be {_ACCEPTED}, got {type(x).__name__}{hint}"
+                f"{func}: `{name}` must be {accepted}, got {type(x).__name__}{hint}"
             )
     try:
         return _compat.array_namespace(*arrays.values())
@@ -185,3 +188,18 @@ def mask(func: str, m: Any, *, xp: Any, batch: Shape, dtype: Any) -> Any:
         raise ValueError(f"{func}: `mask` of shape {tuple(m.shape)} must broadcast to "
                          f"{tuple(batch)} (batch..., L)")
     return xp.broadcast_to(xp.astype(m, dtype), tuple(batch))
+
+
+def array_arguments(**maybe_arrays: Any) -> dict[str, Any]:
+    """The arguments that are arrays rather than Python numbers or ``None``.
+
+    Probability arrays join the one-library check of :func:`namespace`.
+    """
+    return {name: x for name, x in maybe_arrays.items()
+            if x is not None and not isinstance(x, int | float)}
+
+
+def check_bool(func: str, name: str, value: Any) -> None:
+    """``TypeError`` unless ``value`` is a Python bool (flags are never arrays)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{func}: `{name}` must be True or False, got {value!r}")

@@ -11,7 +11,6 @@ from typing import Any
 from namcore import _validation as _v
 from namcore import backends as _backends
 from namcore._agnostic import attention as _noa
-from namcore._agnostic.memory import unit as _unit
 
 __all__ = ["attention"]
 
@@ -83,10 +82,11 @@ def attention(q: Any, k: Any, v: Any, /, *, causal: bool = False, p_write: Any =
     True
     """
     func = "attention"
-    optional = {name: x for name, x in (("p_write", p_write), ("p_erase", p_erase),
-                                        ("p_read", p_read), ("mask", mask), ("state", state))
-                if x is not None and not isinstance(x, int | float)}
+    optional = _v.array_arguments(p_write=p_write, p_erase=p_erase, p_read=p_read, mask=mask,
+                                  state=state)
     xp = _v.namespace(func, q=q, k=k, v=v, **optional)
+    _v.check_bool(func, "causal", causal)
+    _v.check_bool(func, "return_state", return_state)
     backend = _backends.for_namespace(xp)
     for name, x in (("q", q), ("k", k), ("v", v)):
         _v.check_float(func, name, x, xp)
@@ -130,9 +130,9 @@ def attention(q: Any, k: Any, v: Any, /, *, causal: bool = False, p_write: Any =
             chunk_size, int) or chunk_size < 1):
         raise ValueError(f"{func}: `chunk_size` must be a positive int, got {chunk_size!r}")
 
-    qh = _unit(xp.astype(q, acc), axis=-1, eps=_EPS, xp=xp)
-    kh = _unit(xp.astype(k, acc), axis=-1, eps=_EPS, xp=xp)
-    va = xp.astype(v, acc)
+    qh = backend.unit(xp.astype(q, acc, copy=False), -1, _EPS, xp)
+    kh = backend.unit(xp.astype(k, acc, copy=False), -1, _EPS, xp)
+    va = xp.astype(v, acc, copy=False)
     memory_shape = (*batch, va.shape[-1], kh.shape[-1])
     if state is None:
         state = xp.zeros(memory_shape, dtype=acc, device=_v.device_of(k))
@@ -140,7 +140,7 @@ def attention(q: Any, k: Any, v: Any, /, *, causal: bool = False, p_write: Any =
         state = xp.broadcast_to(xp.astype(state, acc), memory_shape)
 
     if e is not None:
-        y, memory = _noa.recurrent(qh, kh, va, w, e, pr, state, causal=bool(causal), xp=xp,
+        y, memory = _noa.recurrent(qh, kh, va, w, e, pr, state, causal=causal, xp=xp,
                                    scan=backend.scan)
     elif causal:
         y, memory = backend.attention_causal(qh, kh, va, w, pr, state,

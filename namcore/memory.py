@@ -47,15 +47,15 @@ def unit(x: Any, /, *, axis: int = -1, eps: float = 1e-12) -> Any:
     xp = _v.namespace("unit", x=x)
     _v.check_float("unit", "x", x, xp)
     _v.check_min_ndim("unit", "x", x, 1, "(a vector along `axis`)")
-    if isinstance(axis, bool) or not isinstance(axis, int) or not -x.ndim <= axis < x.ndim:
+    if isinstance(axis, bool) or not isinstance(axis, int):
+        raise TypeError(f"unit: `axis` must be an int, got {type(axis).__name__}")
+    if not -x.ndim <= axis < x.ndim:
         raise ValueError(
             f"unit: `axis` must be an int in [{-x.ndim}, {x.ndim}) for `x` of shape "
             f"{tuple(x.shape)}, got {axis!r}"
         )
     eps = _v.check_eps("unit", eps)
-    from namcore._agnostic.memory import unit as _unit
-
-    return _unit(x, axis=axis, eps=eps, xp=xp)
+    return _backends.for_namespace(xp).unit(x, axis, eps, xp)
 
 
 def write(M: Any, k: Any, v: Any, /, p_write: Any = 1.0, p_erase: Any = 0.0, *,
@@ -110,7 +110,9 @@ def write(M: Any, k: Any, v: Any, /, p_write: Any = 1.0, p_erase: Any = 0.0, *,
     >>> namcore.read(M, np.array([0.0, 1.0, 0.0]))  # overwritten (Theorem 2)
     array([5., 5.])
     """
-    xp = _v.namespace("write", M=M, k=k, v=v)
+    xp = _v.namespace("write", M=M, k=k, v=v, **_v.array_arguments(p_write=p_write,
+                                                                   p_erase=p_erase))
+    _v.check_bool("write", "normalize", normalize)
     batch = _check_memory("write", M, xp, k=(k, "key", -1, "d_k"), v=(v, "value", -2, "d_v"))
     backend = _backends.for_namespace(xp)
     dtype = xp.result_type(M, k, v)
@@ -118,7 +120,7 @@ def write(M: Any, k: Any, v: Any, /, p_write: Any = 1.0, p_erase: Any = 0.0, *,
                         backend=backend)
     pe = _v.probability("write", "p_erase", p_erase, xp=xp, batch=batch, dtype=dtype,
                         backend=backend)
-    return backend.write(M, k, v, pw, pe, bool(normalize), _EPS, xp)
+    return backend.write(M, k, v, pw, pe, normalize, _EPS, xp)
 
 
 def read(M: Any, q: Any, /, p_read: Any = 1.0, *, normalize: bool = True) -> Any:
@@ -154,12 +156,13 @@ def read(M: Any, q: Any, /, p_read: Any = 1.0, *, normalize: bool = True) -> Any
     >>> namcore.read(M, keys[1], 0.5)
     array([1.5, 2. ])
     """
-    xp = _v.namespace("read", M=M, q=q)
+    xp = _v.namespace("read", M=M, q=q, **_v.array_arguments(p_read=p_read))
+    _v.check_bool("read", "normalize", normalize)
     batch = _check_memory("read", M, xp, q=(q, "query", -1, "d_k"))
     backend = _backends.for_namespace(xp)
     pr = _v.probability("read", "p_read", p_read, xp=xp, batch=batch,
                         dtype=xp.result_type(M, q), backend=backend)
-    return backend.read(M, q, pr, bool(normalize), _EPS, xp)
+    return backend.read(M, q, pr, normalize, _EPS, xp)
 
 
 def _check_memory(func: str, M: Any, xp: Any, **vectors: tuple[Any, str, int, str]) -> tuple:

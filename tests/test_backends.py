@@ -136,3 +136,18 @@ def test_concrete_values_skips_jax_tracers():
     jax.jit(lambda x: seen.append(backend.concrete_values(x)) or x)(jax.numpy.ones(2))
     assert seen == [None]
     assert backend.concrete_values(jax.numpy.ones(2)).tolist() == [1.0, 1.0]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+def test_unit_fast_path_equals_standard_path(xp, device, library, dtype):
+    if not hasattr(xp, dtype):
+        pytest.skip(f"{library.value} has no {dtype}")
+    backend = backends.for_namespace(xp)
+    x = np.random.default_rng(6).normal(size=(3, 4, 5))
+    x[0, 0] = 0.0
+    arr = xp.asarray(xp.asarray(x, device=device), dtype=getattr(xp, dtype))
+    for axis in (-1, 0):
+        fast = backend.unit(arr, axis, 1e-12, xp)
+        standard = Backend.unit(backend, arr, axis, 1e-12, xp)
+        assert fast.dtype == standard.dtype == arr.dtype
+        assert_matches_numpy(fast, to_numpy(standard), xp=xp, rtol=1e-12)

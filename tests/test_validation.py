@@ -120,3 +120,20 @@ def test_traced_probabilities_are_not_checked_under_jit():
     f = jax.jit(lambda M, k, v, p: namcore.write(M, k, v, p))
     out = f(jnp.zeros((2, 3)), jnp.ones(3), jnp.ones(2), jnp.asarray(2.0))
     assert out.shape == (2, 3)  # no value check on a tracer: the value is taken as given
+
+
+def test_probability_array_of_another_library_names_both():
+    torch = pytest.importorskip("torch")
+    M, k, v = np.zeros((2, 3)), np.ones(3), np.ones(2)
+    with pytest.raises(TypeError, match=r"`M` is a numpy array.*`p_write` is a torch array"):
+        write(M, k, v, torch.tensor(0.5, dtype=torch.float64))
+    with pytest.raises(TypeError, match=r"`M` is a torch array.*`p_read` is a numpy array"):
+        read(torch.zeros((2, 3)), torch.ones(3), np.full((), 0.5, dtype=np.float32))
+
+
+def test_flags_must_be_booleans(mkv):
+    M, k, v = mkv
+    with pytest.raises(TypeError, match=r"`normalize` must be True or False, got 'no'"):
+        write(M, k, v, normalize="no")
+    with pytest.raises(TypeError, match=r"`axis` must be an int, got float"):
+        unit(k, axis=1.0)

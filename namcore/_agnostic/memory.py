@@ -16,12 +16,12 @@ def unit(x: Any, /, *, axis: int, eps: float, xp: Any) -> Any:
     ``max(||x||, eps)`` but keeps the gradient finite at ``x = 0`` (the square root is
     never evaluated at zero). Half-precision inputs accumulate the sum in float32.
     """
-    acc = x
-    if xp.finfo(x.dtype).bits < 32:
-        acc = xp.astype(x, xp.float32)
-    squared = xp.sum(acc * acc, axis=axis, keepdims=True)
-    norm = xp.sqrt(xp.clip(squared, min=eps * eps))
-    return x / xp.astype(norm, x.dtype) if norm.dtype != x.dtype else x / norm
+    if xp.finfo(x.dtype).bits >= 32:
+        return x / xp.sqrt(xp.clip(xp.sum(x * x, axis=axis, keepdims=True), min=eps * eps))
+    # half precision: the norm and the division in float32 (eps**2 underflows in float16)
+    acc = xp.astype(x, xp.float32)
+    norm = xp.sqrt(xp.clip(xp.sum(acc * acc, axis=axis, keepdims=True), min=eps * eps))
+    return xp.astype(acc / norm, x.dtype)
 
 
 def _scale(p: Probability, x: Any) -> Any:
