@@ -166,7 +166,11 @@ def crossover(rows: list[dict[str, Any]], backend: str, ours: str, theirs: str) 
             by_len.setdefault(r["L"], {})[r["method"]] = r["ms"]
     wins = [n for n, m in sorted(by_len.items())
             if ours in m and theirs in m and m[ours] < m[theirs]]
-    return f"L = {wins[0]:,}" if wins else "not reached in the measured range"
+    if not wins:
+        return "not reached in the measured range"
+    if wins[0] == min(by_len):
+        return f"at or below L = {wins[0]:,} (the shortest length measured)"
+    return f"L = {wins[0]:,}"
 
 
 def render(rows: list[dict[str, Any]], header: str) -> str:
@@ -248,7 +252,7 @@ def main() -> None:
         theirs = "SDPA causal" if backends.get("torch").is_installed() else "softmax causal"
         summary.append(f"- crossover, {backend} causal NOA faster than {theirs}: "
                        f"{crossover(rows, backend, 'NOA causal', theirs)}")
-    text = render(rows, header) + "\n".join(summary) + "\n\n![plot](attention.png)\n"
+    text = render(rows, header) + "\n".join(summary) + "\n\n![plot](benchmarks/attention.png)\n"
     write_atomically(args.out, text.encode())
     plot(rows, args.out.with_suffix(".png"))
     print(text)
