@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["read", "unit", "update_direction", "write"]
+__all__ = ["read", "scale", "unit", "update_direction", "write"]
 
 Probability = Any  # a Python float, or an array of the batch shape (...)
 
@@ -24,7 +24,7 @@ def unit(x: Any, /, *, axis: int, eps: float, xp: Any) -> Any:
     return xp.astype(acc / norm, x.dtype)
 
 
-def _scale(p: Probability, x: Any) -> Any:
+def scale(p: Probability, x: Any) -> Any:
     """``p * x`` where ``p`` has the batch shape of the vector ``x`` (..., d)."""
     if isinstance(p, float | int):
         return x if p == 1 else p * x
@@ -42,10 +42,10 @@ def update_direction(M: Any, kh: Any, v: Any, p_write: Probability, p_erase: Pro
     ``u = p_write * v - p_erase * M k̂``: the write adds ``v`` and removes what ``k̂``
     currently reads. ``M k̂`` is only computed when ``p_erase`` is not the literal 0.
     """
-    u = _scale(p_write, v)
+    u = scale(p_write, v)
     if not _is_zero(p_erase):
         current = xp.matmul(M, kh[..., None])[..., 0]
-        u = u - _scale(p_erase, current)
+        u = u - scale(p_erase, current)
     return u
 
 
@@ -61,4 +61,4 @@ def read(M: Any, q: Any, p_read: Probability = 1.0, /, *, normalize: bool = True
          eps: float = 1e-12, xp: Any) -> Any:
     """``p_read M q̂``, shape ``(..., d_v)``."""
     qh = unit(q, axis=-1, eps=eps, xp=xp) if normalize else q
-    return _scale(p_read, xp.matmul(M, qh[..., None])[..., 0])
+    return scale(p_read, xp.matmul(M, qh[..., None])[..., 0])
