@@ -28,6 +28,7 @@ from prop_oracles import EPS
 from prop_strategies import arrays, broadcast_batches, dims, keys, probabilities
 
 import namcore
+from namcore.testing import numerical_gradient
 
 NAMES = ("M", "k", "v", "p_write", "p_erase", "M2", "q", "p_read")
 STEP = 1e-6
@@ -95,17 +96,9 @@ def _numpy_gradients(inputs, W, W2) -> dict[str, np.ndarray]:
     def loss(values):
         return float(_loss(values, W, W2, np.sum))
 
-    grads = {}
-    for name in NAMES:
-        x = inputs[name]
-        g = np.zeros_like(x)
-        for idx in np.ndindex(*x.shape):
-            plus, minus = x.copy(), x.copy()
-            plus[idx] += STEP
-            minus[idx] -= STEP
-            g[idx] = (loss({**inputs, name: plus}) - loss({**inputs, name: minus})) / (2 * STEP)
-        grads[name] = g
-    return grads
+    return {name: numerical_gradient(lambda x, name=name: loss({**inputs, name: x}),
+                                     inputs[name], step=STEP)
+            for name in NAMES}
 
 
 def _torch_gradients(torch, inputs, W, W2) -> dict[str, np.ndarray]:

@@ -10,7 +10,7 @@ from array_api_extra.testing import lazy_xp_function
 
 import namcore
 from namcore import attention
-from namcore.testing import assert_matches_numpy, to_numpy
+from namcore.testing import assert_matches_numpy, numerical_gradient, to_numpy
 
 lazy_xp_function(attention)
 
@@ -182,15 +182,6 @@ def test_bad_input(data, change, error, pattern):
         attention(q, k, v, causal=True, **args)
 
 
-def _finite_difference(f, x, h=1e-6):
-    g = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        e = np.zeros_like(x)
-        e[i] = h
-        g[i] = (f(x + e) - f(x - e)) / (2 * h)
-    return g
-
-
 @pytest.mark.parametrize("erase", [False, True], ids=["write", "erase"])
 @pytest.mark.parametrize("framework", ["torch", "jax"])
 def test_gradients_match_finite_differences(framework, erase):
@@ -230,5 +221,5 @@ def test_gradients_match_finite_differences(framework, erase):
             args[i] = x
             return loss_np(*args)
 
-        np.testing.assert_allclose(grad, _finite_difference(f, inputs[i]), rtol=1e-5,
+        np.testing.assert_allclose(grad, numerical_gradient(f, inputs[i]), rtol=1e-5,
                                    atol=1e-7)

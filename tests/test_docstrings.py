@@ -8,7 +8,7 @@ import importlib
 import pytest
 
 MODULES = ["namcore.memory", "namcore.attention", "namcore.backends",
-           "namcore.testing._compare"]
+           "namcore.testing._compare", "namcore.testing"]
 
 
 @pytest.mark.parametrize("name", MODULES)

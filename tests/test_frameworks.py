@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import namcore
+from namcore.testing import numerical_gradient
 
 
 def _inputs(rng):
@@ -16,15 +17,6 @@ def _inputs(rng):
 def _np_loss(M, k, v, p):
     out = namcore.write(M, k, v, p, p)
     return float(np.sum(namcore.read(out, k) ** 2) + np.sum(out))
-
-
-def _numeric_grad(f, x, h=1e-6):
-    g = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        e = np.zeros_like(x)
-        e[i] = h
-        g[i] = (f(x + e) - f(x - e)) / (2 * h)
-    return g
 
 
 class TestTorch:
@@ -46,7 +38,8 @@ class TestTorch:
                 args[i] = x
                 return _np_loss(*args)
 
-            np.testing.assert_allclose(t.grad.numpy(), _numeric_grad(f, a), rtol=1e-5, atol=1e-7)
+            expected = numerical_gradient(f, a)
+            np.testing.assert_allclose(t.grad.numpy(), expected, rtol=1e-5, atol=1e-7)
 
     def test_compile_fullgraph(self):
         torch = self.torch
@@ -85,7 +78,8 @@ class TestJAX:
                 args[i] = x
                 return _np_loss(*args)
 
-            np.testing.assert_allclose(np.asarray(g), _numeric_grad(f, a), rtol=1e-5, atol=1e-7)
+            expected = numerical_gradient(f, a)
+            np.testing.assert_allclose(np.asarray(g), expected, rtol=1e-5, atol=1e-7)
 
     def test_jit_matches_eager(self):
         jax = self.jax

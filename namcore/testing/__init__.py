@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -39,12 +40,36 @@ __all__ = [
     "compare_to_reference",
     "dtype_name",
     "format_report",
+    "numerical_gradient",
     "selected_backends",
     "setup_backend",
     "to_numpy",
     "tolerance_for",
     "usable_backends",
 ]
+
+
+def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, *,
+                       step: float = 1e-6) -> np.ndarray:
+    """Central-difference gradient of a scalar function ``f`` at the NumPy array ``x``.
+
+    Use it in float64 as the oracle for autograd (``torch``) and ``jax.grad``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from namcore.testing import numerical_gradient
+    >>> np.round(numerical_gradient(lambda x: float(np.sum(x ** 2)), np.array([1.0, -2.0])), 6)
+    array([ 2., -4.])
+    """
+    x = np.asarray(x, dtype=np.float64)
+    grad = np.zeros_like(x)
+    for index in np.ndindex(*x.shape):
+        plus, minus = x.copy(), x.copy()
+        plus[index] += step
+        minus[index] -= step
+        grad[index] = (f(plus) - f(minus)) / (2 * step)
+    return grad
 
 
 def to_numpy(x: Any) -> np.ndarray:
