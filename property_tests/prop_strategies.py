@@ -43,10 +43,15 @@ MIN_KEY_NORM = 1e-3
 Shape = tuple[int, ...]
 
 
+#: Magnitudes below this are drawn as exact zeros: a product of a few such values would
+#: be subnormal, which JAX and CuPy flush to zero (jax#26658, cupy#8382).
+TINY = 1e-30
+
+
 def elements(bound: float = BOUND) -> st.SearchStrategy[float]:
-    """Finite, non-subnormal float64 values in ``[-bound, bound]``."""
+    """Finite float64 values in ``[-bound, bound]``, zero or of magnitude >= ``TINY``."""
     return st.floats(-bound, bound, allow_nan=False, allow_infinity=False,
-                     allow_subnormal=False, width=64)
+                     allow_subnormal=False, width=64).map(lambda x: 0.0 if abs(x) < TINY else x)
 
 
 #: The feature dimensions drawn: 1 (degenerate), small ones, and the largest. A short
