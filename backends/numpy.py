@@ -44,7 +44,7 @@ class NumPyBackend(Backend):
         # Fast path: plain NumPy calls (and the NumPy unit above).
         qh = self.unit(q, -1, eps, xp) if normalize else q
         out = np.matmul(M, qh[..., None])[..., 0]
-        return out if isinstance(p_read, float) and p_read == 1 else _memory.scale(p_read, out)
+        return _memory.scale(p_read, out)
 
     def write(self, M, k, v, p_write, p_erase, normalize, eps, xp):
         # Fast path: the rank-1 update is formed in a fresh temporary and M is added

@@ -113,7 +113,7 @@ def write(M: Any, k: Any, v: Any, /, p_write: Any = 1.0, p_erase: Any = 0.0, *,
     xp = _v.namespace("write", M=M, k=k, v=v, **_v.array_arguments(p_write=p_write,
                                                                    p_erase=p_erase))
     _v.check_bool("write", "normalize", normalize)
-    batch = _check_memory("write", M, xp, k=(k, "key", -1, "d_k"), v=(v, "value", -2, "d_v"))
+    batch = _check_memory("write", M, xp, k=(k, -1, "d_k"), v=(v, -2, "d_v"))
     backend = _backends.for_namespace(xp)
     dtype = xp.result_type(M, k, v)
     pw = _v.probability("write", "p_write", p_write, xp=xp, batch=batch, dtype=dtype,
@@ -158,19 +158,19 @@ def read(M: Any, q: Any, /, p_read: Any = 1.0, *, normalize: bool = True) -> Any
     """
     xp = _v.namespace("read", M=M, q=q, **_v.array_arguments(p_read=p_read))
     _v.check_bool("read", "normalize", normalize)
-    batch = _check_memory("read", M, xp, q=(q, "query", -1, "d_k"))
+    batch = _check_memory("read", M, xp, q=(q, -1, "d_k"))
     backend = _backends.for_namespace(xp)
     pr = _v.probability("read", "p_read", p_read, xp=xp, batch=batch,
                         dtype=xp.result_type(M, q), backend=backend)
     return backend.read(M, q, pr, normalize, _EPS, xp)
 
 
-def _check_memory(func: str, M: Any, xp: Any, **vectors: tuple[Any, str, int, str]) -> tuple:
+def _check_memory(func: str, M: Any, xp: Any, **vectors: tuple[Any, int, str]) -> tuple:
     """Validate ``M`` and vectors against it; return the broadcast batch shape."""
     _v.check_float(func, "M", M, xp)
     _v.check_min_ndim(func, "M", M, 2, "(..., d_v, d_k)")
     shapes = {"M": tuple(M.shape[:-2])}
-    for name, (x, _role, m_axis, meaning) in vectors.items():
+    for name, (x, m_axis, meaning) in vectors.items():
         _v.check_float(func, name, x, xp)
         _v.check_min_ndim(func, name, x, 1, f"(..., {meaning})")
         _v.check_last_dim(func, name, x, M.shape[m_axis], meaning, "M", M.shape)

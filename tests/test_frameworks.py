@@ -19,6 +19,17 @@ def _np_loss(M, k, v, p):
     return float(np.sum(namcore.read(out, k) ** 2) + np.sum(out))
 
 
+def _assert_finite_differences(arrays, grads):
+    """Each gradient equals the central difference of the NumPy loss in that argument."""
+    for i, (a, grad) in enumerate(zip(arrays, grads, strict=True)):
+        def f(x, i=i):
+            args = list(arrays)
+            args[i] = x
+            return _np_loss(*args)
+
+        np.testing.assert_allclose(grad, numerical_gradient(f, a), rtol=1e-5, atol=1e-7)
+
+
 class TestTorch:
     torch = pytest.importorskip("torch")
 
@@ -32,14 +43,7 @@ class TestTorch:
         arrays = _inputs(rng)
         tensors = [torch.tensor(a, requires_grad=True) for a in arrays]
         self._loss(*tensors).backward()
-        for i, (a, t) in enumerate(zip(arrays, tensors, strict=True)):
-            def f(x, i=i):
-                args = list(arrays)
-                args[i] = x
-                return _np_loss(*args)
-
-            expected = numerical_gradient(f, a)
-            np.testing.assert_allclose(t.grad.numpy(), expected, rtol=1e-5, atol=1e-7)
+        _assert_finite_differences(arrays, [t.grad.numpy() for t in tensors])
 
     def test_compile_fullgraph(self):
         torch = self.torch
@@ -72,14 +76,7 @@ class TestJAX:
         rng = np.random.default_rng(0)
         arrays = _inputs(rng)
         grads = jax.grad(self._loss, argnums=(0, 1, 2, 3))(*(jax.numpy.asarray(a) for a in arrays))
-        for i, (a, g) in enumerate(zip(arrays, grads, strict=True)):
-            def f(x, i=i):
-                args = list(arrays)
-                args[i] = x
-                return _np_loss(*args)
-
-            expected = numerical_gradient(f, a)
-            np.testing.assert_allclose(np.asarray(g), expected, rtol=1e-5, atol=1e-7)
+        _assert_finite_differences(arrays, [np.asarray(g) for g in grads])
 
     def test_jit_matches_eager(self):
         jax = self.jax
