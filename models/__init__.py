@@ -1,8 +1,76 @@
-"""Memory-augmented models built on namcore's primitives (LSAM, NAM-TM, NAM Transformer).
+"""Models built on namcore's primitives: LSAM, NAM-TM, the NAM Transformer and baselines.
 
-The models are written once in this package against the array API standard, with one
-sub-package per backend. They arrive with the models issue; for now the package exists
-so that ``namcore.models`` is importable from both wheel and editable installs.
+The forward math of each model is written once, in this package, against the
+array API standard (:mod:`~namcore.models.lsam`, :mod:`~namcore.models.namtm`,
+:mod:`~namcore.models.transformer`, :mod:`~namcore.models.lstm_baseline`), as a
+function of a flat parameter mapping and integer token arrays. Each backend has a
+package with the same five public names (``LSAM``, ``NAMTM``, ``NAMTransformer``,
+``LSTMBaseline``, ``TransformerBaseline``) and the same config dataclasses:
+
+- :mod:`namcore.models.torch`: ``nn.Module`` classes, trainable with autograd;
+- :mod:`namcore.models.jax`: pure ``init(config, seed)`` / ``apply(params, ...)``;
+- :mod:`namcore.models.numpy`, :mod:`namcore.models.cupy`: inference.
+
+Parameter names are shared by every backend, and :func:`save` / :func:`load`
+move weights between them through safetensors files.
+
+Examples
+--------
+>>> import numpy as np
+>>> from namcore.models import LSAMConfig, forward, init_numpy
+>>> cfg = LSAMConfig(vocab_size=10, d_model=16, n_heads=4)
+>>> logits = forward(init_numpy(cfg, seed=0), np.ones((2, 5), dtype=np.int64), config=cfg)
+>>> logits.shape
+(2, 5, 10)
 """
 
-__all__: list[str] = []
+from __future__ import annotations
+
+from typing import Any
+
+from ._registry import MODEL_NAMES, entry
+from .config import (
+    LSAMConfig,
+    LSTMBaselineConfig,
+    ModelConfig,
+    NAMTMConfig,
+    NAMTransformerConfig,
+    TransformerBaselineConfig,
+    config_class,
+    config_from_dict,
+)
+from .params import init_numpy, parameter_count, parameter_shapes
+from .serialization import FORMAT_VERSION, load, load_config, save
+
+__all__ = [
+    "FORMAT_VERSION",
+    "LSAMConfig",
+    "LSTMBaselineConfig",
+    "MODEL_NAMES",
+    "ModelConfig",
+    "NAMTMConfig",
+    "NAMTransformerConfig",
+    "TransformerBaselineConfig",
+    "config_class",
+    "config_from_dict",
+    "forward",
+    "init_numpy",
+    "load",
+    "load_config",
+    "parameter_count",
+    "parameter_shapes",
+    "save",
+]
+
+
+def forward(params: Any, tokens: Any, mask: Any = None, *, config: ModelConfig,
+            **options: Any) -> Any:
+    """Run the model ``config`` describes with ``params`` on ``tokens`` (any backend).
+
+    ``params`` maps the shared names to arrays of one library; ``tokens`` is an
+    integer array ``(batch, length)`` of that library and ``mask`` an optional
+    boolean array of the same shape (True for real tokens). ``options`` are the
+    model's extras: ``tape_length`` for NAM-TM, ``state``/``return_state`` for a
+    causal NAM Transformer.
+    """
+    return entry(config).forward(params, tokens, mask, config=config, **options)

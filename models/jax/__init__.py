@@ -1,0 +1,102 @@
+"""The models for JAX as pure functions on pytrees: ``init`` and ``apply``.
+
+Parameters are a flat ``dict`` from the shared names to ``jax.Array`` (a pytree),
+so they work with ``jax.jit``, ``jax.grad``, ``jax.vmap`` and optax directly. The
+time loops run in ``jax.lax.scan``, so ``jit`` does not unroll them.
+
+Each model name is a small class binding a config: ``LSAM(config).init(seed)`` and
+``LSAM(config).apply(params, tokens, mask)``. The module-level :func:`init` and
+:func:`apply` do the same for any config.
+
+Examples
+--------
+>>> import jax, jax.numpy as jnp
+>>> from namcore.models import NAMTMConfig
+>>> from namcore.models.jax import NAMTM
+>>> model = NAMTM(NAMTMConfig(vocab_size=12, d_model=16, n_tapes=2))
+>>> params = model.init(seed=0)
+>>> jax.jit(model.apply)(params, jnp.zeros((3, 7), dtype=jnp.int32)).shape
+(3, 7, 12)
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax.numpy as jnp
+
+from .. import _registry
+from .._inference import check_config
+from ..config import ModelConfig
+from ..params import check_params, init_numpy
+from ..serialization import load, save
+
+__all__ = [*_registry.MODEL_NAMES, "apply", "init"]
+
+
+def init(config: ModelConfig, seed: int = 0, dtype: Any = "float32") -> dict[str, Any]:
+    """Initial parameters of the model ``config`` describes (the same on every backend)."""
+    _registry.entry(config)
+    return {name: jnp.asarray(value, dtype=dtype)
+            for name, value in init_numpy(config, seed, dtype="float64").items()}
+
+
+def apply(params: dict[str, Any], tokens: Any, mask: Any = None, *, config: ModelConfig,
+          **options: Any) -> Any:
+    """Logits of the model ``config`` describes; see :func:`namcore.models.forward`."""
+    return _registry.entry(config).forward(params, tokens, mask, config=config, **options)
+
+
+class JAXModel:
+    """A config bound to the pure :func:`init` and :func:`apply` of its model.
+
+    Parameters
+    ----------
+    config : ModelConfig
+        The model's config (its class must match the model).
+    """
+
+    _model_name = ""
+
+    def __init__(self, config: ModelConfig) -> None:
+        check_config(type(self), config)
+        self.config = config
+
+    def init(self, seed: int = 0, dtype: Any = "float32") -> dict[str, Any]:
+        """Initial parameters, a flat dict pytree."""
+        return init(self.config, seed, dtype)
+
+    def apply(self, params: dict[str, Any], tokens: Any, mask: Any = None,
+              **options: Any) -> Any:
+        """Logits for integer ``tokens`` (B, L); pure, so it can be jitted."""
+        return apply(params, tokens, mask, config=self.config, **options)
+
+    def save(self, path: str | os.PathLike, params: dict[str, Any], *,
+             overwrite: bool = False) -> None:
+        """Write ``params`` and the config to a safetensors file."""
+        check_params(self.config, params)
+        save(path, params, self.config, overwrite=overwrite)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike, *, dtype: str | None = None
+                  ) -> tuple[JAXModel, dict[str, Any]]:
+        """``(model, params)`` from a checkpoint written by any backend."""
+        params, config = load(path, backend="jax", dtype=dtype)
+        check_config(cls, config)
+        return cls(config), params
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config})"
+
+
+def _model_class(name: str) -> type[JAXModel]:
+    config = _registry.by_name(name).config
+    doc = (f"{name} for JAX, bound to a :class:`~namcore.models.{config.__name__}`.\n\n"
+           + (JAXModel.__doc__ or "").split("\n", 2)[-1])
+    return type(name, (JAXModel,), {"_model_name": name, "__module__": __name__,
+                                    "__doc__": doc, "__qualname__": name})
+
+
+LSAM, NAMTM, NAMTransformer, LSTMBaseline, TransformerBaseline = (
+    _model_class(name) for name in _registry.MODEL_NAMES)

@@ -1,0 +1,223 @@
+"""Building blocks shared by the models, written once against the array API standard.
+
+Every function takes a flat parameter mapping (see :mod:`namcore.models.params`), a
+prefix naming the layer inside it, and arrays of one library; ``xp`` is that
+library's array-API namespace. Sequences are batch-major ``(B, L, ...)``; the
+recurrent helpers scan time-major with the backend's ``scan`` (``jax.lax.scan`` on
+JAX, so ``jit`` does not unroll the loop).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from namcore import _validation as _v
+from namcore import backends as _backends
+from namcore.memory import _EPS
+
+__all__ = [
+    "Context",
+    "context",
+    "dense",
+    "embed",
+    "gelu",
+    "layer_norm",
+    "recurrent",
+    "sigmoid",
+    "softmax",
+    "time_major",
+]
+
+Params = Mapping[str, Any]
+
+
+class Context:
+    """The namespace, backend, dtype and device of a model's parameters."""
+
+    __slots__ = ("backend", "device", "dtype", "xp")
+
+    def __init__(self, xp: Any, backend: Any, dtype: Any, device: Any) -> None:
+        self.xp, self.backend, self.dtype, self.device = xp, backend, dtype, device
+
+    def zeros(self, shape: tuple[int, ...]) -> Any:
+        return self.xp.zeros(shape, dtype=self.dtype, device=self.device)
+
+    def floats(self, x: Any) -> Any:
+        """A boolean/integer array as 0/1 (or its values) in the parameters' dtype."""
+        return self.xp.astype(x, self.dtype)
+
+    # The primitives through the backend layer: the models validate their inputs once
+    # per call, so the per-step checks of the public functions are skipped.
+    def unit(self, x: Any) -> Any:
+        return self.backend.unit(x, -1, _EPS, self.xp)
+
+    def write(self, M: Any, k: Any, v: Any, p_write: Any, p_erase: Any, *,
+              normalize: bool = True) -> Any:
+        return self.backend.write(M, k, v, p_write, p_erase, normalize, _EPS, self.xp)
+
+    def read(self, M: Any, q: Any, p_read: Any = 1.0, *, normalize: bool = True) -> Any:
+        return self.backend.read(M, q, p_read, normalize, _EPS, self.xp)
+
+
+def context(params: Params, tokens: Any, mask: Any | None, func: str) -> tuple[Context, Any]:
+    """Check ``tokens``/``mask`` against the parameters; return the context and the mask.
+
+    ``tokens`` must be an integer array ``(B, L)`` of the parameters' library;
+    ``mask`` (default: all True) a boolean array of the same shape.
+    """
+    first = next(iter(params.values()))
+    arrays = {"params": first, "tokens": tokens}
+    if mask is not None:
+        arrays["mask"] = mask
+    xp = _v.namespace(func, **arrays)
+    if tokens.ndim != 2 or not xp.isdtype(tokens.dtype, "integral"):
+        raise ValueError(f"{func}: tokens must be an integer array of shape (batch, length), "
+                         f"got dtype {tokens.dtype} and shape {tuple(tokens.shape)}")
+    if mask is None:
+        mask = xp.ones(tokens.shape, dtype=xp.bool, device=_v.device_of(tokens))
+    elif tuple(mask.shape) != tuple(tokens.shape) or not xp.isdtype(mask.dtype, "bool"):
+        raise ValueError(f"{func}: mask must be a boolean array shaped like tokens "
+                         f"{tuple(tokens.shape)}, got dtype {mask.dtype} and shape "
+                         f"{tuple(mask.shape)}")
+    ctx = Context(xp, _backends.for_namespace(xp), first.dtype, _v.device_of(first))
+    return ctx, mask
+
+
+def dense(params: Params, prefix: str, x: Any, xp: Any) -> Any:
+    """``x @ w + b`` (the bias is optional)."""
+    y = xp.matmul(x, params[f"{prefix}.w"])
+    bias = params.get(f"{prefix}.b")
+    return y if bias is None else y + bias
+
+
+def embed(params: Params, name: str, tokens: Any, xp: Any) -> Any:
+    """Rows of the table ``params[name]`` for integer ``tokens`` of any shape."""
+    table = params[name]
+    flat = xp.take(table, xp.reshape(tokens, (-1,)), axis=0)
+    return xp.reshape(flat, (*tokens.shape, table.shape[-1]))
+
+
+def layer_norm(params: Params, prefix: str, x: Any, xp: Any, eps: float = 1e-5) -> Any:
+    """LayerNorm over the last axis with learned ``scale`` and ``bias``."""
+    mean = xp.mean(x, axis=-1, keepdims=True)
+    centred = x - mean
+    var = xp.mean(centred * centred, axis=-1, keepdims=True)
+    return centred / xp.sqrt(var + eps) * params[f"{prefix}.scale"] + params[f"{prefix}.bias"]
+
+
+def sigmoid(x: Any, xp: Any) -> Any:
+    """Logistic function, written so that neither tail overflows."""
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def relu(x: Any, xp: Any) -> Any:
+    return xp.maximum(x, xp.zeros_like(x))
+
+
+def gelu(x: Any, xp: Any) -> Any:
+    """GELU, tanh approximation (``torch.nn.functional.gelu(approximate="tanh")``)."""
+    return 0.5 * x * (1.0 + xp.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)))
+
+
+def softmax(x: Any, xp: Any, axis: int = -1) -> Any:
+    shifted = x - xp.max(x, axis=axis, keepdims=True)
+    e = xp.exp(shifted)
+    return e / xp.sum(e, axis=axis, keepdims=True)
+
+
+def time_major(x: Any, xp: Any) -> Any:
+    """Swap the first two axes: ``(B, L, ...)`` ↔ ``(L, B, ...)``."""
+    axes = (1, 0, *range(2, x.ndim))
+    return xp.permute_dims(x, axes)
+
+
+def keep_where(m: Any, new: Any, old: Any, xp: Any) -> Any:
+    """``new`` where the per-batch flag ``m`` (B,) is True, else ``old`` (carry a pad)."""
+    flag = xp.reshape(m, (m.shape[0],) + (1,) * (new.ndim - 1))
+    return xp.where(flag, new, old)
+
+
+def run_scan(ctx: Context, step: Callable, carry: Any, xs: tuple, *, reverse: bool = False
+             ) -> tuple[Any, Any]:
+    """Scan ``step`` over axis 0 of the time-major arrays ``xs`` (backwards if ``reverse``)."""
+    xp = ctx.xp
+    if reverse:
+        xs = tuple(xp.flip(x, axis=0) for x in xs)
+    carry, ys = ctx.backend.scan(step, carry, xs)
+    if reverse:
+        ys = _map_tree(lambda y: xp.flip(y, axis=0), ys)
+    return carry, ys
+
+
+def _map_tree(f: Callable, tree: Any) -> Any:
+    if tree is None:
+        return None
+    if isinstance(tree, tuple):
+        return tuple(_map_tree(f, t) for t in tree)
+    return f(tree)
+
+
+def input_projection(params: Params, prefix: str, x: Any, xp: Any) -> Any:
+    """``x @ w_x + b`` of a recurrent cell for every step at once, time-major (L, B, n)."""
+    return time_major(xp.matmul(x, params[f"{prefix}.w_x"]) + params[f"{prefix}.b"], xp)
+
+
+def recurrent(params: Params, prefix: str, kind: str, x: Any, mask: Any, ctx: Context, *,
+              reverse: bool = False, initial: tuple[Any, ...] | None = None
+              ) -> tuple[Any, tuple[Any, ...]]:
+    """Run a GRU or LSTM cell over ``x`` (B, L, n_in); return outputs (B, L, H) and final state.
+
+    Padded positions (``mask`` False) leave the state unchanged and output it again,
+    so a backward pass over right-padded sequences starts at the last real token.
+    The state is ``(h,)`` for a GRU and ``(h, c)`` for an LSTM.
+    """
+    xp = ctx.xp
+    w_h = params[f"{prefix}.w_h"]
+    hidden = w_h.shape[0]
+    batch = x.shape[0]
+    gates_x = input_projection(params, prefix, x, xp)
+    m = time_major(mask, xp)
+    if initial is None:
+        initial = tuple(ctx.zeros((batch, hidden)) for _ in range(2 if kind == "lstm" else 1))
+
+    if kind == "lstm":
+        def step(state, inputs):
+            h, c = state
+            gx, m_t = inputs
+            g = gx + xp.matmul(h, w_h)
+            i = sigmoid(g[:, :hidden], xp)
+            f = sigmoid(g[:, hidden:2 * hidden], xp)
+            cand = xp.tanh(g[:, 2 * hidden:3 * hidden])
+            o = sigmoid(g[:, 3 * hidden:], xp)
+            c_new = f * c + i * cand
+            h_new = o * xp.tanh(c_new)
+            h_new = keep_where(m_t, h_new, h, xp)
+            return (h_new, keep_where(m_t, c_new, c, xp)), h_new
+    else:
+        b_hn = params[f"{prefix}.b_hn"]
+
+        def step(state, inputs):
+            (h,) = state
+            gx, m_t = inputs
+            gh = xp.matmul(h, w_h)
+            r = sigmoid(gx[:, :hidden] + gh[:, :hidden], xp)
+            z = sigmoid(gx[:, hidden:2 * hidden] + gh[:, hidden:2 * hidden], xp)
+            n = xp.tanh(gx[:, 2 * hidden:] + r * (gh[:, 2 * hidden:] + b_hn))
+            h_new = keep_where(m_t, (1.0 - z) * n + z * h, h, xp)
+            return (h_new,), h_new
+
+    final, ys = run_scan(ctx, step, tuple(initial), (gates_x, m), reverse=reverse)
+    return time_major(ys, xp), final
+
+
+def bidirectional(params: Params, prefix: str, kind: str, x: Any, mask: Any, ctx: Context
+                  ) -> tuple[Any, tuple[Any, ...]]:
+    """Forward (``prefix.fw``) and backward (``prefix.bw``) cells, outputs concatenated."""
+    xp = ctx.xp
+    y_f, s_f = recurrent(params, f"{prefix}.fw", kind, x, mask, ctx)
+    y_b, s_b = recurrent(params, f"{prefix}.bw", kind, x, mask, ctx, reverse=True)
+    final = tuple(xp.concat([a, b], axis=-1) for a, b in zip(s_f, s_b, strict=True))
+    return xp.concat([y_f, y_b], axis=-1), final

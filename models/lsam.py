@@ -1,0 +1,140 @@
+r"""LSAM: an LSTM whose cell state is a NAM memory (paper section 4).
+
+One step of a direction with ``h`` heads of width ``d_h``:
+
+.. math::
+
+    [q : k : v : g_r : g_w] = W_x x_t + W_h h_{t-1} + b, \qquad
+    p_r = \sigma(g_r),\ p_w = \sigma(g_w)
+
+    M_t = \mathrm{write}(M_{t-1}, k, v, p_w, p_w), \qquad
+    h_t = \mathrm{read}(M_t, q, p_r)
+
+with one memory ``(d_h, d_h)`` per head (heads are batch axes of ``M``) and the
+heads' reads concatenated into ``h_t``. The erase probability is tied to the write
+probability, so the content at ``k`` becomes ``(1 - p_w) M k + p_w v``: the analogue
+of an LSTM's forget and input gates.
+
+The model (:func:`forward`) is the arrangement the paper evaluates: embedding, a
+bidirectional LSAM encoder layer (residual, then a residual feed-forward block and a
+LayerNorm), and a unidirectional LSAM decoder over the encoder's outputs that
+starts from the encoder's final memory (forward heads, then backward heads).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from . import layers as L
+from . import params as P
+from .config import LSAMConfig
+
+__all__ = ["cell_specs", "forward", "layer", "specs"]
+
+
+def cell_specs(prefix: str, n_in: int, d: int, heads: int) -> dict[str, P.Spec]:
+    """Parameters of one LSAM direction of width ``d`` with ``heads`` heads."""
+    n_out = 3 * d + 2 * heads
+    bound = 1.0 / math.sqrt(n_in + d)  # nn.Linear over the concatenation [x : h]
+    return {
+        f"{prefix}.w_x": P.Spec((n_in, n_out), "uniform", bound),
+        f"{prefix}.w_h": P.Spec((d, n_out), "uniform", bound),
+        f"{prefix}.b": P.Spec((n_out,), "zeros"),
+    }
+
+
+def specs(config: LSAMConfig) -> dict[str, P.Spec]:
+    """Parameter names, shapes and initialisers of an LSAM model."""
+    d, heads = config.d_model, config.n_heads
+    out = P.embedding("embed", config.vocab_size, d)
+    if config.bidirectional:
+        out |= cell_specs("encoder.fw", d, d // 2, heads // 2)
+        out |= cell_specs("encoder.bw", d, d // 2, heads // 2)
+        out |= P.dense("encoder.mix", d, d)
+    else:
+        out |= cell_specs("encoder.fw", d, d, heads)
+    out |= P.dense("encoder.ff1", d, config.ff_size)
+    out |= P.dense("encoder.ff2", config.ff_size, d)
+    out |= P.layer_norm("encoder.norm", d)
+    if config.decoder:
+        out |= cell_specs("decoder.fw", d, d, heads)
+    out |= P.dense("head.hidden", d, d)
+    out |= P.layer_norm("head.norm", d)
+    out |= P.dense("head.out", d, config.output_size)
+    return out
+
+
+def layer(params: L.Params, prefix: str, x: Any, mask: Any, ctx: L.Context, *, heads: int,
+          reverse: bool = False, memory: Any = None) -> tuple[Any, Any]:
+    """Run one LSAM direction over ``x`` (B, L, n_in).
+
+    Parameters
+    ----------
+    params, prefix
+        The parameter mapping and the direction's name in it (``prefix.w_x`` ...).
+    mask : boolean array (B, L)
+        Padded positions write nothing and keep the hidden state.
+    heads : int
+        Number of heads the direction's width is split into.
+    reverse : bool
+        Run from the last position to the first.
+    memory : array (B, heads, d_h, d_h), optional
+        Initial memory (default zeros); the initial hidden state is zero.
+
+    Returns
+    -------
+    outputs : array (B, L, d)
+    memory : array (B, heads, d_h, d_h)
+        The memory after the last real token.
+    """
+    xp = ctx.xp
+    w_h = params[f"{prefix}.w_h"]
+    d = w_h.shape[0]
+    d_head = d // heads
+    batch = x.shape[0]
+    gates_x = L.input_projection(params, prefix, x, xp)
+    m = L.time_major(mask, xp)
+    if memory is None:
+        memory = ctx.zeros((batch, heads, d_head, d_head))
+
+    def step(carry, inputs):
+        M, h = carry
+        gx, m_t = inputs
+        z = gx + xp.matmul(h, w_h)
+        q = xp.reshape(z[:, :d], (batch, heads, d_head))
+        k = xp.reshape(z[:, d:2 * d], (batch, heads, d_head))
+        v = xp.reshape(z[:, 2 * d:3 * d], (batch, heads, d_head))
+        p_read = L.sigmoid(z[:, 3 * d:3 * d + heads], xp)
+        p_write = L.sigmoid(z[:, 3 * d + heads:], xp) * ctx.floats(m_t)[:, None]
+        M = ctx.write(M, k, v, p_write, p_write)
+        h_new = xp.reshape(ctx.read(M, q, p_read), (batch, d))
+        h_new = L.keep_where(m_t, h_new, h, xp)
+        return (M, h_new), h_new
+
+    (memory, _), ys = L.run_scan(ctx, step, (memory, ctx.zeros((batch, d))), (gates_x, m),
+                                 reverse=reverse)
+    return L.time_major(ys, xp), memory
+
+
+def forward(params: L.Params, tokens: Any, mask: Any = None, *, config: LSAMConfig) -> Any:
+    """Logits ``(B, L, output_size)`` of an LSAM model for integer ``tokens`` (B, L)."""
+    ctx, mask = L.context(params, tokens, mask, "LSAM")
+    xp = ctx.xp
+    heads = config.n_heads
+    x = L.embed(params, "embed", tokens, xp)
+    if config.bidirectional:
+        y_f, m_f = layer(params, "encoder.fw", x, mask, ctx, heads=heads // 2)
+        y_b, m_b = layer(params, "encoder.bw", x, mask, ctx, heads=heads // 2, reverse=True)
+        mixed = L.dense(params, "encoder.mix", xp.concat([y_f, y_b], axis=-1), xp)
+        x = x + L.relu(mixed, xp)
+        memory = xp.concat([m_f, m_b], axis=1)
+    else:
+        y, memory = layer(params, "encoder.fw", x, mask, ctx, heads=heads)
+        x = x + y
+    ff = L.dense(params, "encoder.ff2", L.relu(L.dense(params, "encoder.ff1", x, xp), xp), xp)
+    x = L.layer_norm(params, "encoder.norm", x + ff, xp)
+    if config.decoder:
+        x, _ = layer(params, "decoder.fw", x, mask, ctx, heads=heads, memory=memory)
+    hidden = L.relu(L.dense(params, "head.hidden", x, xp), xp)
+    return L.dense(params, "head.out", L.layer_norm(params, "head.norm", hidden, xp), xp)

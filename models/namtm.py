@@ -1,0 +1,192 @@
+r"""NAM Turing Machine (paper section 5): tapes that are NAM memories, moved by learned heads.
+
+A tape of length ``N`` with cells of width ``d`` is the NAM memory
+:math:`T = \sum_i v_i e_i^\top` (shape ``(d, N)``); a head is a vector
+:math:`H \in \mathbb{R}^N` over positions. Each step, per tape:
+
+.. math::
+
+    T' = \mathrm{write}(T, \hat H_w, v, p_w, p_e), \qquad
+    r = \mathrm{read}(T', \hat H_r, p_r)
+
+    J' = \mathrm{write}(J, k, \hat H_w, p_w, p_e), \qquad
+    H_{jump} = \mathrm{read}(J', q)
+
+    H' = p_{left}\,\mathrm{roll}(H, -1) + p_{noop}\,H + p_{right}\,\mathrm{roll}(H, 1)
+         + p_{jump}\,H_{jump}
+
+for the read head and the write head separately (each rolled from *itself*: the
+authors' first code rolled the read head for both, a bug fixed here).
+:math:`\hat H = H / \lVert H \rVert` when ``normalize_heads`` (the authors' later
+code); the jump table :math:`J` (``(N, d)``) maps a unit key to the position it was
+written at. ``p_e = p_w`` unless ``separate_erase``.
+
+As in both versions of the authors' code, the tape is written and then read, and
+the controller (a bidirectional GRU or an LSTM over the inputs) never sees what is
+read. Values and keys come from the inputs, actions and jump queries from the
+controller. Layer ``i + 1`` starts from layer ``i``'s final tape. No parameter
+depends on the tape length, which is an argument of every call.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import layers as L
+from . import params as P
+from .config import NAMTMConfig
+
+__all__ = ["LEFT", "NOOP", "RIGHT", "JUMP", "forward", "initial_state", "move", "specs",
+           "tape_step"]
+
+#: Index of each action in the action distributions.
+LEFT, NOOP, RIGHT, JUMP = 0, 1, 2, 3
+
+
+def specs(config: NAMTMConfig) -> dict[str, P.Spec]:
+    """Parameter names, shapes and initialisers of a NAM-TM model."""
+    d, tapes, cell = config.d_model, config.n_tapes, config.tape_head_dim
+    n_act, n_gates = config.n_actions, config.n_gates
+    action_bias = [0.0] * n_act
+    action_bias[NOOP] = action_bias[RIGHT] = config.action_bias
+    per_tape = tuple(action_bias * 2 + [0.0] * n_gates)  # read actions, write actions, gates
+    out = P.embedding("embed", config.vocab_size, d)
+    out |= P.dense("input", d, d)
+    out |= P.layer_norm("input_norm", d)
+    for i in range(config.n_layers):
+        prefix = f"layers.{i}"
+        if config.controller == "bigru":
+            out |= P.recurrent(f"{prefix}.controller.fw", "gru", d, d // 2)
+            out |= P.recurrent(f"{prefix}.controller.bw", "gru", d, d // 2)
+        else:
+            out |= P.recurrent(f"{prefix}.controller.fw", "lstm", d, d)
+        out |= P.dense(f"{prefix}.actions", d, tapes * len(per_tape), bias_values=per_tape)
+        out |= P.dense(f"{prefix}.value", d, tapes * cell)
+        if config.jump:
+            out |= P.dense(f"{prefix}.key", d, tapes * cell)
+            out |= P.dense(f"{prefix}.query", d, 2 * tapes * cell)
+    out |= P.dense("output", tapes * cell, d)
+    out |= P.layer_norm("head.norm", d)
+    out |= P.dense("head.out", d, config.output_size)
+    return out
+
+
+def initial_state(ctx: L.Context, batch: int, tapes: int, cell: int, tape_length: int, *,
+                  jump: bool, tape: Any = None) -> tuple[Any, ...]:
+    """``(T, J, H_read, H_write)``: empty tapes (or ``tape``), heads at position 0.
+
+    ``J`` is ``None`` without jumps.
+    """
+    xp = ctx.xp
+    if tape is None:
+        tape = ctx.zeros((batch, tapes, cell, tape_length))
+    table = ctx.zeros((batch, tapes, tape_length, cell)) if jump else None
+    first = xp.concat([xp.ones((batch, tapes, 1), dtype=ctx.dtype, device=ctx.device),
+                       ctx.zeros((batch, tapes, tape_length - 1))], axis=-1)
+    return tape, table, first, first
+
+
+def move(H: Any, actions: Any, jump_target: Any, xp: Any) -> Any:
+    """Mix LEFT / NO-OP / RIGHT (cyclic rolls) and JUMP of head ``H`` (..., N).
+
+    ``actions`` (..., 3 or 4) are the action probabilities; ``jump_target`` is used
+    only when there are four.
+    """
+    out = (actions[..., LEFT:LEFT + 1] * xp.roll(H, -1, axis=-1)
+           + actions[..., NOOP:NOOP + 1] * H
+           + actions[..., RIGHT:RIGHT + 1] * xp.roll(H, 1, axis=-1))
+    if actions.shape[-1] > JUMP:
+        out = out + actions[..., JUMP:JUMP + 1] * jump_target
+    return out
+
+
+def tape_step(ctx: L.Context, state: tuple[Any, ...], *, value: Any, key: Any, query_read: Any,
+              query_write: Any, act_read: Any, act_write: Any, p_read: Any, p_write: Any,
+              p_erase: Any, normalize_heads: bool) -> tuple[tuple[Any, ...], Any]:
+    """One NAM-TM step for every tape; returns the new state and the read ``(B, tapes, d)``.
+
+    ``state`` is ``(T, J, H_read, H_write)`` as from :func:`initial_state`. ``value``,
+    ``key`` and the queries are ``(B, tapes, d)`` (``key`` unit length; ``key`` and
+    the queries are ignored without a jump table), the action probabilities
+    ``(B, tapes, n_actions)``, the gates ``(B, tapes)``.
+    """
+    xp = ctx.xp
+    T, J, H_read, H_write = state
+    address_w = ctx.unit(H_write) if normalize_heads else H_write
+    address_r = ctx.unit(H_read) if normalize_heads else H_read
+    T = ctx.write(T, address_w, value, p_write, p_erase, normalize=False)
+    r = ctx.read(T, address_r, p_read, normalize=False)
+    jump_r = jump_w = None
+    if J is not None:
+        J = ctx.write(J, key, address_w, p_write, p_erase)
+        jump_r, jump_w = ctx.read(J, query_read), ctx.read(J, query_write)
+    H_read = move(H_read, act_read, jump_r, xp)
+    H_write = move(H_write, act_write, jump_w, xp)
+    return (T, J, H_read, H_write), r
+
+
+def _layer(params: L.Params, prefix: str, x: Any, mask: Any, ctx: L.Context,
+           config: NAMTMConfig, tape_length: int, tape: Any) -> tuple[Any, Any]:
+    """One NAM-TM layer over ``x`` (B, L, d): reads (B, L, tapes * cell), final tape."""
+    xp = ctx.xp
+    batch, length = x.shape[0], x.shape[1]
+    tapes, cell, n_act = config.n_tapes, config.tape_head_dim, config.n_actions
+    if config.controller == "bigru":
+        hidden, _ = L.bidirectional(params, f"{prefix}.controller", "gru", x, mask, ctx)
+    else:
+        hidden, _ = L.recurrent(params, f"{prefix}.controller.fw", "lstm", x, mask, ctx)
+    logits = xp.reshape(L.dense(params, f"{prefix}.actions", hidden, xp),
+                        (batch, length, tapes, -1))
+    act_read = L.softmax(logits[..., :n_act], xp)
+    act_write = L.softmax(logits[..., n_act:2 * n_act], xp)
+    gates = L.sigmoid(logits[..., 2 * n_act:], xp)
+    written = ctx.floats(mask)[:, :, None]
+    p_read, p_write = gates[..., 0], gates[..., 1] * written
+    p_erase = gates[..., 2] * written if config.separate_erase else p_write
+    value = xp.reshape(L.dense(params, f"{prefix}.value", x, xp), (batch, length, tapes, cell))
+    if config.jump:
+        key = ctx.unit(xp.reshape(L.dense(params, f"{prefix}.key", x, xp),
+                                  (batch, length, tapes, cell)))
+        query = xp.reshape(L.dense(params, f"{prefix}.query", hidden, xp),
+                           (batch, length, 2, tapes, cell))
+        query_read, query_write = query[:, :, 0, ...], query[:, :, 1, ...]
+    else:  # placeholders of the right shape keep the scan inputs uniform
+        key = query_read = query_write = value
+    xs = tuple(L.time_major(a, xp) for a in (
+        value, key, query_read, query_write, act_read, act_write, p_read, p_write, p_erase, mask))
+
+    def step(state, inputs):
+        *per_step, m_t = inputs
+        names = ("value", "key", "query_read", "query_write", "act_read", "act_write",
+                 "p_read", "p_write", "p_erase")
+        new, r = tape_step(ctx, state, **dict(zip(names, per_step, strict=True)),
+                           normalize_heads=config.normalize_heads)
+        heads = tuple(L.keep_where(m_t, a, b, xp) for a, b in zip(new[2:], state[2:],
+                                                                     strict=True))
+        return (new[0], new[1], *heads), r
+
+    state = initial_state(ctx, batch, tapes, cell, tape_length, jump=config.jump, tape=tape)
+    final, reads = L.run_scan(ctx, step, state, xs)
+    reads = L.time_major(reads, xp)
+    return xp.reshape(reads, (batch, length, tapes * cell)), final[0]
+
+
+def forward(params: L.Params, tokens: Any, mask: Any = None, *, config: NAMTMConfig,
+            tape_length: int | None = None) -> Any:
+    """Logits ``(B, L, output_size)`` of a NAM-TM model for integer ``tokens`` (B, L).
+
+    ``tape_length`` overrides ``config.tape_length`` for this call.
+    """
+    tape_length = config.tape_length if tape_length is None else tape_length
+    if isinstance(tape_length, bool) or not isinstance(tape_length, int) or tape_length < 1:
+        raise ValueError(f"NAMTM: tape_length must be a positive integer, got {tape_length!r}")
+    ctx, mask = L.context(params, tokens, mask, "NAMTM")
+    xp = ctx.xp
+    x = L.dense(params, "input", L.embed(params, "embed", tokens, xp), xp)
+    x = L.layer_norm(params, "input_norm", x, xp)
+    tape = None
+    for i in range(config.n_layers):
+        reads, tape = _layer(params, f"layers.{i}", x, mask, ctx, config, tape_length, tape)
+    out = L.dense(params, "output", reads, xp)
+    hidden = L.relu(L.layer_norm(params, "head.norm", out, xp), xp)
+    return L.dense(params, "head.out", hidden, xp)

@@ -1,0 +1,153 @@
+"""Parameter specifications: one naming scheme, shape and initialiser for every backend.
+
+Each model module declares ``specs(config) -> dict[name, Spec]``. The names are
+dotted paths such as ``"encoder.fw.w_x"``; the same names key a JAX params dict,
+a NumPy/CuPy params dict, a PyTorch module's ``state_dict`` and a checkpoint.
+Weights are stored ``(in, out)``, so a layer is ``x @ w + b`` everywhere.
+
+Initial values are drawn with NumPy (one PCG64 stream per parameter, seeded from
+the seed and the parameter's name) and then converted, so the same seed gives the
+same weights on every backend.
+
+Examples
+--------
+>>> from namcore.models import LSTMBaselineConfig, parameter_count
+>>> parameter_count(LSTMBaselineConfig(vocab_size=10, d_model=8))
+1090
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .config import ModelConfig
+
+__all__ = ["Spec", "init_numpy", "parameter_count", "parameter_shapes"]
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Shape and initialiser of one parameter.
+
+    ``init`` is one of ``"uniform"`` (U(-scale, scale)), ``"normal"`` (N(0, scale²)),
+    ``"zeros"``, ``"ones"`` or ``"constant"`` (``values`` repeated to fill the shape).
+    """
+
+    shape: tuple[int, ...]
+    init: str = "uniform"
+    scale: float = 1.0
+    values: tuple[float, ...] = ()
+
+    def sample(self, rng: np.random.Generator) -> np.ndarray:
+        """Initial value, float64."""
+        if self.init == "uniform":
+            return rng.uniform(-self.scale, self.scale, self.shape)
+        if self.init == "normal":
+            return rng.standard_normal(self.shape) * self.scale
+        if self.init == "zeros":
+            return np.zeros(self.shape)
+        if self.init == "ones":
+            return np.ones(self.shape)
+        if self.init == "constant":
+            return np.resize(np.asarray(self.values, dtype=np.float64), self.shape)
+        raise ValueError(f"unknown initialiser {self.init!r}")
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+
+def dense(prefix: str, n_in: int, n_out: int, *, bias: bool = True,
+          bias_values: tuple[float, ...] = ()) -> dict[str, Spec]:
+    """Specs of a dense layer ``x @ w + b``: ``prefix.w`` (n_in, n_out), ``prefix.b``.
+
+    Weights are U(±1/sqrt(n_in)) as in PyTorch's ``nn.Linear``; the bias is zero, or
+    ``bias_values`` repeated.
+    """
+    out = {f"{prefix}.w": Spec((n_in, n_out), "uniform", 1.0 / math.sqrt(n_in))}
+    if bias:
+        out[f"{prefix}.b"] = (Spec((n_out,), "constant", values=bias_values) if bias_values
+                              else Spec((n_out,), "zeros"))
+    return out
+
+
+def layer_norm(prefix: str, d: int) -> dict[str, Spec]:
+    """Specs of a LayerNorm: ``prefix.scale`` (ones) and ``prefix.bias`` (zeros)."""
+    return {f"{prefix}.scale": Spec((d,), "ones"), f"{prefix}.bias": Spec((d,), "zeros")}
+
+
+def embedding(name: str, n: int, d: int, scale: float = 1.0) -> dict[str, Spec]:
+    """Spec of an embedding table (n, d), N(0, scale²)."""
+    return {name: Spec((n, d), "normal", scale)}
+
+
+def recurrent(prefix: str, kind: str, n_in: int, n_hidden: int) -> dict[str, Spec]:
+    """Specs of a GRU or LSTM cell: input weights ``w_x``, recurrent ``w_h``, bias ``b``.
+
+    Gate order is PyTorch's (LSTM: i, f, g, o; GRU: r, z, n). The LSTM forget-gate
+    bias starts at 1. A GRU has a second bias ``b_hn`` inside its reset product.
+    """
+    gates = 4 if kind == "lstm" else 3
+    bound = 1.0 / math.sqrt(n_hidden)
+    out = {
+        f"{prefix}.w_x": Spec((n_in, gates * n_hidden), "uniform", bound),
+        f"{prefix}.w_h": Spec((n_hidden, gates * n_hidden), "uniform", bound),
+    }
+    if kind == "lstm":
+        bias = [0.0] * n_hidden + [1.0] * n_hidden + [0.0] * (2 * n_hidden)
+        out[f"{prefix}.b"] = Spec((gates * n_hidden,), "constant", values=tuple(bias))
+    else:
+        out[f"{prefix}.b"] = Spec((gates * n_hidden,), "zeros")
+        out[f"{prefix}.b_hn"] = Spec((n_hidden,), "zeros")
+    return out
+
+
+def _specs(config: ModelConfig) -> dict[str, Spec]:
+    from . import _registry
+
+    return _registry.entry(config).specs(config)
+
+
+def parameter_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """Name → shape of every parameter of the model ``config`` describes."""
+    return {name: spec.shape for name, spec in _specs(config).items()}
+
+
+def parameter_count(config: ModelConfig) -> int:
+    """Number of scalar parameters of the model ``config`` describes."""
+    return sum(spec.size for spec in _specs(config).values())
+
+
+def init_numpy(config: ModelConfig, seed: int = 0, dtype: Any = np.float32) -> dict[str, np.ndarray]:
+    """Initial parameters as NumPy arrays (the source of every backend's initial weights)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    out = {}
+    for name, spec in _specs(config).items():
+        rng = np.random.default_rng([int(seed), zlib.crc32(name.encode())])
+        out[name] = spec.sample(rng).astype(dtype)
+    return out
+
+
+def check_params(config: ModelConfig, params: Mapping[str, Any], *, source: str = "params") -> None:
+    """Raise ``ValueError`` naming every missing, extra or mis-shaped parameter."""
+    expected = parameter_shapes(config)
+    problems = []
+    missing = sorted(set(expected) - set(params))
+    extra = sorted(set(params) - set(expected))
+    if missing:
+        problems.append(f"missing {missing}")
+    if extra:
+        problems.append(f"unexpected {extra}")
+    for name in sorted(set(expected) & set(params)):
+        shape = tuple(params[name].shape)
+        if shape != expected[name]:
+            problems.append(f"{name} has shape {shape}, expected {expected[name]}")
+    if problems:
+        raise ValueError(f"{source} do not fit {type(config).__name__}: " + "; ".join(problems))

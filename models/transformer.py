@@ -1,0 +1,172 @@
+r"""Transformer encoders: the NAM Transformer (NOA attention) and the softmax baseline.
+
+Both are pre-LayerNorm encoders (paper section 3.4)::
+
+    x = embed(tokens) + positions          (a learned CLS token first, if asked)
+    x = x + W_o attention(LN(x))           per block
+    x = x + MLP(LN(x))
+    y = LN(x) -> per-token logits, or a pooled classifier
+
+The NAM Transformer's attention is :func:`namcore.attention` on per-head
+projections (no bias, no softmax, no :math:`1/\sqrt d`); padded positions write
+nothing into the memory (the authors' LRA code wrote them). With ``causal`` it is a
+decoder-only model that can stream: pass the ``state`` returned by one call to the
+next. The baseline uses scaled dot-product softmax attention with the same mask.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import namcore
+
+from . import layers as L
+from . import params as P
+from .config import NAMTransformerConfig, TransformerBaselineConfig, _TransformerConfig
+
+__all__ = ["forward_nam", "forward_softmax", "positions", "specs"]
+
+
+def specs(config: _TransformerConfig) -> dict[str, P.Spec]:
+    """Parameter names, shapes and initialisers of either Transformer."""
+    d = config.d_model
+    out = P.embedding("embed", config.vocab_size, d)
+    if config.positions == "learned":
+        out |= P.embedding("positions", config.max_length, d, scale=0.02)
+    if config.cls:
+        out["cls"] = P.Spec((d,), "zeros")
+    for i in range(config.n_layers):
+        prefix = f"blocks.{i}"
+        out |= P.layer_norm(f"{prefix}.norm1", d)
+        for name in ("query", "key", "value"):
+            out |= P.dense(f"{prefix}.{name}", d, d, bias=False)
+        out |= P.dense(f"{prefix}.out", d, d)
+        out |= P.layer_norm(f"{prefix}.norm2", d)
+        out |= P.dense(f"{prefix}.mlp1", d, config.ff_size)
+        out |= P.dense(f"{prefix}.mlp2", config.ff_size, d)
+    out |= P.layer_norm("norm", d)
+    n_out = config.output_size if config.n_classes is None else config.n_classes
+    out |= P.dense("head.out", d, n_out)
+    return out
+
+
+def positions(index: Any, d: int, xp: Any, dtype: Any) -> Any:
+    """Sinusoidal position embeddings ``(L, d)`` for integer positions ``index`` (L,)."""
+    half = d // 2
+    freq = xp.exp(xp.astype(xp.arange(half, device=L._v.device_of(index)), dtype)
+                  * (-2.0 * math.log(10000.0) / d))
+    angle = xp.astype(index, dtype)[:, None] * freq[None, :]
+    both = xp.stack([xp.sin(angle), xp.cos(angle)], axis=-1)   # interleave sin, cos
+    return xp.reshape(both, (index.shape[0], d))
+
+
+def _embed(params: L.Params, tokens: Any, mask: Any, ctx: L.Context, config: _TransformerConfig,
+           offset: Any) -> tuple[Any, Any]:
+    xp = ctx.xp
+    x = L.embed(params, "embed", tokens, xp)
+    length = tokens.shape[1]
+    index = xp.arange(length, device=L._v.device_of(tokens)) + offset
+    if config.positions == "learned":
+        if length > config.max_length:
+            raise ValueError(f"sequence length {length} exceeds max_length="
+                             f"{config.max_length} of the learned position embeddings")
+        x = x + L.embed(params, "positions", index, xp)[None, ...]
+    else:
+        x = x + positions(index, config.d_model, xp, ctx.dtype)[None, ...]
+    if config.cls:
+        cls = xp.broadcast_to(params["cls"], (x.shape[0], 1, x.shape[-1]))
+        x = xp.concat([cls, x], axis=1)
+        mask = xp.concat([xp.ones((x.shape[0], 1), dtype=xp.bool, device=ctx.device), mask],
+                         axis=1)
+    return x, mask
+
+
+def _heads(params: L.Params, name: str, x: Any, n_heads: int, xp: Any) -> Any:
+    """Project (B, L, d) and split into heads: (B, H, L, d_head)."""
+    y = L.dense(params, name, x, xp)
+    batch, length, d = y.shape
+    return xp.permute_dims(xp.reshape(y, (batch, length, n_heads, d // n_heads)), (0, 2, 1, 3))
+
+
+def _merge(y: Any, xp: Any) -> Any:
+    batch, heads, length, d_head = y.shape
+    return xp.reshape(xp.permute_dims(y, (0, 2, 1, 3)), (batch, length, heads * d_head))
+
+
+def _softmax_attention(q: Any, k: Any, v: Any, mask: Any, xp: Any) -> Any:
+    scores = xp.matmul(q, xp.matrix_transpose(k)) / math.sqrt(q.shape[-1])
+    scores = xp.where(mask[:, None, None, :], scores, xp.full_like(scores, -1e30))
+    return xp.matmul(L.softmax(scores, xp), v)
+
+
+def _encode(params: L.Params, x: Any, mask: Any, ctx: L.Context, config: _TransformerConfig,
+            attend: Any) -> Any:
+    """The blocks and the final LayerNorm; ``attend(i, q, k, v)`` is the attention."""
+    xp = ctx.xp
+    for i in range(config.n_layers):
+        prefix = f"blocks.{i}"
+        h = L.layer_norm(params, f"{prefix}.norm1", x, xp)
+        q, k, v = (_heads(params, f"{prefix}.{name}", h, config.n_heads, xp)
+                   for name in ("query", "key", "value"))
+        x = x + L.dense(params, f"{prefix}.out", _merge(attend(i, q, k, v), xp), xp)
+        h = L.layer_norm(params, f"{prefix}.norm2", x, xp)
+        x = x + L.dense(params, f"{prefix}.mlp2",
+                        L.gelu(L.dense(params, f"{prefix}.mlp1", h, xp), xp), xp)
+    return L.layer_norm(params, "norm", x, xp)
+
+
+def _head(params: L.Params, x: Any, mask: Any, ctx: L.Context, config: _TransformerConfig) -> Any:
+    xp = ctx.xp
+    if config.n_classes is None:
+        return L.dense(params, "head.out", x[:, 1:, :] if config.cls else x, xp)
+    if config.cls:
+        pooled = x[:, 0, :]
+    else:
+        weights = ctx.floats(mask)[..., None]
+        pooled = xp.sum(x * weights, axis=1) / xp.clip(xp.sum(weights, axis=1), min=1.0)
+    return L.dense(params, "head.out", pooled, xp)
+
+
+def forward_nam(params: L.Params, tokens: Any, mask: Any = None, *,
+                config: NAMTransformerConfig, state: Any = None, return_state: bool = False
+                ) -> Any:
+    """NAM Transformer logits: ``(B, L, output_size)``, or ``(B, n_classes)`` with a classifier.
+
+    With ``config.causal``, ``state`` (from a previous call with ``return_state=True``)
+    continues a stream: ``(position, memories)`` where ``position`` counts the tokens
+    seen and ``memories`` holds one ``(B, H, d_head, d_head)`` memory per block.
+    """
+    ctx, mask = L.context(params, tokens, mask, "NAMTransformer")
+    xp = ctx.xp
+    if (state is not None or return_state) and not config.causal:
+        raise ValueError("NAMTransformer: state and return_state need a causal model "
+                         "(NAMTransformerConfig(causal=True))")
+    offset, memories = (0, (None,) * config.n_layers) if state is None else state
+    x, mask = _embed(params, tokens, mask, ctx, config, offset)
+    heads_mask = xp.broadcast_to(mask[:, None, :], (mask.shape[0], config.n_heads,
+                                                    mask.shape[1]))
+    new_memories = []
+
+    def attend(i, q, k, v):
+        if not config.causal:
+            return namcore.attention(q, k, v, mask=heads_mask)
+        y, memory = namcore.attention(q, k, v, causal=True, mask=heads_mask, state=memories[i],
+                                      return_state=True)
+        new_memories.append(memory)
+        return y
+
+    logits = _head(params, _encode(params, x, mask, ctx, config, attend), mask, ctx, config)
+    if return_state:
+        return logits, (offset + tokens.shape[1], tuple(new_memories))
+    return logits
+
+
+def forward_softmax(params: L.Params, tokens: Any, mask: Any = None, *,
+                    config: TransformerBaselineConfig) -> Any:
+    """Softmax Transformer baseline logits, shaped as :func:`forward_nam`'s."""
+    ctx, mask = L.context(params, tokens, mask, "TransformerBaseline")
+    x, mask = _embed(params, tokens, mask, ctx, config, 0)
+    y = _encode(params, x, mask, ctx, config,
+                lambda i, q, k, v: _softmax_attention(q, k, v, mask, ctx.xp))
+    return _head(params, y, mask, ctx, config)
