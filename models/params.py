@@ -13,7 +13,7 @@ Examples
 --------
 >>> from namcore.models import LSTMBaselineConfig, parameter_count
 >>> parameter_count(LSTMBaselineConfig(vocab_size=10, d_model=8))
-1090
+1330
 """
 
 from __future__ import annotations
@@ -124,7 +124,8 @@ def parameter_count(config: ModelConfig) -> int:
     return sum(spec.size for spec in _specs(config).values())
 
 
-def init_numpy(config: ModelConfig, seed: int = 0, dtype: Any = np.float32) -> dict[str, np.ndarray]:
+def init_numpy(config: ModelConfig, seed: int = 0, dtype: Any = np.float32
+               ) -> dict[str, np.ndarray]:
     """Initial parameters as NumPy arrays (the source of every backend's initial weights)."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")

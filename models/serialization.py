@@ -121,7 +121,7 @@ def _open(path: Path) -> tuple[dict[str, str], dict[str, np.ndarray]]:
     try:
         with st.safe_open(str(path), framework="numpy") as handle:
             metadata = handle.metadata() or {}
-            tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
     except Exception as error:  # safetensors raises its own error types
         raise ValueError(f"{path} is not a readable checkpoint (truncated, or not a "
                          f"safetensors file): {error}") from None

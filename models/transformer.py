@@ -63,9 +63,18 @@ def positions(index: Any, d: int, xp: Any, dtype: Any) -> Any:
 
 def _embed(params: L.Params, tokens: Any, mask: Any, ctx: L.Context, config: _TransformerConfig,
            offset: Any) -> tuple[Any, Any]:
+    """Token embeddings (a CLS token first, if asked) plus position embeddings.
+
+    The CLS token takes position 0, so a zero-initialised CLS still starts non-zero.
+    """
     xp = ctx.xp
     x = L.embed(params, "embed", tokens, xp)
-    length = tokens.shape[1]
+    if config.cls:
+        cls = xp.broadcast_to(params["cls"], (x.shape[0], 1, x.shape[-1]))
+        x = xp.concat([cls, x], axis=1)
+        mask = xp.concat([xp.ones((x.shape[0], 1), dtype=xp.bool, device=ctx.device), mask],
+                         axis=1)
+    length = x.shape[1]
     index = xp.arange(length, device=L._v.device_of(tokens)) + offset
     if config.positions == "learned":
         if length > config.max_length:
@@ -74,11 +83,6 @@ def _embed(params: L.Params, tokens: Any, mask: Any, ctx: L.Context, config: _Tr
         x = x + L.embed(params, "positions", index, xp)[None, ...]
     else:
         x = x + positions(index, config.d_model, xp, ctx.dtype)[None, ...]
-    if config.cls:
-        cls = xp.broadcast_to(params["cls"], (x.shape[0], 1, x.shape[-1]))
-        x = xp.concat([cls, x], axis=1)
-        mask = xp.concat([xp.ones((x.shape[0], 1), dtype=xp.bool, device=ctx.device), mask],
-                         axis=1)
     return x, mask
 
 

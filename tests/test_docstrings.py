@@ -8,11 +8,15 @@ import importlib
 import pytest
 
 MODULES = ["namcore.memory", "namcore.attention", "namcore.backends",
-           "namcore.testing._compare", "namcore.testing"]
+           "namcore.testing._compare", "namcore.testing", "namcore.models",
+           "namcore.models.config", "namcore.models.params", "namcore.models.serialization",
+           "namcore.models.numpy", "namcore.models.torch", "namcore.models.jax"]
 
 
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name):
+    if name.endswith((".torch", ".jax")):
+        pytest.importorskip(name.rsplit(".", 1)[1])
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0, f"{name} has no examples"
