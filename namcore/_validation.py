@@ -41,18 +41,21 @@ def namespace(func: str, **arrays: Any) -> Any:
     """The one array-API namespace shared by ``arrays`` (given by argument name).
 
     Raises ``TypeError`` for non-arrays (Python lists, scalars where an array is
-    required) and for arrays of two different libraries, naming both.
+    required) and for arrays of two different libraries, naming both. Types seen
+    before (a tensor and an ``nn.Parameter``, say) resolve through a dict lookup.
     """
-    values = list(arrays.values())
-    kind = type(values[0])
-    if all(type(x) is kind for x in values):
-        cached = _NAMESPACE_BY_TYPE.get(kind)
-        if cached is not None:
-            return cached
-        xp = _compat.tensor_namespace(kind) or _namespace_slow(func, arrays)
-        _NAMESPACE_BY_TYPE[kind] = xp
-        return xp
-    return _namespace_slow(func, arrays)
+    found = None
+    for name, x in arrays.items():
+        kind = type(x)
+        xp = _NAMESPACE_BY_TYPE.get(kind)
+        if xp is None:
+            xp = _compat.tensor_namespace(kind) or _namespace_slow(func, {name: x})
+            _NAMESPACE_BY_TYPE[kind] = xp
+        if found is None:
+            found = xp
+        elif xp is not found:
+            return _namespace_slow(func, arrays)
+    return found
 
 
 def _namespace_slow(func: str, arrays: dict[str, Any]) -> Any:
@@ -172,6 +175,8 @@ def check_last_dim(func: str, name: str, x: Any, expected: int | None, meaning: 
 
 def device_of(x: Any) -> Any:
     """The device of array ``x`` (for creating arrays next to it)."""
+    if _compat.tensor_namespace(type(x)) is not None:
+        return x.device  # torch: no lru_cache-wrapped helper inside torch.compile
     return _compat.device(x)
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from namcore.backends import Backend
 
 from namcore import backends
 from namcore._agnostic import memory as agnostic
+from namcore.backends import Backend
 from namcore.testing import assert_matches_numpy, to_numpy
 
 

@@ -7,6 +7,9 @@ import sys
 
 import numpy as np
 import pytest
+
+import namcore
+from namcore import models
 from namcore.models import (
     LSAMConfig,
     LSTMBaselineConfig,
@@ -21,9 +24,6 @@ from namcore.models import (
     parameter_count,
     parameter_shapes,
 )
-
-import namcore
-from namcore import models
 from namcore.testing import assert_matches_numpy, tolerance_for
 
 CONFIGS = {

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 
 from .. import _registry
@@ -35,10 +36,17 @@ from ..serialization import load, save
 __all__ = [*_registry.MODEL_NAMES, "apply", "init"]
 
 
-def init(config: ModelConfig, seed: int = 0, dtype: Any = "float32") -> dict[str, Any]:
-    """Initial parameters of the model ``config`` describes (the same on every backend)."""
+def init(config: ModelConfig, seed: int = 0, dtype: Any = "float32", device: Any = None
+         ) -> dict[str, Any]:
+    """Initial parameters of the model ``config`` describes (the same on every backend).
+
+    The arrays are placed on ``device`` (default: JAX's first device) and committed
+    there, like the outputs of a jitted update step, so that the first and later
+    steps of a training loop share one compilation.
+    """
     _registry.entry(config)
-    return {name: jnp.asarray(value, dtype=dtype)
+    device = jax.devices()[0] if device is None else device
+    return {name: jax.device_put(jnp.asarray(value, dtype=dtype), device)
             for name, value in init_numpy(config, seed, dtype="float64").items()}
 
 
@@ -63,9 +71,10 @@ class JAXModel:
         check_config(type(self), config)
         self.config = config
 
-    def init(self, seed: int = 0, dtype: Any = "float32") -> dict[str, Any]:
-        """Initial parameters, a flat dict pytree."""
-        return init(self.config, seed, dtype)
+    def init(self, seed: int = 0, dtype: Any = "float32", device: Any = None
+             ) -> dict[str, Any]:
+        """Initial parameters, a flat dict pytree; see :func:`init`."""
+        return init(self.config, seed, dtype, device)
 
     def apply(self, params: dict[str, Any], tokens: Any, mask: Any = None,
               **options: Any) -> Any:
