@@ -44,6 +44,35 @@ def _erase(q: Any, k: Any, v: Any, p_erase: Any) -> Any:
     return namcore.attention(q, k, v, causal=True, p_erase=p_erase)
 
 
+def _model_cases(seed: int) -> dict[str, tuple[Callable[..., Any], tuple[Any, ...]]]:
+    """Each model, small, on padded token batches; the parameters are array arguments."""
+    from namcore import models
+
+    rng = np.random.default_rng(seed + 2)
+    tokens = rng.integers(0, 11, size=(2, 9))
+    mask = np.ones(tokens.shape, dtype=bool)
+    mask[1, 6:] = False
+    configs = {
+        "LSAM": models.LSAMConfig(vocab_size=11, d_model=16),
+        "NAMTM": models.NAMTMConfig(vocab_size=11, d_model=16, n_tapes=2, tape_length=8),
+        "NAMTransformer": models.NAMTransformerConfig(vocab_size=11, d_model=16),
+        "NAMTransformer (causal)": models.NAMTransformerConfig(vocab_size=11, d_model=16,
+                                                               causal=True),
+        "LSTMBaseline": models.LSTMBaselineConfig(vocab_size=11, d_model=16),
+        "TransformerBaseline": models.TransformerBaselineConfig(vocab_size=11, d_model=16),
+    }
+    cases = {}
+    for name, config in configs.items():
+        params = models.init_numpy(config, seed, dtype=np.float64)
+
+        def run(tokens: Any, mask: Any, *arrays: Any, _names=tuple(params), _config=config):
+            return models.forward(dict(zip(_names, arrays, strict=True)), tokens, mask,
+                                  config=_config)
+
+        cases[f"model {name}"] = (run, (tokens, mask, *params.values()))
+    return cases
+
+
 def _cases(seed: int) -> dict[str, tuple[Callable[..., Any], tuple[Any, ...]]]:
     a = _memory_case(seed)
     t = _attention_case(seed)
@@ -57,6 +86,7 @@ def _cases(seed: int) -> dict[str, tuple[Callable[..., Any], tuple[Any, ...]]]:
         "attention": (namcore.attention, qkv),
         "attention (causal)": (_causal, qkv),
         "attention (erase)": (_erase, (*qkv, t["p_erase"])),
+        **_model_cases(seed),
     }
 
 
