@@ -20,8 +20,10 @@ def check_config(cls: type, config: Any) -> None:
     """``TypeError`` unless ``config`` is the config class of model ``cls``."""
     expected = _registry.by_name(cls._model_name).config
     if type(config) is not expected:
-        raise TypeError(f"{cls.__name__} takes a {expected.__name__}, "
-                        f"got {type(config).__name__}")
+        got = type(config)
+        owner = next((e.name for e in _registry.ENTRIES.values() if e.config is got), None)
+        hint = f" (a {owner} model: use {owner} instead)" if owner else ""
+        raise TypeError(f"{cls.__name__} takes a {expected.__name__}, got {got.__name__}{hint}")
 
 
 class ArrayModel:

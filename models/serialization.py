@@ -41,7 +41,7 @@ FORMAT_VERSION = 1
 
 _KEY_FORMAT = "namcore.format_version"
 _KEY_CONFIG = "namcore.config"
-_FLOAT_DTYPES = (np.float16, np.float32, np.float64)
+_FLOAT_DTYPES = ("float16", "float32", "float64")
 
 
 def _safetensors() -> Any:
@@ -89,21 +89,23 @@ def save(path: str | os.PathLike, params: Mapping[str, Any], config: ModelConfig
     """
     st = _safetensors()
     path = Path(path)
-    check_params(config, params)
+    tensors = {name: np.ascontiguousarray(_to_numpy(name, params[name]))
+               for name in sorted(params)}
+    check_params(config, tensors)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
-    tensors = {}
-    for name in sorted(params):
-        array = _to_numpy(name, params[name])
-        if array.dtype.type not in _FLOAT_DTYPES:
-            raise TypeError(f"parameter {name!r} has dtype {array.dtype}; "
-                            "expected float16, float32 or float64")
-        tensors[name] = np.ascontiguousarray(array)
+    dtypes = {str(a.dtype) for a in tensors.values()}
+    if len(dtypes) != 1 or next(iter(dtypes)) not in _FLOAT_DTYPES:
+        raise TypeError(f"parameters must share one dtype among {_FLOAT_DTYPES}, "
+                        f"found {sorted(dtypes)}")
     metadata = {_KEY_FORMAT: str(FORMAT_VERSION), _KEY_CONFIG: json.dumps(config.to_dict())}
     blob = st.numpy.save(tensors, metadata=metadata)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give what open() would give
         with os.fdopen(fd, "wb") as handle:
             handle.write(blob)
             handle.flush()
@@ -137,6 +139,8 @@ def _config(path: Path, metadata: Mapping[str, str]) -> ModelConfig:
     except ValueError:
         raise ValueError(f"{path}: unreadable format version "
                          f"{metadata[_KEY_FORMAT]!r}") from None
+    if version < 1:
+        raise ValueError(f"{path}: invalid checkpoint format version {version}")
     if version > FORMAT_VERSION:
         raise ValueError(f"{path} was written in checkpoint format {version}, newer than this "
                          f"namcore reads ({FORMAT_VERSION}); upgrade namcore to load it")
@@ -182,12 +186,14 @@ def load(path: str | os.PathLike, backend: str = "numpy", *, dtype: str | None =
         A truncated or foreign file, a config from a newer format, or tensors whose
         names, shapes or dtypes do not fit the config.
     """
+    if dtype is not None and dtype not in _FLOAT_DTYPES:
+        raise ValueError(f"dtype must be one of {_FLOAT_DTYPES} or None, got {dtype!r}")
     path = Path(path)
     metadata, tensors = _open(path)
     config = _config(path, metadata)
     check_params(config, tensors, source=f"the tensors in {path}")
     dtypes = {str(a.dtype) for a in tensors.values()}
-    if len(dtypes) != 1 or next(iter(dtypes)) not in ("float16", "float32", "float64"):
+    if len(dtypes) != 1 or next(iter(dtypes)) not in _FLOAT_DTYPES:
         raise ValueError(f"{path}: parameters must share one floating dtype, found "
                          f"{sorted(dtypes)}")
     target = _backends.get(backend)
