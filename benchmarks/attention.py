@@ -22,7 +22,6 @@ import argparse
 import datetime as dt
 import os
 import platform
-import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -33,6 +32,7 @@ import numpy as np
 
 import namcore
 from namcore import backends
+from namcore._io import atomic_write
 
 HEADS, D = 8, 64
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks"
@@ -147,18 +147,6 @@ def make_runner(backend: str, method: str, arrays: tuple[np.ndarray, ...]) -> Ca
     return lambda: fn(jq, jk, jv).block_until_ready()
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def crossover(rows: list[dict[str, Any]], backend: str, ours: str, theirs: str) -> str:
     by_len: dict[int, dict[str, float]] = {}
     for r in rows:
@@ -202,10 +190,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
 
 
 def main() -> None:
@@ -253,7 +238,7 @@ def main() -> None:
         summary.append(f"- crossover, {backend} causal NOA faster than {theirs}: "
                        f"{crossover(rows, backend, 'NOA causal', theirs)}")
     text = render(rows, header) + "\n".join(summary) + "\n\n![plot](benchmarks/attention.png)\n"
-    write_atomically(args.out, text.encode())
+    atomic_write(args.out, text.encode())
     plot(rows, args.out.with_suffix(".png"))
     print(text)
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from namcore import backends as _backends
+from namcore._io import atomic_write
 
 from .config import ModelConfig, config_from_dict
 from .params import check_params
@@ -100,20 +100,7 @@ def save(path: str | os.PathLike, params: Mapping[str, Any], config: ModelConfig
                         f"found {sorted(dtypes)}")
     metadata = {_KEY_FORMAT: str(FORMAT_VERSION), _KEY_CONFIG: json.dumps(config.to_dict())}
     blob = st.numpy.save(tensors, metadata=metadata)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give what open() would give
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(blob)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, blob, overwrite=overwrite)
 
 
 def _open(path: Path) -> tuple[dict[str, str], dict[str, np.ndarray]]:

@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["namcore.memory", "namcore.attention", "namcore.backends",
+MODULES = ["namcore.memory", "namcore.attention", "namcore.backends", "namcore._io",
            "namcore.testing._compare", "namcore.testing", "namcore.models",
            "namcore.models.config", "namcore.models.params", "namcore.models.serialization",
            "namcore.models.numpy", "namcore.models.torch", "namcore.models.jax"]
