@@ -48,7 +48,7 @@ class ModelConfig:
         sequence tasks predict a token at every position).
     """
 
-    #: Short name used in checkpoints, the CLI and the per-backend packages.
+    #: Short name stored in checkpoints.
     model: ClassVar[str] = ""
 
     vocab_size: int
@@ -88,7 +88,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class LSAMConfig(ModelConfig):
-    """LSAM encoder/decoder (paper section 4; the authors' ``LSAMAE``).
+    """LSAM encoder/decoder (the paper's section 5.1; the authors' ``LSAMAE``).
 
     Parameters
     ----------
@@ -129,7 +129,7 @@ class LSAMConfig(ModelConfig):
 
 @dataclass(frozen=True)
 class NAMTMConfig(ModelConfig):
-    """NAM Turing Machine (paper section 5).
+    """NAM Turing Machine (the paper's section 5.2).
 
     Parameters
     ----------
@@ -150,8 +150,10 @@ class NAMTMConfig(ModelConfig):
         Emit an erase probability of its own instead of tying it to the write
         probability (the authors' later code).
     normalize_heads : bool
-        L2-normalise head vectors before they address the tape (the authors' later
-        code); keeps long sequences from leaking head weight.
+        L2-normalise head vectors before they address the tape, as the authors' later
+        code does; keeps long sequences from leaking head weight. Unlike that code, the
+        jump table then also stores the normalised write head, the address actually
+        written, so that a jump lands on a unit head.
     action_bias : float
         Initial bias of the NO-OP and RIGHT action logits, so that heads start by
         moving instead of mixing all actions equally.
@@ -222,7 +224,7 @@ class _TransformerConfig(ModelConfig):
 
 @dataclass(frozen=True)
 class NAMTransformerConfig(_TransformerConfig):
-    """Pre-LayerNorm Transformer encoder with NOA self-attention (paper section 3.4).
+    """Pre-LayerNorm Transformer encoder with NOA self-attention (the paper's section 4).
 
     Parameters
     ----------
@@ -233,7 +235,8 @@ class NAMTransformerConfig(_TransformerConfig):
     positions : {"sinusoidal", "learned"}
         Position embeddings; learned ones cover ``max_length`` positions.
     max_length : int
-        Longest sequence (only limits learned position embeddings).
+        Positions covered by learned position embeddings (ignored by sinusoidal
+        ones): the CLS token takes one, and a stream counts every token it has seen.
     cls : bool
         Prepend a learned CLS token; with ``n_classes`` the classifier reads it.
     n_classes : int, optional

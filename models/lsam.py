@@ -1,4 +1,4 @@
-r"""LSAM: an LSTM whose cell state is a NAM memory (paper section 4).
+r"""LSAM: an LSTM whose cell state is a NAM memory (the paper's section 5.1).
 
 One step of a direction with ``h`` heads of width ``d_h``:
 

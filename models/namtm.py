@@ -1,4 +1,4 @@
-r"""NAM Turing Machine (paper section 5): tapes that are NAM memories, moved by learned heads.
+r"""NAM Turing Machine (the paper's section 5.2): NAM-memory tapes moved by learned heads.
 
 A tape of length ``N`` with cells of width ``d`` is the NAM memory
 :math:`T = \sum_i v_i e_i^\top` (shape ``(d, N)``); a head is a vector

@@ -1,6 +1,6 @@
 r"""Transformer encoders: the NAM Transformer (NOA attention) and the softmax baseline.
 
-Both are pre-LayerNorm encoders (paper section 3.4)::
+Both are pre-LayerNorm encoders (the paper's section 4)::
 
     x = embed(tokens) + positions          (a learned CLS token first, if asked)
     x = x + W_o attention(LN(x))           per block
@@ -77,9 +77,12 @@ def _embed(params: L.Params, tokens: Any, mask: Any, ctx: L.Context, config: _Tr
     length = x.shape[1]
     index = xp.arange(length, device=L._v.device_of(tokens)) + offset
     if config.positions == "learned":
-        if length > config.max_length:
-            raise ValueError(f"sequence length {length} exceeds max_length="
-                             f"{config.max_length} of the learned position embeddings")
+        end = length + (offset if isinstance(offset, int) else 0)
+        if end > config.max_length:
+            cls_note = " (including the CLS token)" if config.cls else ""
+            raise ValueError(f"positions up to {end}{cls_note} exceed max_length="
+                             f"{config.max_length} of the learned position embeddings; "
+                             "use sinusoidal positions for longer sequences or streams")
         x = x + L.embed(params, "positions", index, xp)[None, ...]
     else:
         x = x + positions(index, config.d_model, xp, ctx.dtype)[None, ...]

@@ -215,9 +215,13 @@ def test_bad_inputs_are_refused():
         forward(params, tokens, config=object())
     with pytest.raises(ValueError, match="tape_length"):
         forward(init_numpy(CONFIGS["namtm"]), tokens, config=CONFIGS["namtm"], tape_length=0)
+    causal = CONFIGS["nam-causal"]
     with pytest.raises(ValueError, match="max_length"):
-        forward(init_numpy(CONFIGS["nam-causal"]), np.zeros((1, 17), int),
-                config=CONFIGS["nam-causal"])
+        forward(init_numpy(causal), np.zeros((1, 17), int), config=causal)
+    _, state = forward(init_numpy(causal), np.zeros((1, 10), int), config=causal,
+                       return_state=True)
+    with pytest.raises(ValueError, match="positions up to 17 exceed max_length=16"):
+        forward(init_numpy(causal), np.zeros((1, 7), int), config=causal, state=state)
     with pytest.raises(ValueError, match="causal"):
         forward(init_numpy(CONFIGS["nam-transformer"]), tokens,
                 config=CONFIGS["nam-transformer"], return_state=True)

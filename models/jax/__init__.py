@@ -30,7 +30,7 @@ import jax.numpy as jnp
 from .. import _registry
 from .._inference import check_config
 from ..config import ModelConfig
-from ..params import check_params, init_numpy
+from ..params import check_params, init_numpy, parameter_count
 from ..serialization import load, save
 
 __all__ = [*_registry.MODEL_NAMES, "apply", "init"]
@@ -80,6 +80,11 @@ class JAXModel:
               **options: Any) -> Any:
         """Logits for integer ``tokens`` (B, L); pure, so it can be jitted."""
         return apply(params, tokens, mask, config=self.config, **options)
+
+    @property
+    def parameter_count(self) -> int:
+        """Number of scalar parameters (:func:`namcore.models.parameter_count`)."""
+        return parameter_count(self.config)
 
     def save(self, path: str | os.PathLike, params: dict[str, Any], *,
              overwrite: bool = False) -> None:
