@@ -1,4 +1,4 @@
-"""The ``namcore`` command line: ``namcore info`` and ``namcore check``."""
+"""The ``namcore`` command line: ``info``, ``check``, ``train`` and ``eval``."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ examples:
   namcore info
   namcore check
   namcore check --backends numpy,torch --dtypes float32
+  namcore train --task reduce --model namtm --backend torch --preset quick --out runs/r1
+  namcore eval runs/r1 --backend numpy
 """
 
 
@@ -51,7 +53,65 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     check.add_argument("--verbose", action="store_true",
                        help="also print the per-backend error table of every function")
+    train = sub.add_parser(
+        "train", help="train a model on a task (PyTorch or JAX)",
+        description="Train a model on an algorithmic task. The run folder gets run.json, "
+                    "metrics.jsonl (one line per evaluation), last/best/optimizer "
+                    "checkpoints (safetensors, written atomically); --resume continues it "
+                    "exactly. Errors exit with status 2 and change nothing on disk.")
+    train.add_argument("--task", required=True, help="task name, e.g. reduce, add, reverse")
+    train.add_argument("--model", required=True,
+                       help="lsam, namtm, namtm-nojump, lstm, transformer, nam-transformer")
+    train.add_argument("--backend", required=True, help="torch or jax")
+    train.add_argument("--preset", default=None,
+                       help="smoke, quick or paper (default: quick, or the run's own on "
+                            "--resume)")
+    train.add_argument("--out", required=True, help="run folder, e.g. runs/NAME")
+    train.add_argument("--seed", type=int, default=None, help="seed (default 0)")
+    train.add_argument("--steps", type=int, default=None,
+                       help="total optimiser steps (default: the preset's)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run in --out from its last checkpoint")
+    evaluate = sub.add_parser(
+        "eval", help="score a trained run on every split",
+        description="Load the best (else last) checkpoint of a run on a backend, score it "
+                    "on every split of its task, print a table and write RUN/eval.json "
+                    "(accuracy per split and per input length).")
+    evaluate.add_argument("run", help="run folder written by namcore train")
+    evaluate.add_argument("--backend", default="numpy", help="numpy, cupy, torch or jax")
     return parser
+
+
+def _fail(command: str, message: str) -> int:
+    print(f"namcore {command}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _train(args: argparse.Namespace) -> int:
+    from namcore.training import TrainingError, train
+
+    try:
+        lines = train(args.task, args.model, args.backend, args.out, preset=args.preset,
+                      seed=args.seed, steps=args.steps, resume=args.resume)
+    except TrainingError as error:
+        return _fail("train", str(error))
+    if lines:
+        print(f"done: step {lines[-1]['step']}, run folder {args.out}")
+    else:
+        print(f"nothing to do: {args.out} is already trained to its last step")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from namcore.training import TrainingError
+    from namcore.training.evaluate import evaluate, format_table
+
+    try:
+        result = evaluate(args.run, args.backend)
+    except TrainingError as error:
+        return _fail("eval", str(error))
+    print(format_table(result))
+    return 0
 
 
 def _info() -> int:
@@ -154,6 +214,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _info()
     if args.command == "check":
         return _check(args)
+    if args.command == "train":
+        return _train(args)
+    if args.command == "eval":
+        return _eval(args)
     parser.print_help()
     return 0
 

@@ -1,0 +1,18 @@
+"""Training the models on the algorithmic tasks, on PyTorch or JAX, and evaluating them.
+
+- :mod:`namcore.training.presets`: the ``smoke``, ``quick`` and ``paper`` presets and
+  :func:`model_config`;
+- :mod:`namcore.training.trainer`: :func:`train`, resumable and deterministic;
+- :mod:`namcore.training.evaluate`: :func:`evaluate`, a saved run on any backend.
+
+Importing this package imports neither torch nor jax.
+"""
+
+from __future__ import annotations
+
+from .evaluate import evaluate
+from .presets import MODELS, PRESETS, Preset, get_preset, model_config
+from .trainer import FRAMEWORKS, TrainingError, train
+
+__all__ = ["FRAMEWORKS", "MODELS", "PRESETS", "Preset", "TrainingError", "evaluate",
+           "get_preset", "model_config", "train"]

@@ -1,0 +1,105 @@
+"""The PyTorch training engine: Adam with clipping and a step learning-rate schedule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from namcore.models import ModelConfig
+from namcore.models import torch as models_torch
+
+from .presets import Preset
+
+__all__ = ["TorchEngine"]
+
+_CLASSES = {"lsam": "LSAM", "namtm": "NAMTM", "nam_transformer": "NAMTransformer",
+            "lstm": "LSTMBaseline", "transformer": "TransformerBaseline"}
+
+
+class TorchEngine:
+    """Model, optimiser and one training step in PyTorch (float32, CPU or CUDA).
+
+    Parameters
+    ----------
+    config : ModelConfig
+        The model to train.
+    preset : Preset
+        Optimiser settings.
+    seed : int
+        Seed of the parameter initialisation.
+    """
+
+    framework = "torch"
+
+    def __init__(self, config: ModelConfig, preset: Preset, seed: int) -> None:
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        cls = getattr(models_torch, _CLASSES[config.model])
+        self.model = cls(config, seed=seed, device=self.device)
+        self.preset = preset
+        self.names = [name for name, _ in self.model.named_parameters()]
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=preset.lr,
+                                          weight_decay=preset.weight_decay)
+
+    def _tensor(self, a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
+
+    def train_step(self, inputs: np.ndarray, targets: np.ndarray, mask: np.ndarray,
+                   loss_mask: np.ndarray, lr: float) -> tuple[float, float]:
+        """One Adam step at learning rate ``lr``; returns (loss, sequence accuracy)."""
+        x, y, m, lm = (self._tensor(a) for a in (inputs, targets, mask, loss_mask))
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.model.train()
+        logits = self.model(x, m)
+        loss = torch.nn.functional.cross_entropy(logits[lm].float(), y[lm])
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.preset.clip)
+        self.optimizer.step()
+        with torch.no_grad():
+            correct = ((logits.argmax(-1) == y) | ~lm).all(dim=1)
+        return float(loss.detach()), float(correct.float().mean())
+
+    @torch.no_grad()
+    def predict(self, inputs: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Predicted token ids (N, L)."""
+        self.model.eval()
+        logits = self.model(self._tensor(inputs), self._tensor(mask))
+        return logits.argmax(-1).cpu().numpy()
+
+    def params(self) -> dict[str, np.ndarray]:
+        """The parameters as NumPy arrays under the shared names."""
+        return {name: p.detach().cpu().numpy().copy()
+                for name, p in self.model.named_parameters()}
+
+    def optimizer_arrays(self) -> dict[str, np.ndarray]:
+        """Adam's state as named arrays: ``<param>/<key>`` (``step``, ``exp_avg``, ...)."""
+        state = self.optimizer.state_dict()["state"]
+        arrays: dict[str, np.ndarray] = {}
+        for index, entries in state.items():
+            for key, value in entries.items():
+                tensor = value if isinstance(value, torch.Tensor) else torch.tensor(value)
+                arrays[f"{self.names[index]}/{key}"] = tensor.detach().cpu().numpy().copy()
+        return arrays
+
+    def load(self, params: dict[str, np.ndarray], optimizer: dict[str, np.ndarray]) -> None:
+        """Restore parameters and Adam's state written by :meth:`optimizer_arrays`."""
+        with torch.no_grad():
+            for name, p in self.model.named_parameters():
+                p.copy_(torch.from_numpy(np.asarray(params[name])))
+        state: dict[int, dict[str, Any]] = {}
+        expected = {n for n in optimizer}
+        for index, name in enumerate(self.names):
+            entries = {key.split("/", 1)[1]: torch.from_numpy(np.array(value))
+                       for key, value in optimizer.items() if key.split("/", 1)[0] == name}
+            if not entries:
+                raise ValueError(f"the optimizer state has no entry for parameter {name!r}")
+            state[index] = {k: (v if k == "step" else v.to(self.device))
+                            for k, v in entries.items()}
+            expected -= {f"{name}/{k}" for k in entries}
+        if expected:
+            raise ValueError(f"unknown optimizer state entries: {sorted(expected)[:3]}")
+        full = self.optimizer.state_dict()
+        self.optimizer.load_state_dict({"state": state, "param_groups": full["param_groups"]})

@@ -1,0 +1,157 @@
+"""Training presets (``smoke``, ``quick``, ``paper``) and the model configs they build.
+
+A :class:`Preset` fixes the model width, the optimiser, the schedule, the length
+curriculum and the evaluation sets. :func:`model_config` turns a model name, a task
+and a preset into the model's config.
+
+Examples
+--------
+>>> from namcore.training.presets import get_preset, model_config
+>>> get_preset("quick").lr
+0.003
+>>> cfg = model_config("namtm-nojump", "reduce", "smoke")
+>>> cfg.jump, cfg.d_model
+(False, 16)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from namcore import tasks
+from namcore.models import (
+    LSAMConfig,
+    LSTMBaselineConfig,
+    ModelConfig,
+    NAMTMConfig,
+    NAMTransformerConfig,
+    TransformerBaselineConfig,
+)
+
+__all__ = ["MODELS", "PRESETS", "Preset", "get_preset", "model_config"]
+
+#: Model names the trainer and the CLI accept.
+MODELS: tuple[str, ...] = ("lsam", "namtm", "namtm-nojump", "lstm", "transformer",
+                           "nam-transformer")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Sizes and schedule of one training run.
+
+    Parameters
+    ----------
+    name : str
+        Preset name.
+    d_model, n_heads, n_layers, n_tapes, tape_length : int
+        Model sizes (heads for LSAM and Transformers, tapes for NAM-TM).
+    batch_size, steps : int
+        Training batch size and number of optimiser steps.
+    lr : float
+        Initial learning rate of Adam.
+    lr_decay : float
+        Step schedule: the learning rate is ``lr * lr_decay ** (step // decay_every)``.
+    decay_every : int
+        Steps between two decays.
+    weight_decay : float
+        Adam's (coupled, PyTorch-style) weight decay.
+    clip : float
+        Maximum global gradient norm.
+    curriculum_steps : int
+        The longest training length grows linearly from the split's shortest length to
+        its longest over these first steps (0: no curriculum).
+    eval_every : int
+        Steps between evaluations; a checkpoint is written at every evaluation.
+    eval_size : int
+        Samples per evaluation split.
+    """
+
+    name: str
+    d_model: int
+    n_heads: int
+    n_layers: int
+    n_tapes: int
+    tape_length: int
+    batch_size: int
+    steps: int
+    lr: float
+    lr_decay: float
+    decay_every: int
+    weight_decay: float
+    clip: float
+    curriculum_steps: int
+    eval_every: int
+    eval_size: int
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate of (0-based) optimiser step ``step``."""
+        return self.lr * self.lr_decay ** (step // self.decay_every)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready mapping of the fields."""
+        return dataclasses.asdict(self)
+
+
+PRESETS: dict[str, Preset] = {
+    # Seconds on a laptop: enough to exercise every code path, not to learn.
+    "smoke": Preset("smoke", d_model=16, n_heads=2, n_layers=1, n_tapes=2, tape_length=16,
+                    batch_size=8, steps=20, lr=3e-3, lr_decay=0.98, decay_every=10,
+                    weight_decay=0.0, clip=1.0, curriculum_steps=6, eval_every=5,
+                    eval_size=32),
+    # The 2-core CPU calibration (shared/reference/calibration.md): NAM-TM solves reduce.
+    "quick": Preset("quick", d_model=64, n_heads=4, n_layers=2, n_tapes=4, tape_length=32,
+                    batch_size=64, steps=1500, lr=3e-3, lr_decay=0.98, decay_every=100,
+                    weight_decay=0.0, clip=1.0, curriculum_steps=500, eval_every=250,
+                    eval_size=512),
+    # The paper's section 6.1 (ICLR): Adam 1e-4, weight decay lr/2, StepLR 0.98 per
+    # epoch of 25,600 samples (200 steps of 128), clip 0.5, 100 epochs; for a GPU.
+    "paper": Preset("paper", d_model=512, n_heads=8, n_layers=2, n_tapes=8, tape_length=32,
+                    batch_size=128, steps=20000, lr=1e-4, lr_decay=0.98, decay_every=200,
+                    weight_decay=5e-5, clip=0.5, curriculum_steps=0, eval_every=200,
+                    eval_size=2048),
+}
+
+
+def get_preset(name: str) -> Preset:
+    """The preset called ``name``; ``ValueError`` naming the choices otherwise."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; choose from "
+                         f"{', '.join(PRESETS)}") from None
+
+
+def model_config(model: str, task: str, preset: str | Preset) -> ModelConfig:
+    """The config of model ``model`` for task ``task`` at the sizes of ``preset``.
+
+    Parameters
+    ----------
+    model : str
+        One of :data:`MODELS`.
+    task : str
+        A task name of :mod:`namcore.tasks`; fixes ``vocab_size``.
+    preset : str or Preset
+
+    Returns
+    -------
+    ModelConfig
+    """
+    p = get_preset(preset) if isinstance(preset, str) else preset
+    vocab = tasks.get(task).vocab_size
+    if model in ("namtm", "namtm-nojump"):
+        return NAMTMConfig(vocab_size=vocab, d_model=p.d_model, n_tapes=p.n_tapes,
+                           tape_length=p.tape_length, n_layers=2, jump=model == "namtm",
+                           action_bias=1.0)
+    if model == "lsam":
+        return LSAMConfig(vocab_size=vocab, d_model=p.d_model, n_heads=p.n_heads)
+    if model == "lstm":
+        return LSTMBaselineConfig(vocab_size=vocab, d_model=p.d_model)
+    if model == "transformer":
+        return TransformerBaselineConfig(vocab_size=vocab, d_model=p.d_model, n_heads=p.n_heads,
+                                         n_layers=p.n_layers)
+    if model == "nam-transformer":
+        return NAMTransformerConfig(vocab_size=vocab, d_model=p.d_model, n_heads=p.n_heads,
+                                    n_layers=p.n_layers)
+    raise ValueError(f"unknown model {model!r}; choose from {', '.join(MODELS)}")
