@@ -147,6 +147,10 @@ class Backend:
             ys.append(y)
         return carry, _stack_outputs(ys, self.namespace())
 
+    def jit(self, f: Callable[..., Any]) -> Callable[..., Any]:
+        """``f`` compiled for repeated calls on arrays (``jax.jit`` on JAX; ``f`` elsewhere)."""
+        return f
+
     # ----------------------------------------------------------------- fast paths
     # The base implementations are the standard path; subclasses may override.
     def unit(self, x: Any, axis: int, eps: float, xp: Any) -> Any:

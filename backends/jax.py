@@ -55,6 +55,11 @@ class JAXBackend(Backend):
             return None
         return np.asarray(x)
 
+    def jit(self, f: Callable[..., Any]) -> Callable[..., Any]:
+        import jax
+
+        return jax.jit(f)
+
     def scan(
         self,
         f: Callable[[Any, Any], tuple[Any, Any]],

@@ -75,7 +75,7 @@ def _embed(params: L.Params, tokens: Any, mask: Any, ctx: L.Context, config: _Tr
         mask = xp.concat([xp.ones((x.shape[0], 1), dtype=xp.bool, device=ctx.device), mask],
                          axis=1)
     length = x.shape[1]
-    index = xp.arange(length, device=L._v.device_of(tokens)) + offset
+    index = xp.arange(length, device=ctx.device) + offset
     if config.positions == "learned":
         end = length + (offset if isinstance(offset, int) else 0)
         if end > config.max_length:

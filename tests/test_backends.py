@@ -81,6 +81,24 @@ def test_scan_matches_a_python_loop(xp, device):
     assert_matches_numpy(sums, np.array(expected_sums), xp=xp)
 
 
+def test_jit_gives_the_same_values(xp, device):
+    backend = backends.for_namespace(xp)
+    calls = []
+
+    def f(a, b):
+        calls.append(1)
+        return xp.sum(a * b, axis=-1)
+
+    a = xp.asarray(np.arange(6.0).reshape(2, 3), device=device)
+    compiled = backend.jit(f)
+    for _ in range(3):
+        assert_matches_numpy(compiled(a, a), np.array([5.0, 50.0]), xp=xp)
+    if backend.name == "jax":
+        assert len(calls) == 1  # traced once, then reused
+    else:
+        assert compiled is f
+
+
 def test_scan_without_xs_needs_length(xp, device):
     backend = backends.for_namespace(xp)
     one = xp.asarray(1.0, device=device)

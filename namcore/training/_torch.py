@@ -9,14 +9,11 @@ import torch
 
 from namcore.models import ModelConfig
 from namcore.models import torch as models_torch
+from namcore.models._registry import entry
 
 from .presets import Preset
 
 __all__ = ["TorchEngine"]
-
-_CLASSES = {"lsam": "LSAM", "namtm": "NAMTM", "nam_transformer": "NAMTransformer",
-            "lstm": "LSTMBaseline", "transformer": "TransformerBaseline"}
-
 
 class TorchEngine:
     """Model, optimiser and one training step in PyTorch (float32, CPU or CUDA).
@@ -35,7 +32,7 @@ class TorchEngine:
 
     def __init__(self, config: ModelConfig, preset: Preset, seed: int) -> None:
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        cls = getattr(models_torch, _CLASSES[config.model])
+        cls = getattr(models_torch, entry(config).name)
         self.model = cls(config, seed=seed, device=self.device)
         self.preset = preset
         self.names = [name for name, _ in self.model.named_parameters()]

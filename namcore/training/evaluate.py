@@ -26,23 +26,10 @@ _CHUNK = 256
 
 def _predictor(backend: str, params: dict[str, Any], config: Any) -> Any:
     target = backends.get(backend)
-    if backend == "jax":
-        import jax
-
-        run = jax.jit(lambda p, x, m: forward(p, x, m, config=config))
-    elif backend == "torch":
-        import torch
-
-        def run(p: Any, x: Any, m: Any) -> Any:
-            with torch.no_grad():
-                return forward(p, x, m, config=config)
-    else:
-        def run(p: Any, x: Any, m: Any) -> Any:
-            return forward(p, x, m, config=config)
+    run = target.jit(lambda p, x, m: forward(p, x, m, config=config))
 
     def predict(inputs: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        x = target.from_numpy(inputs.astype(np.int32 if backend == "jax" else np.int64))
-        m = target.from_numpy(mask)
+        x, m = target.from_numpy(inputs), target.from_numpy(mask)
         return np.argmax(target.to_numpy(run(params, x, m)), axis=-1)
 
     return predict
