@@ -1,4 +1,4 @@
-"""The ``namcore`` command line: ``info``, ``check``, ``train`` and ``eval``."""
+"""The ``namcore`` command line: ``info``, ``check``, ``train``, ``eval`` and ``reproduce``."""
 
 from __future__ import annotations
 
@@ -16,6 +16,10 @@ commands:
   info    show namcore's version, the array libraries it found and their devices
   check   run every primitive on every installed library and compare the results
           with a NumPy float64 reference; exits with status 1 on any disagreement
+  train   train a model on an algorithmic task with PyTorch or JAX (resumable)
+  eval    score a trained run on every split, on any backend
+  reproduce
+          train and score the grid of models x tasks; results beside the paper
 """
 
 _EPILOG = """\
@@ -25,6 +29,8 @@ examples:
   namcore check --backends numpy,torch --dtypes float32
   namcore train --task reduce --model namtm --backend torch --preset quick --out runs/r1
   namcore eval runs/r1 --backend numpy
+  namcore reproduce --preset quick --out runs/repro
+  namcore reproduce --preset quick --tasks reduce --models namtm,lstm --out runs/demo
 """
 
 
@@ -79,6 +85,29 @@ def _parser() -> argparse.ArgumentParser:
                     "(accuracy per split and per input length).")
     evaluate.add_argument("run", help="run folder written by namcore train")
     evaluate.add_argument("--backend", default="numpy", help="numpy, cupy, torch or jax")
+    repro = sub.add_parser(
+        "reproduce", help="train and score a grid of models x tasks; report beside Table 2",
+        description="Train every model on every task (one run folder each under OUT/runs, "
+                    "resumable), score them, and write OUT/results.md (our sequence accuracy "
+                    "beside the paper's Table 2), OUT/results.json and "
+                    "OUT/accuracy_vs_length.png. Running it again on the same OUT resumes.")
+    repro.add_argument("--preset", default="quick", help="smoke, quick or paper (default quick)")
+    repro.add_argument("--out", required=True, help="output folder, e.g. runs/repro")
+    repro.add_argument("--models", default=None,
+                       help="comma-separated subset of: transformer, lstm, lsam, namtm, "
+                            "namtm-nojump, nam-transformer (default: all)")
+    repro.add_argument("--tasks", default=None,
+                       help="comma-separated subset of: reverse, add, reduce, dyck, scan "
+                            "(default: all)")
+    repro.add_argument("--backend", default=None,
+                       help="training backend, torch or jax (default: jax if installed)")
+    repro.add_argument("--eval-backend", default=None,
+                       help="backend of the final scoring: numpy, cupy, torch or jax "
+                            "(default: the training backend)")
+    repro.add_argument("--seed", type=int, default=0, help="seed of every run (default 0)")
+    repro.add_argument("--jobs", type=int, default=None,
+                       help="runs trained at once, one process each (default: CPUs, at "
+                            "most 4)")
     return parser
 
 
@@ -112,6 +141,28 @@ def _eval(args: argparse.Namespace) -> int:
         return _fail("eval", str(error))
     print(format_table(result))
     return 0
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from namcore.training import TrainingError, reproduce
+    from namcore.training.report import console_table
+
+    command = "namcore " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["reproduce"] else None
+    try:
+        summary = reproduce(args.out, preset=args.preset, models=_split(args.models),
+                            task_names=_split(args.tasks), backend=args.backend,
+                            eval_backend=args.eval_backend, seed=args.seed, jobs=args.jobs,
+                            command=command)
+    except TrainingError as error:
+        return _fail("reproduce", str(error))
+    print()
+    print(console_table(summary))
+    print(f"\nwrote {args.out}/results.md, results.json and accuracy_vs_length.png "
+          f"({summary['wall_s'] / 60:.1f} min)")
+    for failure in summary["failures"]:
+        print(f"FAILED {failure['task']}/{failure['model']}: {failure['error']}",
+              file=sys.stderr)
+    return 1 if summary["failures"] else 0
 
 
 def _info() -> int:
@@ -218,6 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _train(args)
     if args.command == "eval":
         return _eval(args)
+    if args.command == "reproduce":
+        return _reproduce(args)
     parser.print_help()
     return 0
 

@@ -86,7 +86,10 @@ def test_jax_smoke_and_resume(tmp_path):
           progress=False)
     train("reduce", MODEL, "jax", part, resume=True, progress=False)
     assert [line["step"] for line in metrics(full)] == [2, 4]
-    assert metrics(part) == metrics(full)
+    for resumed, straight in zip(metrics(part), metrics(full), strict=True):
+        # The mean loss may differ in the last bit (see below); everything else is exact.
+        assert resumed.pop("loss") == pytest.approx(straight.pop("loss"), rel=1e-6)
+        assert resumed == straight
     a, _ = load(full / "last.safetensors")
     b, _ = load(part / "last.safetensors")
     # Known: after a resume from disk, XLA on CPU can differ from the uninterrupted run in

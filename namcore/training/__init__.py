@@ -3,7 +3,10 @@
 - :mod:`namcore.training.presets`: the ``smoke``, ``quick`` and ``paper`` presets and
   :func:`model_config`;
 - :mod:`namcore.training.trainer`: :func:`train`, resumable and deterministic;
-- :mod:`namcore.training.evaluate`: :func:`evaluate`, a saved run on any backend.
+- :mod:`namcore.training.evaluate`: :func:`evaluate`, a saved run on any backend;
+- :mod:`namcore.training.reproduce`: :func:`reproduce`, the grid of models x tasks, and
+  :mod:`namcore.training.report`, its ``results.md`` and plot beside the paper's Table 2
+  (:mod:`namcore.training.paper`).
 
 Importing this package imports neither torch nor jax.
 """
@@ -12,7 +15,8 @@ from __future__ import annotations
 
 from .evaluate import evaluate
 from .presets import MODELS, PRESETS, Preset, get_preset, model_config
+from .reproduce import reproduce
 from .trainer import FRAMEWORKS, TrainingError, train
 
 __all__ = ["FRAMEWORKS", "MODELS", "PRESETS", "Preset", "TrainingError", "evaluate",
-           "get_preset", "model_config", "train"]
+           "get_preset", "model_config", "reproduce", "train"]

@@ -61,7 +61,9 @@ class JAXEngine:
             optax.scale_by_adam(),
             optax.scale_by_learning_rate(schedule),
         )
-        self.opt_state = self.tx.init(self.params_)
+        # Committed like the parameters, so that a fresh run and a resumed one (whose
+        # state comes from disk) call the same compiled step.
+        self.opt_state = jax.device_put(self.tx.init(self.params_), jax.devices()[0])
         self._step = jax.jit(self._step_fn)
         self._predict = jax.jit(self._predict_fn)
 

@@ -34,7 +34,8 @@ def train_lengths(task: str, preset: Preset, step: int) -> tuple[int, int]:
     lo, hi = tasks.splits(task)["train"]
     if preset.curriculum_steps <= 0 or step >= preset.curriculum_steps:
         return lo, hi
-    return lo, max(lo, lo + ((hi - lo) * (step + 1)) // preset.curriculum_steps)
+    start = min(hi, max(lo, preset.curriculum_start))
+    return lo, start + ((hi - start) * (step + 1)) // preset.curriculum_steps
 
 
 def train_batch(task: str, preset: Preset, seed: int, step: int) -> Batch:

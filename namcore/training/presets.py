@@ -60,12 +60,15 @@ class Preset:
     clip : float
         Maximum global gradient norm.
     curriculum_steps : int
-        The longest training length grows linearly from the split's shortest length to
-        its longest over these first steps (0: no curriculum).
+        The longest training length grows linearly from ``curriculum_start`` to the
+        split's longest over these first steps (0: no curriculum).
     eval_every : int
         Steps between evaluations; a checkpoint is written at every evaluation.
     eval_size : int
         Samples per evaluation split.
+    curriculum_start : int
+        Longest training length at step 0 of the curriculum (at least the split's
+        shortest length).
     """
 
     name: str
@@ -84,6 +87,7 @@ class Preset:
     curriculum_steps: int
     eval_every: int
     eval_size: int
+    curriculum_start: int = 3
 
     def lr_at(self, step: int) -> float:
         """Learning rate of (0-based) optimiser step ``step``."""

@@ -284,7 +284,8 @@ def train(task: str, model: str, backend: str, out: str | Path, *, preset: str |
         _append_metrics(metrics_path, line)
         _checkpoint(out, engine, config, state, improved)
         lines.append(line)
-        bar.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                           for k, v in line.items()))
+        if progress:
+            bar.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                               for k, v in line.items()))
     bar.close()
     return lines

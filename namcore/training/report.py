@@ -1,0 +1,199 @@
+"""The reproduction report: ``results.json``, ``results.md`` and the accuracy plot.
+
+Everything here reads the summary :func:`~namcore.training.reproduce.reproduce` builds;
+nothing trains. ``results.md`` puts each of our sequence accuracies beside the number
+of the paper's Table 2 (:mod:`~namcore.training.paper`); ``accuracy_vs_length.png``
+draws sequence accuracy against input length, one line per model and one panel per
+task, with the training lengths shaded.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from namcore import tasks
+from namcore._io import atomic_write
+
+from .data import best_split
+from .paper import TABLE2
+
+__all__ = ["MODEL_LABELS", "SPLIT_LABELS", "best_split_of", "by_length", "console_table",
+           "markdown", "one_line", "plot", "write_all"]
+
+#: How the report names each model (the paper's names where it has them).
+MODEL_LABELS: dict[str, str] = {"transformer": "Transformer", "lstm": "LSTM", "lsam": "LSAM",
+                                "namtm": "NAM-TM", "namtm-nojump": "No Jmp",
+                                "nam-transformer": "NAM Transformer"}
+#: How the report names each split.
+SPLIT_LABELS: dict[str, str] = {"train": "Train", "test": "Test", "id": "ID",
+                                "od_easy": "OD-easy", "od_hard": "OD-hard",
+                                "od_extra": "OD 17-22", "od_length": "OD-length",
+                                "od_depth": "OD-depth"}
+
+
+def best_split_of(task: str) -> str:
+    """The split that picks a run's best checkpoint (see :func:`.data.best_split`)."""
+    return best_split(task)
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f}"
+
+
+def _scored_splits(task: str) -> list[str]:
+    names = list(tasks.splits(task))
+    # The digit tasks' train split (1-10) only repeats ID; SCAN's is the paper's "Train".
+    return [n for n in names if n != "train"] if "id" in names else names
+
+
+def one_line(entry: dict[str, Any]) -> str:
+    """A run's accuracies per split and its training time, on one line."""
+    scores = " ".join(f"{SPLIT_LABELS.get(s, s)} {_percent(entry['splits'][s]['accuracy'])}"
+                      for s in _scored_splits(entry["task"]) if s in entry["splits"])
+    return f"{scores} (%), trained in {entry['train_s']:.0f} s"
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def _count(n: int) -> str:
+    return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}k" if n >= 1e3 else str(n)
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    """``results.md``: settings, then our accuracy beside the paper's per task and split."""
+    runs = {(e["task"], e["model"]): e for e in summary["runs"]}
+    models = list(dict.fromkeys(e["model"] for e in summary["runs"]))
+    task_names = list(dict.fromkeys(e["task"] for e in summary["runs"]))
+    machine = summary["machine"]
+    p = summary["preset_values"]
+    lines = [
+        f"# Reproduction of Table 2, preset `{summary['preset']}`",
+        "",
+        f"- Command: `{summary.get('command') or 'namcore reproduce'}`",
+        f"- Machine: {machine['cpu']}, {machine['cpu_count']} CPUs, {machine['platform']}, "
+        f"Python {machine['python']}",
+        f"- Training backend: {summary['backend']}; scored on {summary['eval_backend']} "
+        f"({', '.join(f'{k} {v}' for k, v in summary['versions'].items())})",
+        f"- Wall time: {_minutes(summary['wall_s'])} for {len(summary['runs'])} runs, "
+        f"{summary['jobs']} at a time",
+        f"- Preset: d_model {p['d_model']}, batch {p['batch_size']}, {p['steps']} steps, "
+        f"Adam lr {p['lr']} (x{p['lr_decay']} every {p['decay_every']} steps), clip "
+        f"{p['clip']}, length curriculum over {p['curriculum_steps']} steps, "
+        f"{p['eval_size']} samples per evaluation split; seed {summary['seed']}",
+        "",
+        "Sequence accuracy in percent (a sample counts only if every answer token is right), "
+        "of the checkpoint with the best accuracy on the selection split (OD-easy; for "
+        "SCAN and Dyck the first out-of-distribution split), as in the paper. Each cell is "
+        "**ours** (paper), or **ours** alone where the paper has no number (Dyck, the "
+        "17–22 split, the NAM Transformer). The paper's models have 22–40M parameters "
+        "and train for 100–150 epochs on a GPU.",
+        "",
+    ]
+    header = "| Task | Split | " + " | ".join(MODEL_LABELS.get(m, m) for m in models) + " |"
+    lines += [header, "|---|---|" + "---|" * len(models)]
+    for task in task_names:
+        for split in _scored_splits(task):
+            cells = []
+            for model in models:
+                entry = runs.get((task, model))
+                ours = entry["splits"].get(split, {}).get("accuracy") if entry else None
+                paper = TABLE2.get(task, {}).get(split, {}).get(model)
+                text = f"**{_percent(ours)}**" if ours is not None else "not run"
+                cells.append(text + (f" ({paper:g})" if paper is not None else ""))
+            lines.append(f"| {task} | {SPLIT_LABELS.get(split, split)} | "
+                         + " | ".join(cells) + " |")
+    lines += ["", "Parameters, training time and best step per run:", "",
+              "| Task | " + " | ".join(MODEL_LABELS.get(m, m) for m in models) + " |",
+              "|---|" + "---|" * len(models)]
+    for task in task_names:
+        cells = []
+        for model in models:
+            entry = runs.get((task, model))
+            cells.append("not run" if entry is None else
+                         f"{_count(entry['parameters'])}, {_minutes(entry['train_s'])}, "
+                         f"step {entry['best_step']}/{entry['steps']}")
+        lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    if summary.get("failures"):
+        lines += ["", "Runs that failed:", ""]
+        lines += [f"- {f['task']} / {f['model']}: {f['error']}" for f in summary["failures"]]
+    return "\n".join(lines) + "\n"
+
+
+def console_table(summary: dict[str, Any]) -> str:
+    """A plain-text table of our accuracies: one row per model, one column per split."""
+    models = list(dict.fromkeys(e["model"] for e in summary["runs"]))
+    runs = {(e["task"], e["model"]): e for e in summary["runs"]}
+    columns = [(t, s) for t in dict.fromkeys(e["task"] for e in summary["runs"])
+               for s in _scored_splits(t)]
+    names = [f"{t} {SPLIT_LABELS.get(s, s)}" for t, s in columns]
+    widths = [max(len(n), 6) for n in names]
+    first = max([len(MODEL_LABELS.get(m, m)) for m in models] + [5])
+    lines = ["sequence accuracy (%)",
+             f"{'model':<{first}}  " + "  ".join(f"{n:>{w}}" for n, w in zip(names, widths,
+                                                                            strict=True))]
+    for model in models:
+        cells = []
+        for (task, split), w in zip(columns, widths, strict=True):
+            entry = runs.get((task, model))
+            value = entry["splits"].get(split, {}).get("accuracy") if entry else None
+            cells.append(f"{_percent(value):>{w}}")
+        lines.append(f"{MODEL_LABELS.get(model, model):<{first}}  " + "  ".join(cells))
+    return "\n".join(lines)
+
+
+def by_length(entry: dict[str, Any]) -> dict[int, float]:
+    """Accuracy per input length of one run, each length from its first scored split."""
+    task = entry["task"]
+    merged: dict[int, float] = {}
+    for split in [*_scored_splits(task), *tasks.splits(task)]:
+        for length, accuracy in entry["splits"].get(split, {}).get("by_length", {}).items():
+            merged.setdefault(int(length), float(accuracy))
+    return dict(sorted(merged.items()))
+
+
+def plot(summary: dict[str, Any], path: str | Path) -> None:
+    """Write ``accuracy_vs_length.png``: one panel per task, one line per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    task_names = list(dict.fromkeys(e["task"] for e in summary["runs"]))
+    if not task_names:
+        return
+    columns = min(3, len(task_names))
+    rows = -(-len(task_names) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.4 * rows),
+                             squeeze=False)
+    for ax, task in zip(axes.flat, task_names, strict=False):
+        lo, hi = tasks.splits(task)["train"]
+        ax.axvspan(lo - 0.5, hi + 0.5, color="0.9", label="training lengths")
+        for entry in (e for e in summary["runs"] if e["task"] == task):
+            points = by_length(entry)
+            ax.plot(list(points), [100 * v for v in points.values()], marker=".",
+                    label=MODEL_LABELS.get(entry["model"], entry["model"]))
+        ax.set_title(task)
+        ax.set_xlabel(tasks.get(task).length_name.replace("_", " "))
+        ax.set_ylabel("sequence accuracy (%)")
+        ax.set_ylim(-3, 103)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(task_names):]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(7, len(labels)), frameon=False)
+    fig.suptitle(f"namcore reproduce --preset {summary['preset']}: accuracy against length")
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    plt.close(fig)
+
+
+def write_all(out: str | Path, summary: dict[str, Any]) -> None:
+    """Write ``results.json``, ``results.md`` and ``accuracy_vs_length.png`` into ``out``."""
+    out = Path(out)
+    atomic_write(out / "results.json", (json.dumps(summary, indent=2) + "\n").encode())
+    atomic_write(out / "results.md", markdown(summary).encode())
+    plot(summary, out / "accuracy_vs_length.png")

@@ -1,0 +1,248 @@
+"""``namcore reproduce``: train and score a grid of models x tasks, then report.
+
+Every cell of the grid is an ordinary run folder ``OUT/runs/TASK-MODEL`` written by
+:func:`~namcore.training.train` and scored by :func:`~namcore.training.evaluate.evaluate`,
+so a cell can be inspected, evaluated on another backend or resumed on its own. Calling
+:func:`reproduce` again on the same ``OUT`` resumes unfinished cells and re-scores the
+finished ones without training them again.
+
+The report (:mod:`~namcore.training.report`) goes beside the run folders:
+``results.json`` (everything measured), ``results.md`` (our table beside the paper's
+Table 2) and ``accuracy_vs_length.png``.
+
+Examples
+--------
+>>> from namcore.training.reproduce import grid
+>>> [(cell.task, cell.model) for cell in grid(["lstm", "namtm"], ["reduce"])]
+[('reduce', 'namtm'), ('reduce', 'lstm')]
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import platform
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from namcore import backends, tasks
+from namcore._io import atomic_write
+from namcore.models import parameter_count
+
+from . import report
+from .evaluate import evaluate
+from .presets import MODELS, get_preset, model_config
+from .trainer import FRAMEWORKS, TrainingError, train
+
+__all__ = ["GRID_MODELS", "GRID_TASKS", "Cell", "default_backend", "grid", "reproduce"]
+
+#: Models of the reproduction grid, in the order of the report's columns.
+GRID_MODELS: tuple[str, ...] = ("transformer", "lstm", "lsam", "namtm", "namtm-nojump",
+                                "nam-transformer")
+#: Tasks of the reproduction grid, in the order of the report's rows.
+GRID_TASKS: tuple[str, ...] = ("reverse", "add", "reduce", "dyck", "scan")
+
+# Relative cost of a training step, to start the longest cells first.
+_MODEL_COST = {"namtm": 5.0, "namtm-nojump": 4.5, "lsam": 2.0}
+_TASK_COST = {"scan": 3.0, "dyck": 2.0, "add": 1.6}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of the grid: a model trained on a task."""
+
+    task: str
+    model: str
+
+    @property
+    def name(self) -> str:
+        """Folder name of the run, ``TASK-MODEL``."""
+        return f"{self.task}-{self.model}"
+
+    @property
+    def cost(self) -> float:
+        """Rough relative training cost, used to schedule long cells first."""
+        return _MODEL_COST.get(self.model, 1.0) * _TASK_COST.get(self.task, 1.0)
+
+
+def grid(models: list[str] | None = None, task_names: list[str] | None = None) -> list[Cell]:
+    """The cells of ``models`` x ``task_names`` (default: the whole grid), longest first.
+
+    Raises
+    ------
+    TrainingError
+        An unknown model or task name, or an empty selection.
+    """
+    models = list(GRID_MODELS if models is None else models)
+    task_names = list(GRID_TASKS if task_names is None else task_names)
+    for model in models:
+        if model not in MODELS:
+            raise TrainingError(f"unknown model {model!r} in --models; choose from "
+                                f"{', '.join(MODELS)}")
+    for task in task_names:
+        if task not in tasks.NAMES:
+            raise TrainingError(f"unknown task {task!r} in --tasks; choose from "
+                                f"{', '.join(tasks.NAMES)}")
+    if not models or not task_names:
+        raise TrainingError("--models and --tasks must each name at least one entry")
+    cells = [Cell(t, m) for t in dict.fromkeys(task_names) for m in dict.fromkeys(models)]
+    return sorted(cells, key=lambda c: -c.cost)
+
+
+def default_backend() -> str:
+    """``"jax"`` when JAX and optax are installed (faster on CPU), else ``"torch"``."""
+    import importlib.util
+
+    if all(importlib.util.find_spec(m) is not None for m in ("jax", "optax")):
+        return "jax"
+    return "torch"
+
+
+def _machine() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            cpu = next((line.split(":", 1)[1].strip() for line in handle
+                        if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {"platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(),
+            "python": platform.python_version()}
+
+
+def _run_cell(cell: Cell, out: str, backend: str, eval_backend: str, preset: str, seed: int,
+              progress: bool) -> dict[str, Any]:
+    """Train (or resume) one cell, score it, and return its entry of ``results.json``."""
+    run_dir = Path(out) / "runs" / cell.name
+    timing = run_dir / "timing.json"
+    spent = json.loads(timing.read_text())["train_s"] if timing.exists() else 0.0
+    start = time.perf_counter()
+    train(cell.task, cell.model, backend, run_dir, preset=preset, seed=seed,
+          resume=(run_dir / "run.json").exists(), progress=progress)
+    spent += time.perf_counter() - start
+    atomic_write(timing, (json.dumps({"train_s": round(spent, 1)}) + "\n").encode())
+    scores = evaluate(run_dir, eval_backend)
+    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+               if line.strip()]
+    run = json.loads((run_dir / "run.json").read_text())
+    best = max(metrics, key=lambda m: m.get(report.best_split_of(cell.task), -1.0))
+    return {"task": cell.task, "model": cell.model, "run_dir": str(run_dir),
+            "steps": run["steps"], "best_step": best["step"], "train_s": round(spent, 1),
+            "parameters": parameter_count(model_config(cell.model, cell.task, preset)),
+            "splits": scores["splits"], "checkpoint": scores["checkpoint"]}
+
+
+def reproduce(out: str | os.PathLike, *, preset: str = "quick", models: list[str] | None = None,
+              task_names: list[str] | None = None, backend: str | None = None,
+              eval_backend: str | None = None, seed: int = 0, jobs: int | None = None,
+              progress: bool = True, command: str | None = None) -> dict[str, Any]:
+    """Train and evaluate every cell of the grid, then write the report into ``out``.
+
+    Parameters
+    ----------
+    out : path-like
+        Output folder; run folders go to ``out/runs/TASK-MODEL``. An existing ``out``
+        written by an earlier call is resumed (with the same preset and backend).
+    preset : str
+        ``"smoke"``, ``"quick"`` or ``"paper"``.
+    models, task_names : list of str, optional
+        A subset of the grid (default: :data:`GRID_MODELS` x :data:`GRID_TASKS`).
+    backend : str, optional
+        ``"torch"`` or ``"jax"`` for training; default :func:`default_backend`.
+    eval_backend : str, optional
+        Backend of the final scoring (any of numpy, cupy, torch, jax); default ``backend``.
+    seed : int
+        Seed of every run.
+    jobs : int, optional
+        Runs trained at once, each in its own process; default ``min(4, cpu_count)``.
+        ``1`` trains in this process with a progress bar per run.
+    progress : bool
+        Show progress bars.
+    command : str, optional
+        The command line to record in the report.
+
+    Returns
+    -------
+    dict
+        The content of ``results.json``: settings, machine, wall time and, per run,
+        its accuracies per split and per length, parameters and training time. Runs
+        that failed are listed under ``"failures"`` with their error.
+
+    Raises
+    ------
+    TrainingError
+        Unknown names, a missing backend, or an ``out`` that is a file.
+    """
+    cells = grid(models, task_names)
+    try:
+        get_preset(preset)
+    except ValueError as error:
+        raise TrainingError(str(error)) from None
+    backend = backend or default_backend()
+    if backend not in FRAMEWORKS:
+        raise TrainingError(f"cannot train with backend {backend!r}; choose from "
+                            f"{', '.join(FRAMEWORKS)}")
+    eval_backend = eval_backend or backend
+    for name in (backend, eval_backend):
+        if name not in backends.NAMES or not backends.get(name).is_installed():
+            raise TrainingError(f"backend {name!r} is not installed "
+                                f"(pip install 'namcore[{name}]')")
+    jobs = min(4, os.cpu_count() or 1) if jobs is None else jobs
+    if jobs < 1:
+        raise TrainingError(f"--jobs must be at least 1, got {jobs}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise TrainingError(f"--out {out} is a file, not a folder")
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+
+    args = (str(out), backend, eval_backend, preset, seed)
+    entries: list[dict[str, Any]] = []
+    failures: list[dict[str, str]] = []
+    start = time.perf_counter()
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(cells), desc="reproduce", unit="run", disable=not progress,
+               dynamic_ncols=True)
+
+    def finished(cell: Cell, entry: dict[str, Any] | None, error: BaseException | None) -> None:
+        if error is not None:
+            message = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            failures.append({**asdict(cell), "error": message})
+            bar.write(f"{cell.name}: FAILED {message}")
+        else:
+            assert entry is not None
+            entries.append(entry)
+            bar.write(f"{cell.name}: " + report.one_line(entry))
+        bar.update(1)
+
+    if jobs == 1 or len(cells) == 1:
+        for cell in cells:
+            try:
+                finished(cell, _run_cell(cell, *args, progress=progress), None)
+            except Exception as error:  # one failed cell must not lose the others
+                finished(cell, None, error)
+    else:
+        context = multiprocessing.get_context("spawn")  # JAX and torch do not survive fork
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            futures = {pool.submit(_run_cell, cell, *args, progress=False): cell
+                       for cell in cells}
+            for future in as_completed(futures):
+                error = future.exception()
+                finished(futures[future], None if error else future.result(), error)
+    bar.close()
+
+    order = {c: i for i, c in enumerate(Cell(t, m) for t in GRID_TASKS for m in GRID_MODELS)}
+    entries.sort(key=lambda e: order.get(Cell(e["task"], e["model"]), len(order)))
+    versions = {name: backends.get(name).version() for name in dict.fromkeys(
+        (backend, eval_backend))}
+    summary = {"command": command, "preset": preset, "preset_values": get_preset(preset).to_dict(),
+               "backend": backend, "eval_backend": eval_backend, "versions": versions,
+               "seed": seed, "jobs": jobs, "machine": _machine(),
+               "wall_s": round(time.perf_counter() - start, 1), "runs": entries,
+               "failures": failures}
+    report.write_all(out, summary)
+    return summary
