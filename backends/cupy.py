@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
 
+from namcore._agnostic import memory as _memory
+
 from ._base import Backend
 
 __all__ = ["CuPyBackend"]
+
+_FLOATS = ("float16", "float32", "float64")
+
+
+@functools.cache
+def _fused_update() -> Any:
+    """``out = m + u * k`` as one CuPy kernel: a single pass over the memory ``m``.
+
+    Broadcasting ``u[..., :, None]`` against ``k[..., None, :]`` inside the kernel means
+    the rank-1 term ``u k̂ᵀ`` is never stored: the standard path writes it to a
+    temporary as large as ``M`` and then reads it back.
+    """
+    import cupy
+
+    return cupy.ElementwiseKernel("T m, T u, T k", "T out", "out = m + u * k",
+                                  "namcore_nam_write")
 
 
 class CuPyBackend(Backend):
@@ -36,3 +55,12 @@ class CuPyBackend(Backend):
     def concrete_values(self, x: Any) -> np.ndarray | None:
         # Reading values would synchronise the GPU on every call: skip value checks.
         return None
+
+    def write(self, M, k, v, p_write, p_erase, normalize, eps, xp):
+        # Fast path: the erase read M k̂ is one matmul (cuBLAS); the update M + u k̂ᵀ is
+        # one fused elementwise kernel. Mixed dtypes fall back to the standard path.
+        kh = _memory.unit(k, axis=-1, eps=eps, xp=xp) if normalize else k
+        u = _memory.update_direction(M, kh, v, p_write, p_erase, xp=xp)
+        if not (M.dtype == u.dtype == kh.dtype and M.dtype.name in _FLOATS):
+            return M + u[..., :, None] * kh[..., None, :]
+        return _fused_update()(M, u[..., :, None], kh[..., None, :])
