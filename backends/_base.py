@@ -151,6 +151,15 @@ class Backend:
         """``f`` compiled for repeated calls on arrays (``jax.jit`` on JAX; ``f`` elsewhere)."""
         return f
 
+    # --------------------------------------------------------------------- devices
+    def check_same_device(self, func: str, arrays: dict[str, Any]) -> None:
+        """``ValueError`` naming the arguments when ``arrays`` live on different devices.
+
+        The base class checks nothing: on a CPU-only library there is one device, and
+        JAX places (or refuses) operands itself. GPU libraries override this, so that
+        a user gets one clear message instead of a kernel-launch error.
+        """
+
     # ----------------------------------------------------------------- fast paths
     # The base implementations are the standard path; subclasses may override.
     def unit(self, x: Any, axis: int, eps: float, xp: Any) -> Any:
@@ -177,6 +186,14 @@ class Backend:
 
     def __repr__(self) -> str:
         return f"<namcore backend {self.name!r}>"
+
+
+def device_mismatch(func: str, devices: dict[str, Any]) -> None:
+    """Raise the mixed-device ``ValueError`` if ``devices`` (name -> device) differ."""
+    if len(set(devices.values())) > 1:
+        where = ", ".join(f"`{name}` on {device}" for name, device in devices.items())
+        raise ValueError(f"{func}: all arrays must be on one device, but {where}; move "
+                         "them to one device first")
 
 
 def _stack_outputs(ys: list[Any], xp: Any) -> Any:

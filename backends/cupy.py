@@ -9,7 +9,7 @@ import numpy as np
 
 from namcore._agnostic import memory as _memory
 
-from ._base import Backend
+from ._base import Backend, device_mismatch
 
 __all__ = ["CuPyBackend"]
 
@@ -55,6 +55,9 @@ class CuPyBackend(Backend):
     def concrete_values(self, x: Any) -> np.ndarray | None:
         # Reading values would synchronise the GPU on every call: skip value checks.
         return None
+
+    def check_same_device(self, func, arrays):
+        device_mismatch(func, {name: x.device.id for name, x in arrays.items()})
 
     def write(self, M, k, v, p_write, p_erase, normalize, eps, xp):
         # Fast path: the erase read M k̂ is one matmul (cuBLAS); the update M + u k̂ᵀ is

@@ -8,7 +8,7 @@ import numpy as np
 
 from namcore._agnostic import memory as _memory
 
-from ._base import Backend
+from ._base import Backend, device_mismatch
 
 __all__ = ["TorchBackend"]
 
@@ -57,6 +57,12 @@ class TorchBackend(Backend):
             return x.detach().numpy()
         except (RuntimeError, TypeError):
             return None
+
+    def check_same_device(self, func, arrays):
+        # Zero-dimensional CPU tensors mix with CUDA tensors in PyTorch: leave them out.
+        devices = {name: x.device for name, x in arrays.items()
+                   if x.ndim or x.device.type != "cpu"}
+        device_mismatch(func, devices)
 
     def write(self, M, k, v, p_write, p_erase, normalize, eps, xp):
         # Fast path: one fused multiply-add (addcmul) forms M + u k̂ᵀ.

@@ -88,6 +88,7 @@ def attention(q: Any, k: Any, v: Any, /, *, causal: bool = False, p_write: Any =
     _v.check_bool(func, "causal", causal)
     _v.check_bool(func, "return_state", return_state)
     backend = _backends.for_namespace(xp)
+    backend.check_same_device(func, {"q": q, "k": k, "v": v, **optional})
     for name, x in (("q", q), ("k", k), ("v", v)):
         _v.check_float(func, name, x, xp)
         _v.check_min_ndim(func, name, x, 2, "(..., L, d)")

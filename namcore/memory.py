@@ -115,6 +115,8 @@ def write(M: Any, k: Any, v: Any, /, p_write: Any = 1.0, p_erase: Any = 0.0, *,
     _v.check_bool("write", "normalize", normalize)
     batch = _check_memory("write", M, xp, k=(k, -1, "d_k"), v=(v, -2, "d_v"))
     backend = _backends.for_namespace(xp)
+    backend.check_same_device("write", {"M": M, "k": k, "v": v, **_v.array_arguments(
+        p_write=p_write, p_erase=p_erase)})
     dtype = xp.result_type(M, k, v)
     pw = _v.probability("write", "p_write", p_write, xp=xp, batch=batch, dtype=dtype,
                         backend=backend)
@@ -160,6 +162,7 @@ def read(M: Any, q: Any, /, p_read: Any = 1.0, *, normalize: bool = True) -> Any
     _v.check_bool("read", "normalize", normalize)
     batch = _check_memory("read", M, xp, q=(q, -1, "d_k"))
     backend = _backends.for_namespace(xp)
+    backend.check_same_device("read", {"M": M, "q": q, **_v.array_arguments(p_read=p_read)})
     pr = _v.probability("read", "p_read", p_read, xp=xp, batch=batch,
                         dtype=xp.result_type(M, q), backend=backend)
     return backend.read(M, q, pr, normalize, _EPS, xp)

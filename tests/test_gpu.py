@@ -164,8 +164,25 @@ def test_torch_cuda_stays_on_device_without_syncs():
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert {str(a.device) for a in (out, r, y)} == {device}
-    with pytest.raises((ValueError, RuntimeError), match="device"):
+    with pytest.raises(ValueError, match="one device"):
         namcore.write(M, k.cpu(), v)
+
+
+def test_mixed_devices_are_one_clear_error():
+    torch = pytest.importorskip("torch")
+    # The "meta" device needs no GPU and stands for any second device.
+    M, k, v = torch.zeros(3, 4), torch.ones(4), torch.ones(3)
+    with pytest.raises(ValueError, match=r"write: all arrays must be on one device, but "
+                                         r"`M` on cpu, `k` on meta, `v` on cpu"):
+        namcore.write(M, k.to("meta"), v)
+    with pytest.raises(ValueError, match="`q` on meta"):
+        namcore.read(M, k.to("meta"))
+    q = torch.ones(2, 5, 4)
+    with pytest.raises(ValueError, match=r"attention: .*`v` on meta"):
+        namcore.attention(q, q, q.to("meta"))
+    # A 0-d CPU probability mixes with any device, as in PyTorch itself.
+    out = namcore.write(M, k, v, torch.tensor(0.5))
+    assert out.device.type == "cpu"
 
 
 @needs_gpu("torch")
