@@ -180,3 +180,13 @@ def test_eval_errors_exit_2(torch_runs, tmp_path, capsys, monkeypatch):
     assert main(["eval", str(full), "--backend", "cupy"]) == 2
     assert "not installed" in capsys.readouterr().err
     assert snapshot(full) == before
+
+
+def test_ties_on_the_selection_split_keep_the_checkpoint_that_fits_best():
+    from namcore.training.trainer import selection_key
+
+    early = {"id": 0.05, "od_easy": 0.0, "od_hard": 0.0}
+    late = {"id": 0.97, "od_easy": 0.0, "od_hard": 0.0}
+    assert selection_key(late, "od_easy") > selection_key(early, "od_easy")
+    better_ood = {"id": 0.5, "od_easy": 0.1, "od_hard": 0.0}
+    assert selection_key(better_ood, "od_easy") > selection_key(late, "od_easy")

@@ -16,10 +16,9 @@ from typing import Any
 from namcore import tasks
 from namcore._io import atomic_write
 
-from .data import best_split
 from .paper import TABLE2
 
-__all__ = ["MODEL_LABELS", "SPLIT_LABELS", "best_split_of", "by_length", "console_table",
+__all__ = ["MODEL_LABELS", "SPLIT_LABELS", "by_length", "console_table",
            "markdown", "one_line", "plot", "write_all"]
 
 #: How the report names each model (the paper's names where it has them).
@@ -31,11 +30,6 @@ SPLIT_LABELS: dict[str, str] = {"train": "Train", "test": "Test", "id": "ID",
                                 "od_easy": "OD-easy", "od_hard": "OD-hard",
                                 "od_extra": "OD 17-22", "od_length": "OD-length",
                                 "od_depth": "OD-depth"}
-
-
-def best_split_of(task: str) -> str:
-    """The split that picks a run's best checkpoint (see :func:`.data.best_split`)."""
-    return best_split(task)
 
 
 def _percent(value: float | None) -> str:
@@ -78,8 +72,9 @@ def markdown(summary: dict[str, Any]) -> str:
         f"Python {machine['python']}",
         f"- Training backend: {summary['backend']}; scored on {summary['eval_backend']} "
         f"({', '.join(f'{k} {v}' for k, v in summary['versions'].items())})",
-        f"- Wall time: {_minutes(summary['wall_s'])} for {len(summary['runs'])} runs, "
-        f"{summary['jobs']} at a time",
+        f"- Wall time of this call: {_minutes(summary['wall_s'])} for "
+        f"{len(summary['runs'])} runs, {summary['jobs']} at a time; training time summed "
+        f"over the runs: {_minutes(sum(e['train_s'] for e in summary['runs']))}",
         f"- Preset: d_model {p['d_model']}, batch {p['batch_size']}, {p['steps']} steps, "
         f"Adam lr {p['lr']} (x{p['lr_decay']} every {p['decay_every']} steps), clip "
         f"{p['clip']}, length curriculum over {p['curriculum_steps']} steps, "
@@ -87,7 +82,8 @@ def markdown(summary: dict[str, Any]) -> str:
         "",
         "Sequence accuracy in percent (a sample counts only if every answer token is right), "
         "of the checkpoint with the best accuracy on the selection split (OD-easy; for "
-        "SCAN and Dyck the first out-of-distribution split), as in the paper. Each cell is "
+        "SCAN and Dyck the first out-of-distribution split), as in the paper; ties go to "
+        "the checkpoint with the best mean over all splits. Each cell is "
         "**ours** (paper), or **ours** alone where the paper has no number (Dyck, the "
         "17–22 split, the NAM Transformer). The paper's models have 22–40M parameters "
         "and train for 100–150 epochs on a GPU.",

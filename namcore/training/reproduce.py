@@ -126,12 +126,13 @@ def _run_cell(cell: Cell, out: str, backend: str, eval_backend: str, preset: str
     spent += time.perf_counter() - start
     atomic_write(timing, (json.dumps({"train_s": round(spent, 1)}) + "\n").encode())
     scores = evaluate(run_dir, eval_backend)
-    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
-               if line.strip()]
     run = json.loads((run_dir / "run.json").read_text())
-    best = max(metrics, key=lambda m: m.get(report.best_split_of(cell.task), -1.0))
+    import safetensors
+
+    with safetensors.safe_open(str(run_dir / "optimizer.safetensors"), "numpy") as handle:
+        best_step = json.loads((handle.metadata() or {})["namcore.trainer"])["best_step"]
     return {"task": cell.task, "model": cell.model, "run_dir": str(run_dir),
-            "steps": run["steps"], "best_step": best["step"], "train_s": round(spent, 1),
+            "steps": run["steps"], "best_step": best_step, "train_s": round(spent, 1),
             "parameters": parameter_count(model_config(cell.model, cell.task, preset)),
             "splits": scores["splits"], "checkpoint": scores["checkpoint"]}
 
