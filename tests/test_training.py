@@ -190,3 +190,15 @@ def test_ties_on_the_selection_split_keep_the_checkpoint_that_fits_best():
     assert selection_key(late, "od_easy") > selection_key(early, "od_easy")
     better_ood = {"id": 0.5, "od_easy": 0.1, "od_hard": 0.0}
     assert selection_key(better_ood, "od_easy") > selection_key(late, "od_easy")
+
+
+def test_dyck_depth_split_nests_deeper_than_training():
+    from namcore.training.data import eval_sets, train_batch
+
+    sets = eval_sets("dyck", 256)
+    # The answer closes every open bracket, so its length is the final nesting depth.
+    depth = {name: batch.loss_mask.sum(axis=1) for name, batch in sets.items()}
+    trained = train_batch("dyck", get_preset("quick"), seed=0, step=2000).loss_mask.sum(axis=1)
+    assert trained.max() <= 8 and depth["od_length"].max() <= 8
+    assert depth["od_depth"].max() > 8
+    assert (sets["od_depth"].lengths >= 33).all() and (sets["od_depth"].lengths <= 63).all()

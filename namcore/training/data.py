@@ -26,7 +26,8 @@ from namcore.tasks import Batch
 
 from .presets import Preset
 
-__all__ = ["best_split", "eval_sets", "eval_splits", "train_batch", "train_lengths"]
+__all__ = ["best_split", "eval_sets", "eval_splits", "split_task", "train_batch",
+           "train_lengths"]
 
 
 def train_lengths(task: str, preset: Preset, step: int) -> tuple[int, int]:
@@ -58,11 +59,21 @@ def best_split(task: str) -> str:
     return next((n for n in names if n != "id"), names[0])
 
 
+def split_task(task: str, split: str) -> tasks.Task:
+    """The generator of one split: the task's own, except for Dyck's depth split.
+
+    ``dyck``'s ``od_depth`` tests nesting deeper than training ever reaches (caps 9–12
+    instead of 8), as in the authors' later code; its lengths are those of ``od_length``.
+    """
+    if task == "dyck" and split == "od_depth":
+        return tasks.dyck_task(max_depth=(9, 12))
+    return tasks.get(task)
+
+
 def eval_sets(task: str, size: int, splits: list[str] | None = None) -> dict[str, Batch]:
     """``size`` samples of each split (default: :func:`eval_splits`), fixed by name."""
     ranges = tasks.splits(task)
-    generator = tasks.get(task)
     names = eval_splits(task) if splits is None else splits
-    return {name: generator.generate(size, *ranges[name],
+    return {name: split_task(task, name).generate(size, *ranges[name],
                                      seed=zlib.crc32(f"eval:{task}:{name}".encode()))
             for name in names}
