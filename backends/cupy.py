@@ -65,5 +65,5 @@ class CuPyBackend(Backend):
         kh = _memory.unit(k, axis=-1, eps=eps, xp=xp) if normalize else k
         u = _memory.update_direction(M, kh, v, p_write, p_erase, xp=xp)
         if not (M.dtype == u.dtype == kh.dtype and M.dtype.name in _FLOATS):
-            return M + u[..., :, None] * kh[..., None, :]
+            return _memory.add_rank1(M, u, kh)
         return _fused_update()(M, u[..., :, None], kh[..., None, :])

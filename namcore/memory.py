@@ -110,13 +110,12 @@ def write(M: Any, k: Any, v: Any, /, p_write: Any = 1.0, p_erase: Any = 0.0, *,
     >>> namcore.read(M, np.array([0.0, 1.0, 0.0]))  # overwritten (Theorem 2)
     array([5., 5.])
     """
-    xp = _v.namespace("write", M=M, k=k, v=v, **_v.array_arguments(p_write=p_write,
-                                                                   p_erase=p_erase))
+    probabilities = _v.array_arguments(p_write=p_write, p_erase=p_erase)
+    xp = _v.namespace("write", M=M, k=k, v=v, **probabilities)
     _v.check_bool("write", "normalize", normalize)
     batch = _check_memory("write", M, xp, k=(k, -1, "d_k"), v=(v, -2, "d_v"))
     backend = _backends.for_namespace(xp)
-    backend.check_same_device("write", {"M": M, "k": k, "v": v, **_v.array_arguments(
-        p_write=p_write, p_erase=p_erase)})
+    backend.check_same_device("write", {"M": M, "k": k, "v": v, **probabilities})
     dtype = xp.result_type(M, k, v)
     pw = _v.probability("write", "p_write", p_write, xp=xp, batch=batch, dtype=dtype,
                         backend=backend)
@@ -158,11 +157,12 @@ def read(M: Any, q: Any, /, p_read: Any = 1.0, *, normalize: bool = True) -> Any
     >>> namcore.read(M, keys[1], 0.5)
     array([1.5, 2. ])
     """
-    xp = _v.namespace("read", M=M, q=q, **_v.array_arguments(p_read=p_read))
+    probabilities = _v.array_arguments(p_read=p_read)
+    xp = _v.namespace("read", M=M, q=q, **probabilities)
     _v.check_bool("read", "normalize", normalize)
     batch = _check_memory("read", M, xp, q=(q, -1, "d_k"))
     backend = _backends.for_namespace(xp)
-    backend.check_same_device("read", {"M": M, "q": q, **_v.array_arguments(p_read=p_read)})
+    backend.check_same_device("read", {"M": M, "q": q, **probabilities})
     pr = _v.probability("read", "p_read", p_read, xp=xp, batch=batch,
                         dtype=xp.result_type(M, q), backend=backend)
     return backend.read(M, q, pr, normalize, _EPS, xp)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["read", "scale", "unit", "update_direction", "write"]
+__all__ = ["add_rank1", "read", "scale", "unit", "update_direction", "write"]
 
 Probability = Any  # a Python float, or an array of the batch shape (...)
 
@@ -54,6 +54,11 @@ def write(M: Any, k: Any, v: Any, p_write: Probability = 1.0, p_erase: Probabili
     """``M + p_write v k̂ᵀ - p_erase M k̂ k̂ᵀ`` as one rank-1 update ``M + u k̂ᵀ``."""
     kh = unit(k, axis=-1, eps=eps, xp=xp) if normalize else k
     u = update_direction(M, kh, v, p_write, p_erase, xp=xp)
+    return add_rank1(M, u, kh)
+
+
+def add_rank1(M: Any, u: Any, kh: Any) -> Any:
+    """``M + u k̂ᵀ`` with batch axes: the last step of every write."""
     return M + u[..., :, None] * kh[..., None, :]
 
 

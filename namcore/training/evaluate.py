@@ -17,7 +17,7 @@ from namcore._io import atomic_write
 from namcore.models import forward, load
 
 from .data import eval_sets
-from .trainer import TrainingError
+from .trainer import TrainingError, require_backend
 
 __all__ = ["evaluate", "format_table"]
 
@@ -72,9 +72,7 @@ def evaluate(run_dir: str | Path, backend: str = "numpy", *, checkpoint: str | N
         task, size = run["task"], int(run["preset_values"]["eval_size"])
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise TrainingError(f"{run_dir / 'run.json'} is unreadable: {error}") from None
-    if not backends.get(backend).is_installed():
-        raise TrainingError(f"backend {backend!r} is not installed "
-                            f"(pip install 'namcore[{backend}]')")
+    require_backend(backend)
     if checkpoint is None:
         checkpoint = next((name for name in ("best.safetensors", "last.safetensors")
                            if (run_dir / name).exists()), "best.safetensors")

@@ -17,7 +17,7 @@ Examples
 
 from __future__ import annotations
 
-__all__ = ["PAPER_MODELS", "PARAMETERS", "TABLE2"]
+__all__ = ["PAPER_MODELS", "TABLE2"]
 
 #: Column order of the paper, with namcore's model names (``None``: no namcore model).
 PAPER_MODELS: tuple[tuple[str, str | None], ...] = (
@@ -25,16 +25,12 @@ PAPER_MODELS: tuple[tuple[str, str | None], ...] = (
     ("NAM-TM", "namtm"), ("No Jmp", "namtm-nojump"),
 )
 
-#: Parameter counts of the paper's models (at d_model 512-1536, for a GPU).
-PARAMETERS: dict[str, str] = {"transformer": "28.7M", "lstm": "31.5M", "ut": "26.0M",
-                              "dnc": "40.2M", "lsam": "25.8M", "namtm": "23.3M",
-                              "namtm-nojump": "22.2M"}
-
-_COLUMNS = ("transformer", "lstm", "ut", "dnc", "lsam", "namtm", "namtm-nojump")
+# Keys of a row: namcore's model names, and the paper's own lower-cased where we have none.
+_COLUMNS = tuple(model or label.lower() for label, model in PAPER_MODELS)
 
 
 def _row(*values: float) -> dict[str, float]:
-    return dict(zip(_COLUMNS, values, strict=True))
+    return {column: float(v) for column, v in zip(_COLUMNS, values, strict=True)}
 
 
 #: ``TABLE2[task][split][model]``: the paper's sequence accuracy in percent.
@@ -59,5 +55,3 @@ TABLE2: dict[str, dict[str, dict[str, float]]] = {
         "test": _row(0.0, 14.5, 4.5, 8.6, 14.9, 11.2, 9.6),
     },
 }
-TABLE2 = {task: {split: {m: float(v) for m, v in row.items()} for split, row in rows.items()}
-          for task, rows in TABLE2.items()}

@@ -36,7 +36,7 @@ from namcore.models import parameter_count
 from . import report
 from .evaluate import evaluate
 from .presets import MODELS, get_preset, model_config
-from .trainer import FRAMEWORKS, TrainingError, train
+from .trainer import FRAMEWORKS, TrainingError, recorded_state, require_backend, train
 
 __all__ = ["GRID_MODELS", "GRID_TASKS", "Cell", "default_backend", "grid", "reproduce"]
 
@@ -127,12 +127,9 @@ def _run_cell(cell: Cell, out: str, backend: str, eval_backend: str, preset: str
     atomic_write(timing, (json.dumps({"train_s": round(spent, 1)}) + "\n").encode())
     scores = evaluate(run_dir, eval_backend)
     run = json.loads((run_dir / "run.json").read_text())
-    import safetensors
-
-    with safetensors.safe_open(str(run_dir / "optimizer.safetensors"), "numpy") as handle:
-        best_step = json.loads((handle.metadata() or {})["namcore.trainer"])["best_step"]
     return {"task": cell.task, "model": cell.model, "run_dir": str(run_dir),
-            "steps": run["steps"], "best_step": best_step, "train_s": round(spent, 1),
+            "steps": run["steps"], "best_step": recorded_state(run_dir)["best_step"],
+            "train_s": round(spent, 1),
             "parameters": parameter_count(model_config(cell.model, cell.task, preset)),
             "splits": scores["splits"], "checkpoint": scores["checkpoint"]}
 
@@ -189,9 +186,7 @@ def reproduce(out: str | os.PathLike, *, preset: str = "quick", models: list[str
                             f"{', '.join(FRAMEWORKS)}")
     eval_backend = eval_backend or backend
     for name in (backend, eval_backend):
-        if name not in backends.NAMES or not backends.get(name).is_installed():
-            raise TrainingError(f"backend {name!r} is not installed "
-                                f"(pip install 'namcore[{name}]')")
+        require_backend(name)
     jobs = min(4, os.cpu_count() or 1) if jobs is None else jobs
     if jobs < 1:
         raise TrainingError(f"--jobs must be at least 1, got {jobs}")

@@ -32,11 +32,14 @@ from namcore.models import config_from_dict, load, save
 from .data import best_split, eval_sets, train_batch
 from .presets import MODELS, get_preset, model_config
 
-__all__ = ["FRAMEWORKS", "TrainingError", "evaluate_engine", "selection_key", "train"]
+__all__ = ["FRAMEWORKS", "TrainingError", "evaluate_engine", "recorded_state", "require_backend",
+           "selection_key", "train"]
 
 #: Backends the trainer can train with.
 FRAMEWORKS: tuple[str, ...] = ("torch", "jax")
 _EVAL_CHUNK = 256
+# Metadata key of optimizer.safetensors that holds the trainer state.
+_STATE_KEY = "namcore.trainer"
 
 
 class TrainingError(ValueError):
@@ -47,6 +50,21 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def require_backend(name: str) -> None:
+    """``TrainingError`` with the install command unless backend ``name`` is installed."""
+    if name not in backends.NAMES or not backends.get(name).is_installed():
+        raise TrainingError(f"backend {name!r} is not installed "
+                            f"(pip install 'namcore[{name}]')")
+
+
+def recorded_state(out: Path) -> dict[str, Any]:
+    """The trainer state (step, best score, best step...) stored with the optimiser."""
+    import safetensors
+
+    with safetensors.safe_open(str(out / "optimizer.safetensors"), framework="numpy") as handle:
+        return json.loads((handle.metadata() or {})[_STATE_KEY])
+
+
 def _engine(backend: str) -> Callable[..., Any]:
     required = {"torch": ("torch",), "jax": ("jax", "optax")}[backend]
     import importlib.util
@@ -55,8 +73,7 @@ def _engine(backend: str) -> Callable[..., Any]:
         if importlib.util.find_spec(module) is None:
             raise TrainingError(f"backend {backend!r} is not installed (missing {module}; "
                                 f"pip install 'namcore[{backend}]')")
-    if not backends.get(backend).is_installed():
-        raise TrainingError(f"backend {backend!r} is not installed")
+    require_backend(backend)
     if backend == "torch":
         from ._torch import TorchEngine
 
@@ -133,7 +150,7 @@ def _restore(out: Path, engine: Any, config: Any) -> dict[str, Any] | None:
 
         params, stored_config = load(last, backend="numpy")
         with safetensors.safe_open(str(opt), framework="numpy") as handle:
-            meta = json.loads((handle.metadata() or {})["namcore.trainer"])
+            meta = json.loads((handle.metadata() or {})[_STATE_KEY])
             arrays = {name: handle.get_tensor(name) for name in handle.keys()}
     except Exception as error:
         raise TrainingError(f"cannot resume from {out}: corrupt or missing checkpoint "
@@ -161,7 +178,7 @@ def _checkpoint(out: Path, engine: Any, config: Any, state: dict[str, Any],
     meta = {**state, "framework": engine.framework,
             "last_sha256": _sha256(out / "last.safetensors")}
     arrays = {k: np.ascontiguousarray(v) for k, v in engine.optimizer_arrays().items()}
-    blob = safetensors.numpy.save(arrays, metadata={"namcore.trainer": json.dumps(meta)})
+    blob = safetensors.numpy.save(arrays, metadata={_STATE_KEY: json.dumps(meta)})
     atomic_write(out / "optimizer.safetensors", blob)
 
 
