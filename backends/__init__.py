@@ -28,8 +28,7 @@ from ._base import Backend
 __all__ = ["NAMES", "Backend", "for_array", "for_namespace", "get", "installed"]
 
 #: Backends namcore knows by name, in the order tables and test matrices use.
-NAMES: tuple[str, ...] = ("numpy", "array_api_strict", "torch", "jax", "cupy")
-
+NAMES: tuple[str, ...] = ("numpy", "array_api_strict", "torch", "jax", "cupy", "ndonnx", "dask")
 
 
 # One loader per backend, with a plain import statement: torch.compile can trace an
@@ -64,12 +63,26 @@ def _load_cupy() -> Backend:
     return CuPyBackend()
 
 
+def _load_ndonnx() -> Backend:
+    from .ndonnx import NdonnxBackend
+
+    return NdonnxBackend()
+
+
+def _load_dask() -> Backend:
+    from .dask import DaskBackend
+
+    return DaskBackend()
+
+
 _REGISTRY: dict[str, Callable[[], Backend]] = {
     "numpy": _load_numpy,
     "array_api_strict": _load_array_api_strict,
     "torch": _load_torch,
     "jax": _load_jax,
     "cupy": _load_cupy,
+    "ndonnx": _load_ndonnx,
+    "dask": _load_dask,
 }
 
 # namespace __name__ -> backend name, the fast lookup used on every primitive call
@@ -81,6 +94,9 @@ _NAMESPACE_NAMES: dict[str, str] = {
     "jax.numpy": "jax",
     "array_api_compat.cupy": "cupy",
     "cupy": "cupy",
+    "ndonnx": "ndonnx",
+    "array_api_compat.dask.array": "dask",
+    "dask.array": "dask",
 }
 
 

@@ -12,7 +12,8 @@ from namcore.testing import assert_matches_numpy, to_numpy
 
 
 def test_registry_names_and_unknown_backend():
-    assert backends.NAMES == ("numpy", "array_api_strict", "torch", "jax", "cupy")
+    assert backends.NAMES == ("numpy", "array_api_strict", "torch", "jax", "cupy", "ndonnx",
+                             "dask")
     assert "numpy" in backends.installed()
     with pytest.raises(ValueError, match=r"unknown backend 'tensorflow'; expected one of numpy"):
         backends.get("tensorflow")

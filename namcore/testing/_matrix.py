@@ -28,6 +28,8 @@ class XPBackend(enum.Enum):
     JAX = "jax"
     JAX_JIT = "jax:jit"
     CUPY = "cupy"
+    NDONNX = "ndonnx"
+    DASK = "dask"
     TORCH_GPU = "torch:gpu"
     JAX_GPU = "jax:gpu"
 
@@ -128,4 +130,12 @@ def setup_backend(member: XPBackend) -> tuple[Any, Any]:
         if count == 0:
             raise LookupError("cupy sees no GPU")
         return xp, cupy.cuda.Device(0)
+    if member is XPBackend.NDONNX:
+        import ndonnx as xp
+
+        return xp, xp.__array_namespace_info__().default_device()
+    if member is XPBackend.DASK:
+        import array_api_compat.dask.array as xp
+
+        return xp, "cpu"
     raise LookupError(f"no setup for {member}")  # pragma: no cover

@@ -1,0 +1,58 @@
+"""ndonnx backend: the same functions, called on ndonnx arrays, build an ONNX graph.
+
+ndonnx arrays are either *constants* (built from values with ``ndonnx.asarray``; every
+operation on them also computes the value, so they behave like eager arrays) or
+*arguments* (``ndonnx.argument``: symbolic graph inputs, possibly with dynamic
+dimensions). Calling namcore on arguments records the computation; ``ndonnx.build``
+turns it into an ONNX model that onnxruntime runs. See :mod:`namcore.export`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._base import Backend
+
+__all__ = ["NdonnxBackend"]
+
+
+class NdonnxBackend(Backend):
+    """ndonnx (itself an array-API namespace; no ``linalg`` extension)."""
+
+    name = "ndonnx"
+    module = "ndonnx"
+
+    def namespace(self) -> Any:
+        import ndonnx
+
+        return ndonnx
+
+    def supports_dtype(self, name: str) -> bool:
+        # ndonnx names bfloat16 nowhere; float16 exists but onnxruntime's CPU kernels
+        # lack MatMul for it in some versions, so it is supported as storage only.
+        return name in ("float32", "float64", "float16")
+
+    def from_numpy(self, a: np.ndarray, *, dtype: str | None = None, device: Any = None) -> Any:
+        import ndonnx
+
+        out = ndonnx.asarray(np.array(a, copy=True))
+        if dtype is not None:
+            out = ndonnx.astype(out, self.dtype(dtype))
+        return out
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        """The value of a constant array; ``ValueError`` for a symbolic (argument) one."""
+        try:
+            return np.asarray(x.unwrap_numpy())
+        except ValueError:
+            raise ValueError("this ndonnx array is symbolic (built from ndonnx.argument) and "
+                             "has no value; build the graph with ndonnx.build and run it in "
+                             "onnxruntime to get one") from None
+
+    def concrete_values(self, x: Any) -> np.ndarray | None:
+        try:
+            return np.asarray(x.unwrap_numpy())
+        except ValueError:  # a symbolic graph input: nothing to check
+            return None
