@@ -137,9 +137,12 @@ class Backend:
         is_tuple = isinstance(xs, tuple)
         leaves = xs if is_tuple else (() if xs is None else (xs,))
         if length is None:
-            if not leaves:
-                raise ValueError("scan: `length` is required when `xs` is None")
-            length = int(leaves[0].shape[0])
+            # the first leaf whose length is known (symbolic arrays may not know theirs)
+            known = [leaf.shape[0] for leaf in leaves if leaf.shape[0] is not None]
+            if not known:
+                raise ValueError("scan: `length` is required when `xs` is None or its "
+                                 "length is unknown")
+            length = int(known[0])
         carry, ys = init, []
         for i in range(length):
             x_i = tuple(leaf[i, ...] for leaf in leaves)

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from namcore._agnostic import attention as _attention
+
 from ._base import Backend
 
 __all__ = ["NdonnxBackend"]
@@ -56,3 +58,9 @@ class NdonnxBackend(Backend):
             return np.asarray(x.unwrap_numpy())
         except ValueError:  # a symbolic graph input: nothing to check
             return None
+
+    def attention_causal(self, qh, kh, v, w, pr, state, chunk_size, xp):
+        # ONNX graphs here have no loops (ndonnx has no control flow), and the chunked
+        # scan needs concrete sizes. The parallel form needs neither: it is O(L²) for a
+        # whole sequence, and exact and cheapest for a streaming step (L = 1).
+        return _attention.causal_parallel(qh, kh, v, w, pr, state, xp=xp)

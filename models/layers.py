@@ -19,6 +19,7 @@ from namcore.memory import _EPS
 
 __all__ = [
     "Context",
+    "batch_zeros",
     "context",
     "dense",
     "embed",
@@ -76,7 +77,9 @@ def context(params: Params, tokens: Any, mask: Any | None, func: str) -> tuple[C
         raise ValueError(f"{func}: tokens must be an integer array of shape (batch, length), "
                          f"got dtype {tokens.dtype} and shape {tuple(tokens.shape)}")
     if mask is None:
-        mask = xp.ones(tokens.shape, dtype=xp.bool, device=_v.device_of(tokens))
+        # (ndonnx's ones_like forgets the known sizes of a symbolic array; == keeps them)
+        mask = (xp.ones_like(tokens, dtype=xp.bool) if None not in tokens.shape
+                else tokens == tokens)
     elif tuple(mask.shape) != tuple(tokens.shape) or not xp.isdtype(mask.dtype, "bool"):
         raise ValueError(f"{func}: mask must be a boolean array shaped like tokens "
                          f"{tuple(tokens.shape)}, got dtype {mask.dtype} and shape "
@@ -95,8 +98,12 @@ def dense(params: Params, prefix: str, x: Any, xp: Any) -> Any:
 def embed(params: Params, name: str, tokens: Any, xp: Any) -> Any:
     """Rows of the table ``params[name]`` for integer ``tokens`` of any shape."""
     table = params[name]
+    shape = tuple(tokens.shape)
+    if shape.count(None) > 1:  # symbolic sizes (ndonnx graph inputs): one-hot rows
+        vocab = xp.arange(table.shape[0], dtype=tokens.dtype)
+        return xp.matmul(xp.astype(tokens[..., None] == vocab, table.dtype), table)
     flat = xp.take(table, xp.reshape(tokens, (-1,)), axis=0)
-    return xp.reshape(flat, (*tokens.shape, table.shape[-1]))
+    return xp.reshape(flat, (*(-1 if s is None else s for s in shape), table.shape[-1]))
 
 
 def layer_norm(params: Params, prefix: str, x: Any, xp: Any, eps: float = 1e-5) -> Any:
@@ -128,6 +135,20 @@ def softmax(x: Any, xp: Any, axis: int = -1) -> Any:
     return e / xp.sum(e, axis=axis, keepdims=True)
 
 
+def batch_zeros(ctx: Context, like: Any, shape: tuple[int, ...]) -> Any:
+    """Zeros ``(B, *shape)`` with the batch size ``B`` of ``like`` (B, ...).
+
+    When ``B`` is symbolic (an ndonnx graph input with a dynamic batch), the zeros are
+    broadcast from ``like`` instead of being created with a concrete size.
+    """
+    batch = like.shape[0]
+    if batch is not None:
+        return ctx.zeros((batch, *shape))
+    xp = ctx.xp
+    column = xp.zeros_like(xp.astype(like[(slice(None),) + (0,) * (like.ndim - 1)], ctx.dtype))
+    return xp.reshape(column, (-1, *(1,) * len(shape))) + ctx.zeros(shape)
+
+
 def time_major(x: Any, xp: Any) -> Any:
     """Swap the first two axes: ``(B, L, ...)`` ↔ ``(L, B, ...)``."""
     axes = (1, 0, *range(2, x.ndim))
@@ -136,7 +157,7 @@ def time_major(x: Any, xp: Any) -> Any:
 
 def keep_where(m: Any, new: Any, old: Any, xp: Any) -> Any:
     """``new`` where the per-batch flag ``m`` (B,) is True, else ``old`` (carry a pad)."""
-    flag = xp.reshape(m, (m.shape[0],) + (1,) * (new.ndim - 1))
+    flag = xp.reshape(m, (-1,) + (1,) * (new.ndim - 1))
     return xp.where(flag, new, old)
 
 
@@ -177,11 +198,10 @@ def recurrent(params: Params, prefix: str, kind: str, x: Any, mask: Any, ctx: Co
     xp = ctx.xp
     w_h = params[f"{prefix}.w_h"]
     hidden = w_h.shape[0]
-    batch = x.shape[0]
     gates_x = input_projection(params, prefix, x, xp)
     m = time_major(mask, xp)
     if initial is None:
-        initial = tuple(ctx.zeros((batch, hidden)) for _ in range(2 if kind == "lstm" else 1))
+        initial = tuple(batch_zeros(ctx, x, (hidden,)) for _ in range(2 if kind == "lstm" else 1))
 
     if kind == "lstm":
         def step(state, inputs):

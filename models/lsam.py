@@ -66,7 +66,8 @@ def specs(config: LSAMConfig) -> dict[str, P.Spec]:
 
 
 def layer(params: L.Params, prefix: str, x: Any, mask: Any, ctx: L.Context, *, heads: int,
-          reverse: bool = False, memory: Any = None) -> tuple[Any, Any]:
+          reverse: bool = False, memory: Any = None, hidden: Any = None,
+          return_hidden: bool = False) -> tuple[Any, ...]:
     """Run one LSAM direction over ``x`` (B, L, n_in).
 
     Parameters
@@ -80,49 +81,73 @@ def layer(params: L.Params, prefix: str, x: Any, mask: Any, ctx: L.Context, *, h
     reverse : bool
         Run from the last position to the first.
     memory : array (B, heads, d_h, d_h), optional
-        Initial memory (default zeros); the initial hidden state is zero.
+        Initial memory. Default: zeros.
+    hidden : array (B, d), optional
+        Initial hidden state. Default: zeros.
+    return_hidden : bool
+        Also return the final hidden state.
 
     Returns
     -------
     outputs : array (B, L, d)
     memory : array (B, heads, d_h, d_h)
         The memory after the last real token.
+    hidden : array (B, d)
+        Only with ``return_hidden``: the hidden state after the last real token.
     """
     xp = ctx.xp
     w_h = params[f"{prefix}.w_h"]
     d = w_h.shape[0]
     d_head = d // heads
-    batch = x.shape[0]
     gates_x = L.input_projection(params, prefix, x, xp)
     m = L.time_major(mask, xp)
     if memory is None:
-        memory = ctx.zeros((batch, heads, d_head, d_head))
+        memory = L.batch_zeros(ctx, x, (heads, d_head, d_head))
+    if hidden is None:
+        hidden = L.batch_zeros(ctx, x, (d,))
 
     def step(carry, inputs):
         M, h = carry
         gx, m_t = inputs
         z = gx + xp.matmul(h, w_h)
-        q = xp.reshape(z[:, :d], (batch, heads, d_head))
-        k = xp.reshape(z[:, d:2 * d], (batch, heads, d_head))
-        v = xp.reshape(z[:, 2 * d:3 * d], (batch, heads, d_head))
+        q = xp.reshape(z[:, :d], (-1, heads, d_head))
+        k = xp.reshape(z[:, d:2 * d], (-1, heads, d_head))
+        v = xp.reshape(z[:, 2 * d:3 * d], (-1, heads, d_head))
         p_read = L.sigmoid(z[:, 3 * d:3 * d + heads], xp)
         p_write = L.sigmoid(z[:, 3 * d + heads:], xp) * ctx.floats(m_t)[:, None]
         M = ctx.write(M, k, v, p_write, p_write)
-        h_new = xp.reshape(ctx.read(M, q, p_read), (batch, d))
+        h_new = xp.reshape(ctx.read(M, q, p_read), (-1, d))
         h_new = L.keep_where(m_t, h_new, h, xp)
         return (M, h_new), h_new
 
-    (memory, _), ys = L.run_scan(ctx, step, (memory, ctx.zeros((batch, d))), (gates_x, m),
-                                 reverse=reverse)
-    return L.time_major(ys, xp), memory
+    (memory, hidden), ys = L.run_scan(ctx, step, (memory, hidden), (gates_x, m),
+                                      reverse=reverse)
+    outputs = L.time_major(ys, xp)
+    return (outputs, memory, hidden) if return_hidden else (outputs, memory)
 
 
-def forward(params: L.Params, tokens: Any, mask: Any = None, *, config: LSAMConfig) -> Any:
-    """Logits ``(B, L, output_size)`` of an LSAM model for integer ``tokens`` (B, L)."""
+def forward(params: L.Params, tokens: Any, mask: Any = None, *, config: LSAMConfig,
+            state: Any = None, return_state: bool = False) -> Any:
+    """Logits ``(B, L, output_size)`` of an LSAM model for integer ``tokens`` (B, L).
+
+    A causal LSAM (``bidirectional=False, decoder=False``) can stream: ``state`` (from
+    a previous call with ``return_state=True``) is ``(memory, hidden)`` of its one
+    LSAM layer, ``(B, heads, d_h, d_h)`` and ``(B, d_model)``; feeding a sequence in
+    pieces then gives the same logits as one call.
+    """
     ctx, mask = L.context(params, tokens, mask, "LSAM")
     xp = ctx.xp
     heads = config.n_heads
     x = L.embed(params, "embed", tokens, xp)
+    if state is not None or return_state:
+        if config.bidirectional or config.decoder:
+            raise ValueError("LSAM: state and return_state need a causal model "
+                             "(LSAMConfig(bidirectional=False, decoder=False))")
+        memory, hidden = (None, None) if state is None else state
+        y, memory, hidden = layer(params, "encoder.fw", x, mask, ctx, heads=heads,
+                                  memory=memory, hidden=hidden, return_hidden=True)
+        logits = _head(params, x + y, xp)
+        return (logits, (memory, hidden)) if return_state else logits
     if config.bidirectional:
         y_f, m_f = layer(params, "encoder.fw", x, mask, ctx, heads=heads // 2)
         y_b, m_b = layer(params, "encoder.bw", x, mask, ctx, heads=heads // 2, reverse=True)
@@ -132,9 +157,23 @@ def forward(params: L.Params, tokens: Any, mask: Any = None, *, config: LSAMConf
     else:
         y, memory = layer(params, "encoder.fw", x, mask, ctx, heads=heads)
         x = x + y
+    if not config.decoder:
+        return _head(params, x, xp)
+    x = _feed_forward(params, x, xp)
+    x, _ = layer(params, "decoder.fw", x, mask, ctx, heads=heads, memory=memory)
+    return _output(params, x, xp)
+
+
+def _feed_forward(params: L.Params, x: Any, xp: Any) -> Any:
     ff = L.dense(params, "encoder.ff2", L.relu(L.dense(params, "encoder.ff1", x, xp), xp), xp)
-    x = L.layer_norm(params, "encoder.norm", x + ff, xp)
-    if config.decoder:
-        x, _ = layer(params, "decoder.fw", x, mask, ctx, heads=heads, memory=memory)
+    return L.layer_norm(params, "encoder.norm", x + ff, xp)
+
+
+def _output(params: L.Params, x: Any, xp: Any) -> Any:
     hidden = L.relu(L.dense(params, "head.hidden", x, xp), xp)
     return L.dense(params, "head.out", L.layer_norm(params, "head.norm", hidden, xp), xp)
+
+
+def _head(params: L.Params, x: Any, xp: Any) -> Any:
+    """The position-wise rest of an encoder-only model: feed-forward block and output."""
+    return _output(params, _feed_forward(params, x, xp), xp)

@@ -71,18 +71,24 @@ def specs(config: NAMTMConfig) -> dict[str, P.Spec]:
     return out
 
 
-def initial_state(ctx: L.Context, batch: int, tapes: int, cell: int, tape_length: int, *,
+def initial_state(ctx: L.Context, batch: Any, tapes: int, cell: int, tape_length: int, *,
                   jump: bool, tape: Any = None) -> tuple[Any, ...]:
     """``(T, J, H_read, H_write)``: empty tapes (or ``tape``), heads at position 0.
 
-    ``J`` is ``None`` without jumps.
+    ``batch`` is the batch size, or an array ``(B, ...)`` whose (possibly symbolic)
+    batch size to use. ``J`` is ``None`` without jumps.
     """
     xp = ctx.xp
+
+    def zeros(shape: tuple[int, ...]) -> Any:
+        if isinstance(batch, int):
+            return ctx.zeros((batch, *shape))
+        return L.batch_zeros(ctx, batch, shape)
+
     if tape is None:
-        tape = ctx.zeros((batch, tapes, cell, tape_length))
-    table = ctx.zeros((batch, tapes, tape_length, cell)) if jump else None
-    first = xp.concat([xp.ones((batch, tapes, 1), dtype=ctx.dtype, device=ctx.device),
-                       ctx.zeros((batch, tapes, tape_length - 1))], axis=-1)
+        tape = zeros((tapes, cell, tape_length))
+    table = zeros((tapes, tape_length, cell)) if jump else None
+    first = xp.concat([zeros((tapes, 1)) + 1.0, zeros((tapes, tape_length - 1))], axis=-1)
     return tape, table, first, first
 
 
@@ -129,26 +135,26 @@ def _layer(params: L.Params, prefix: str, x: Any, mask: Any, ctx: L.Context,
            config: NAMTMConfig, tape_length: int, tape: Any) -> tuple[Any, Any]:
     """One NAM-TM layer over ``x`` (B, L, d): reads (B, L, tapes * cell), final tape."""
     xp = ctx.xp
-    batch, length = x.shape[0], x.shape[1]
+    length = mask.shape[1]  # known even where x's is not (ndonnx after a matmul)
     tapes, cell, n_act = config.n_tapes, config.tape_head_dim, config.n_actions
     if config.controller == "bigru":
         hidden, _ = L.bidirectional(params, f"{prefix}.controller", "gru", x, mask, ctx)
     else:
         hidden, _ = L.recurrent(params, f"{prefix}.controller.fw", "lstm", x, mask, ctx)
     logits = xp.reshape(L.dense(params, f"{prefix}.actions", hidden, xp),
-                        (batch, length, tapes, -1))
+                        (-1, length, tapes, 2 * n_act + config.n_gates))
     act_read = L.softmax(logits[..., :n_act], xp)
     act_write = L.softmax(logits[..., n_act:2 * n_act], xp)
     gates = L.sigmoid(logits[..., 2 * n_act:], xp)
     written = ctx.floats(mask)[:, :, None]
     p_read, p_write = gates[..., 0], gates[..., 1] * written
     p_erase = gates[..., 2] * written if config.separate_erase else p_write
-    value = xp.reshape(L.dense(params, f"{prefix}.value", x, xp), (batch, length, tapes, cell))
+    value = xp.reshape(L.dense(params, f"{prefix}.value", x, xp), (-1, length, tapes, cell))
     if config.jump:
         key = ctx.unit(xp.reshape(L.dense(params, f"{prefix}.key", x, xp),
-                                  (batch, length, tapes, cell)))
+                                  (-1, length, tapes, cell)))
         query = xp.reshape(L.dense(params, f"{prefix}.query", hidden, xp),
-                           (batch, length, 2, tapes, cell))
+                           (-1, length, 2, tapes, cell))
         query_read, query_write = query[:, :, 0, ...], query[:, :, 1, ...]
     else:  # placeholders of the right shape keep the scan inputs uniform
         key = query_read = query_write = value
@@ -165,10 +171,10 @@ def _layer(params: L.Params, prefix: str, x: Any, mask: Any, ctx: L.Context,
                                                                      strict=True))
         return (new[0], new[1], *heads), r
 
-    state = initial_state(ctx, batch, tapes, cell, tape_length, jump=config.jump, tape=tape)
+    state = initial_state(ctx, x, tapes, cell, tape_length, jump=config.jump, tape=tape)
     final, reads = L.run_scan(ctx, step, state, xs)
     reads = L.time_major(reads, xp)
-    return xp.reshape(reads, (batch, length, tapes * cell)), final[0]
+    return xp.reshape(reads, (-1, length, tapes * cell)), final[0]
 
 
 def forward(params: L.Params, tokens: Any, mask: Any = None, *, config: NAMTMConfig,

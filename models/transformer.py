@@ -58,7 +58,7 @@ def positions(index: Any, d: int, xp: Any, dtype: Any) -> Any:
                   * (-2.0 * math.log(10000.0) / d))
     angle = xp.astype(index, dtype)[:, None] * freq[None, :]
     both = xp.stack([xp.sin(angle), xp.cos(angle)], axis=-1)   # interleave sin, cos
-    return xp.reshape(both, (index.shape[0], d))
+    return xp.reshape(both, (-1, d))
 
 
 def _embed(params: L.Params, tokens: Any, mask: Any, ctx: L.Context, config: _TransformerConfig,
@@ -70,14 +70,17 @@ def _embed(params: L.Params, tokens: Any, mask: Any, ctx: L.Context, config: _Tr
     xp = ctx.xp
     x = L.embed(params, "embed", tokens, xp)
     if config.cls:
-        cls = xp.broadcast_to(params["cls"], (x.shape[0], 1, x.shape[-1]))
+        cls = params["cls"] + L.batch_zeros(ctx, x, (1, params["cls"].shape[0]))
         x = xp.concat([cls, x], axis=1)
-        mask = xp.concat([xp.ones((x.shape[0], 1), dtype=xp.bool, device=ctx.device), mask],
-                         axis=1)
+        mask = xp.concat([xp.ones_like(mask[:, :1]), mask], axis=1)
     length = x.shape[1]
-    index = xp.arange(length, device=ctx.device) + offset
+    if length is None:  # a symbolic length (ndonnx graph input): count the positions
+        index = xp.cumulative_sum(xp.ones_like(tokens[0, :]), include_initial=config.cls)
+        index = (index if config.cls else index - 1) + offset
+    else:
+        index = xp.arange(length, device=ctx.device) + offset
     if config.positions == "learned":
-        end = length + (offset if isinstance(offset, int) else 0)
+        end = (length or 0) + (offset if isinstance(offset, int) else 0)
         if end > config.max_length:
             cls_note = " (including the CLS token)" if config.cls else ""
             raise ValueError(f"positions up to {end}{cls_note} exceed max_length="
@@ -92,17 +95,22 @@ def _embed(params: L.Params, tokens: Any, mask: Any, ctx: L.Context, config: _Tr
 def _heads(params: L.Params, name: str, x: Any, n_heads: int, xp: Any) -> Any:
     """Project (B, L, d) and split into heads: (B, H, L, d_head)."""
     y = L.dense(params, name, x, xp)
-    batch, length, d = y.shape
-    return xp.permute_dims(xp.reshape(y, (batch, length, n_heads, d // n_heads)), (0, 2, 1, 3))
+    length, d_head = y.shape[1], params[f"{name}.w"].shape[1] // n_heads
+    if length is None:  # symbolic batch and length: split by slicing, not reshaping
+        return xp.stack([y[..., h * d_head:(h + 1) * d_head] for h in range(n_heads)], axis=1)
+    return xp.permute_dims(xp.reshape(y, (-1, length, n_heads, d_head)), (0, 2, 1, 3))
 
 
-def _merge(y: Any, xp: Any) -> Any:
-    batch, heads, length, d_head = y.shape
-    return xp.reshape(xp.permute_dims(y, (0, 2, 1, 3)), (batch, length, heads * d_head))
+def _merge(y: Any, xp: Any, heads: int) -> Any:
+    """(B, H, L, d_head) -> (B, L, H * d_head)."""
+    length = y.shape[2]
+    if length is None or y.shape[3] is None:
+        return xp.concat([y[:, h, ...] for h in range(heads)], axis=-1)
+    return xp.reshape(xp.permute_dims(y, (0, 2, 1, 3)), (-1, length, heads * y.shape[3]))
 
 
-def _softmax_attention(q: Any, k: Any, v: Any, mask: Any, xp: Any) -> Any:
-    scores = xp.matmul(q, xp.matrix_transpose(k)) / math.sqrt(q.shape[-1])
+def _softmax_attention(q: Any, k: Any, v: Any, mask: Any, xp: Any, d_head: int) -> Any:
+    scores = xp.matmul(q, xp.matrix_transpose(k)) / math.sqrt(d_head)
     scores = xp.where(mask[:, None, None, :], scores, xp.full_like(scores, -1e30))
     return xp.matmul(L.softmax(scores, xp), v)
 
@@ -116,7 +124,8 @@ def _encode(params: L.Params, x: Any, mask: Any, ctx: L.Context, config: _Transf
         h = L.layer_norm(params, f"{prefix}.norm1", x, xp)
         q, k, v = (_heads(params, f"{prefix}.{name}", h, config.n_heads, xp)
                    for name in ("query", "key", "value"))
-        x = x + L.dense(params, f"{prefix}.out", _merge(attend(i, q, k, v), xp), xp)
+        attended = _merge(attend(i, q, k, v), xp, config.n_heads)
+        x = x + L.dense(params, f"{prefix}.out", attended, xp)
         h = L.layer_norm(params, f"{prefix}.norm2", x, xp)
         x = x + L.dense(params, f"{prefix}.mlp2",
                         L.gelu(L.dense(params, f"{prefix}.mlp1", h, xp), xp), xp)
@@ -145,14 +154,12 @@ def forward_nam(params: L.Params, tokens: Any, mask: Any = None, *,
     seen and ``memories`` holds one ``(B, H, d_head, d_head)`` memory per block.
     """
     ctx, mask = L.context(params, tokens, mask, "NAMTransformer")
-    xp = ctx.xp
     if (state is not None or return_state) and not config.causal:
         raise ValueError("NAMTransformer: state and return_state need a causal model "
                          "(NAMTransformerConfig(causal=True))")
     offset, memories = (0, (None,) * config.n_layers) if state is None else state
     x, mask = _embed(params, tokens, mask, ctx, config, offset)
-    heads_mask = xp.broadcast_to(mask[:, None, :], (mask.shape[0], config.n_heads,
-                                                    mask.shape[1]))
+    heads_mask = mask[:, None, :]  # broadcast over the heads by namcore.attention
     new_memories = []
 
     def attend(i, q, k, v):
@@ -175,5 +182,6 @@ def forward_softmax(params: L.Params, tokens: Any, mask: Any = None, *,
     ctx, mask = L.context(params, tokens, mask, "TransformerBaseline")
     x, mask = _embed(params, tokens, mask, ctx, config, 0)
     y = _encode(params, x, mask, ctx, config,
-                lambda i, q, k, v: _softmax_attention(q, k, v, mask, ctx.xp))
+                lambda i, q, k, v: _softmax_attention(q, k, v, mask, ctx.xp,
+                                                      config.d_model // config.n_heads))
     return _head(params, y, mask, ctx, config)

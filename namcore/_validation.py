@@ -180,8 +180,12 @@ def device_of(x: Any) -> Any:
     return _compat.device(x)
 
 
-def mask(func: str, m: Any, *, xp: Any, batch: Shape, dtype: Any) -> Any:
-    """Check a boolean token mask broadcastable to ``batch``; return it as 0/1 floats."""
+def mask(func: str, m: Any, *, xp: Any, batch: Shape, dtype: Any, expand: bool = True) -> Any:
+    """Check a boolean token mask broadcastable to ``batch``; return it as 0/1 floats.
+
+    With ``expand`` the result is broadcast to ``batch``; without, it keeps its shape
+    (for symbolic arrays whose batch sizes are unknown).
+    """
     if not xp.isdtype(m.dtype, "bool"):
         raise TypeError(f"{func}: `mask` must be a boolean array (True = real token), "
                         f"got dtype {m.dtype}")
@@ -192,7 +196,8 @@ def mask(func: str, m: Any, *, xp: Any, batch: Shape, dtype: Any) -> Any:
     if m.ndim > len(batch) or combined != tuple(batch):
         raise ValueError(f"{func}: `mask` of shape {tuple(m.shape)} must broadcast to "
                          f"{tuple(batch)} (batch..., L)")
-    return xp.broadcast_to(xp.astype(m, dtype), tuple(batch))
+    floats = xp.astype(m, dtype)
+    return xp.broadcast_to(floats, tuple(batch)) if expand else floats
 
 
 def array_arguments(**maybe_arrays: Any) -> dict[str, Any]:

@@ -104,12 +104,16 @@ def attention(q: Any, k: Any, v: Any, /, *, causal: bool = False, p_write: Any =
         _v.check_float(func, "state", state, xp)
         _v.check_min_ndim(func, "state", state, 2, "(..., d_v, d_k)")
         expected = (v.shape[-1], k.shape[-1])
-        if tuple(state.shape[-2:]) != expected:
+        if any(None not in (got, want) and got != want
+               for got, want in zip(state.shape[-2:], expected, strict=True)):
             raise ValueError(f"{func}: `state` has shape {tuple(state.shape)}, expected "
                              f"(..., d_v, d_k) = (..., {expected[0]}, {expected[1]})")
         shapes["state"] = tuple(state.shape[:-2])
     batch = _v.broadcast_shapes(func, **shapes)
     sequence = (*batch, length)
+    # Symbolic arrays (ndonnx graph inputs) may have unknown sizes (None): then nothing
+    # is materialised at the full batch shape and arithmetic broadcasting does the work.
+    dynamic = None in sequence
 
     dtype = xp.result_type(q, k, v)
     acc = xp.float32 if xp.finfo(dtype).bits < 32 else dtype
@@ -119,12 +123,14 @@ def attention(q: Any, k: Any, v: Any, /, *, causal: bool = False, p_write: Any =
             return None
         p = _v.probability(func, name, p, xp=xp, batch=sequence, dtype=acc, backend=backend)
         if isinstance(p, float):
+            if dynamic:  # a 0-d array broadcasts in the products that use it
+                return xp.asarray(p, dtype=acc, device=_v.device_of(k))
             return xp.full(sequence, p, dtype=acc, device=_v.device_of(k))
-        return xp.broadcast_to(p, sequence)
+        return p if dynamic else xp.broadcast_to(p, sequence)
 
     w, e, pr = gate("p_write", p_write), gate("p_erase", p_erase), gate("p_read", p_read)
     if mask is not None:
-        m = _v.mask(func, mask, xp=xp, batch=sequence, dtype=acc)
+        m = _v.mask(func, mask, xp=xp, batch=sequence, dtype=acc, expand=not dynamic)
         w = m if w is None else w * m
         e = None if e is None else e * m
     if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(
@@ -135,10 +141,13 @@ def attention(q: Any, k: Any, v: Any, /, *, causal: bool = False, p_write: Any =
     kh = backend.unit(xp.astype(k, acc, copy=False), -1, _EPS, xp)
     va = xp.astype(v, acc, copy=False)
     memory_shape = (*batch, va.shape[-1], kh.shape[-1])
-    if state is None:
+    if state is None and dynamic:  # zeros (..., d_v, d_k) without knowing the sizes
+        state = xp.zeros_like(xp.matmul(_noa._mT(va[..., :1, :], xp), kh[..., :1, :]))
+    elif state is None:
         state = xp.zeros(memory_shape, dtype=acc, device=_v.device_of(k))
     else:
-        state = xp.broadcast_to(xp.astype(state, acc), memory_shape)
+        state = xp.astype(state, acc, copy=False)
+        state = state if dynamic else xp.broadcast_to(state, memory_shape)
 
     if e is not None:
         y, memory = _noa.recurrent(qh, kh, va, w, e, pr, state, causal=causal, xp=xp,

@@ -1,4 +1,5 @@
-"""The ``namcore`` command line: ``info``, ``check``, ``train``, ``eval`` and ``reproduce``."""
+"""The ``namcore`` command line: ``info``, ``check``, ``train``, ``eval``, ``reproduce`` and
+``export``."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ commands:
   eval    score a trained run on every split, on any backend
   reproduce
           train and score the grid of models x tasks; results beside the paper
+  export onnx
+          write a trained model's inference graph (or its streaming step) as ONNX
 """
 
 _EPILOG = """\
@@ -29,8 +32,10 @@ examples:
   namcore check --backends numpy,torch --dtypes float32
   namcore train --task reduce --model namtm --backend torch --preset quick --out runs/r1
   namcore eval runs/r1 --backend numpy
+  namcore eval runs/r1 --backend dask --size 100000 --scheduler tcp://host:8786
   namcore reproduce --preset quick --out runs/repro
   namcore reproduce --preset quick --tasks reduce --models namtm,lstm --out runs/demo
+  namcore export onnx runs/r1 --out model.onnx --length 20
 """
 
 
@@ -84,7 +89,15 @@ def _parser() -> argparse.ArgumentParser:
                     "on every split of its task, print a table and write RUN/eval.json "
                     "(accuracy per split and per input length).")
     evaluate.add_argument("run", help="run folder written by namcore train")
-    evaluate.add_argument("--backend", default="numpy", help="numpy, cupy, torch or jax")
+    evaluate.add_argument("--backend", default="numpy",
+                          help="numpy, cupy, torch, jax or dask (default numpy)")
+    evaluate.add_argument("--size", type=int, default=None,
+                          help="samples per split (default: the run's eval size)")
+    evaluate.add_argument("--chunk", type=int, default=1024,
+                          help="samples per Dask task (--backend dask; default 1024)")
+    evaluate.add_argument("--scheduler", default=None,
+                          help="dask.distributed scheduler address, e.g. tcp://host:8786 "
+                               "(--backend dask; default: local threads)")
     repro = sub.add_parser(
         "reproduce", help="train and score a grid of models x tasks; report beside Table 2",
         description="Train every model on every task (one run folder each under OUT/runs, "
@@ -108,7 +121,52 @@ def _parser() -> argparse.ArgumentParser:
     repro.add_argument("--jobs", type=int, default=None,
                        help="runs trained at once, one process each (default: CPUs, at "
                             "most 4)")
+    export = sub.add_parser(
+        "export", help="export a trained model (ONNX through ndonnx)",
+        description="Export a trained model. The only format is ONNX: namcore's model code "
+                    "runs on ndonnx arrays, which record the graph.")
+    formats = export.add_subparsers(dest="format", metavar="FORMAT", required=True)
+    onnx = formats.add_parser(
+        "onnx", help="write the inference graph or streaming step as an .onnx file",
+        description="Write RUN's best (else last) checkpoint as an ONNX model. Causal "
+                    "LSAM and the causal NAM Transformer export a streaming step by "
+                    "default (token and memory state in, prediction and new state out); "
+                    "other models export the whole forward pass (tokens and mask in, "
+                    "logits out), with a fixed --length for the recurrent ones.")
+    onnx.add_argument("run", help="run folder written by namcore train, or a .safetensors file")
+    onnx.add_argument("--out", required=True, help="the .onnx file to write")
+    onnx.add_argument("--kind", default=None, choices=("step", "sequence"),
+                      help="streaming step or whole sequence (default: step if the model "
+                           "can stream)")
+    onnx.add_argument("--length", type=int, default=None,
+                      help="sequence length of a recurrent model's sequence graph")
+    onnx.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    onnx.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     return parser
+
+
+def _export(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    if importlib.util.find_spec("ndonnx") is None:
+        return _fail("export", "ONNX export needs ndonnx: pip install 'namcore[onnx]'")
+    from namcore.export import export_onnx
+
+    try:
+        spec = export_onnx(args.run, args.out, kind=args.kind, length=args.length,
+                           dtype=args.dtype, overwrite=args.overwrite)
+    except (OSError, ValueError, TypeError) as error:
+        message = str(error).splitlines()[0].removeprefix("export: ")
+        for api, flag in (("overwrite=True", "--overwrite"), ("length=N", "--length N"),
+                          ("kind='sequence'", "--kind sequence")):
+            message = message.replace(api, flag)
+        return _fail("export", message)
+    print(f"wrote {args.out} ({spec.kind} graph)")
+    for title, items in (("inputs", spec.inputs), ("outputs", spec.outputs)):
+        print(f"  {title}:")
+        for name, (shape, dtype) in items.items():
+            print(f"    {name:<13} {dtype:<8} ({', '.join(map(str, shape))})")
+    return 0
 
 
 def _fail(command: str, message: str) -> int:
@@ -136,7 +194,8 @@ def _eval(args: argparse.Namespace) -> int:
     from namcore.training.evaluate import evaluate, format_table
 
     try:
-        result = evaluate(args.run, args.backend)
+        result = evaluate(args.run, args.backend, size=args.size, chunk=args.chunk,
+                          scheduler=args.scheduler, progress=args.backend == "dask")
     except TrainingError as error:
         return _fail("eval", str(error))
     print(format_table(result))
@@ -271,6 +330,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _eval(args)
     if args.command == "reproduce":
         return _reproduce(args)
+    if args.command == "export":
+        return _export(args)
     parser.print_help()
     return 0
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from namcore._compat import device as _device
 
-__all__ = ["causal_chunked", "noncausal", "recurrent"]
+__all__ = ["causal_chunked", "causal_parallel", "noncausal", "recurrent"]
 
 Scan = Callable[..., tuple[Any, Any]]
 
@@ -91,6 +91,24 @@ def causal_chunked(qh: Any, kh: Any, v: Any, w: Any | None, pr: Any | None, stat
 
     memory, ys = scan(step, state, xs)
     y = _chunks_last(ys, xp)[..., :length, :]
+    return _weighted(y, pr), memory
+
+
+def causal_parallel(qh: Any, kh: Any, v: Any, w: Any | None, pr: Any | None, state: Any,
+                    *, xp: Any) -> tuple[Any, Any]:
+    """Causal NOA without erase in one step: ``y = tril(Q̂ (w ⊙ K̂)ᵀ) V + Q̂ Sᵀ``.
+
+    O(L²) time and memory, but no loop and no shape arithmetic: it works on symbolic
+    arrays whose batch and sequence sizes are unknown (ndonnx graph inputs), and for a
+    streaming step (L = 1) it is the cheapest form. The positions come from a
+    cumulative sum so that no ``arange(L)`` with a concrete ``L`` is needed.
+    """
+    kw = _weighted(kh, w)
+    position = xp.cumulative_sum(xp.ones_like(kh[..., 0]), axis=-1)
+    causal = xp.astype(position[..., :, None] >= position[..., None, :], kh.dtype)
+    scores = xp.matmul(qh, _mT(kw, xp)) * causal
+    y = xp.matmul(scores, v) + xp.matmul(qh, _mT(state, xp))
+    memory = state + xp.matmul(_mT(_weighted(v, w), xp), kh)
     return _weighted(y, pr), memory
 
 

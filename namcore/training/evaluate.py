@@ -35,8 +35,12 @@ def _predictor(backend: str, params: dict[str, Any], config: Any) -> Any:
     return predict
 
 
+_BACKENDS = ("numpy", "cupy", "torch", "jax", "dask")
+
+
 def evaluate(run_dir: str | Path, backend: str = "numpy", *, checkpoint: str | None = None,
-             write: bool = True) -> dict[str, Any]:
+             write: bool = True, size: int | None = None, chunk: int = 1024,
+             scheduler: Any = None, progress: bool = False) -> dict[str, Any]:
     """Score the best (else last) checkpoint of ``run_dir`` on every split of its task.
 
     Parameters
@@ -44,32 +48,51 @@ def evaluate(run_dir: str | Path, backend: str = "numpy", *, checkpoint: str | N
     run_dir : path-like
         A folder written by :func:`namcore.training.train`.
     backend : str
-        ``"numpy"``, ``"cupy"``, ``"torch"`` or ``"jax"``.
+        ``"numpy"``, ``"cupy"``, ``"torch"``, ``"jax"`` or ``"dask"``. With ``"dask"``
+        the test set is generated and scored chunk by chunk in Dask tasks (see
+        :mod:`namcore.training.dask_eval`), locally or on a cluster.
     checkpoint : str, optional
         File name inside ``run_dir``. Default: ``best.safetensors`` if present, else
         ``last.safetensors``.
     write : bool
         Write the result to ``run_dir/eval.json`` (atomically).
+    size : int, optional
+        Samples per split. Default: the run's ``eval_size``.
+    chunk : int
+        Samples per Dask task (``backend="dask"`` only). Default: 1024.
+    scheduler : str or distributed.Client, optional
+        ``backend="dask"`` only: a ``dask.distributed`` scheduler address or client.
+        Default: Dask's local threaded scheduler.
+    progress : bool
+        ``backend="dask"`` only: show Dask's progress bar.
 
     Returns
     -------
     dict
-        ``{"checkpoint", "backend", "task", "model", "splits": {split: {"accuracy",
-        "by_length": {length: accuracy}}}}``.
+        ``{"checkpoint", "backend", "task", "model", "size", "splits": {split:
+        {"accuracy", "by_length": {length: accuracy}}}}``.
 
     Raises
     ------
     TrainingError
-        No run, an unknown or missing backend, or a corrupt checkpoint.
+        No run, an unknown or missing backend, a bad size or chunk, or a corrupt
+        checkpoint.
     """
     run_dir = Path(run_dir)
-    if backend not in ("numpy", "cupy", "torch", "jax"):
-        raise TrainingError(f"unknown backend {backend!r}; choose from numpy, cupy, torch, jax")
+    if backend not in _BACKENDS:
+        raise TrainingError(f"unknown backend {backend!r}; choose from {', '.join(_BACKENDS)}")
+    for name, value in (("size", size), ("chunk", chunk)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value < 1):
+            raise TrainingError(f"{name} must be a positive integer, got {value!r}")
+    if backend != "dask" and (scheduler is not None or chunk != 1024):
+        raise TrainingError("chunk and scheduler are options of backend='dask'")
     if not (run_dir / "run.json").is_file():
         raise TrainingError(f"{run_dir} holds no run (no run.json)")
     try:
         run = json.loads((run_dir / "run.json").read_text())
-        task, size = run["task"], int(run["preset_values"]["eval_size"])
+        task = run["task"]
+        size = int(run["preset_values"]["eval_size"]) if size is None else size
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise TrainingError(f"{run_dir / 'run.json'} is unreadable: {error}") from None
     require_backend(backend)
@@ -77,10 +100,27 @@ def evaluate(run_dir: str | Path, backend: str = "numpy", *, checkpoint: str | N
         checkpoint = next((name for name in ("best.safetensors", "last.safetensors")
                            if (run_dir / name).exists()), "best.safetensors")
     try:
-        params, config = load(run_dir / checkpoint, backend=backend)
+        params, config = load(run_dir / checkpoint,
+                              backend="numpy" if backend == "dask" else backend)
     except (OSError, ValueError, ImportError) as error:
         raise TrainingError(f"cannot load {run_dir / checkpoint}: "
                             f"{str(error).splitlines()[0]}") from None
+    if backend == "dask":
+        from .dask_eval import score_splits
+
+        splits = score_splits(task, list(tasks.splits(task)), params, config, size=size,
+                              chunk=chunk, scheduler=scheduler, progress=progress)
+    else:
+        splits = _score_in_process(backend, params, config, task, size)
+    result = {"checkpoint": checkpoint, "backend": backend, "task": task,
+              "model": run.get("model"), "size": size, "splits": splits}
+    if write:
+        atomic_write(run_dir / "eval.json", (json.dumps(result, indent=2) + "\n").encode())
+    return result
+
+
+def _score_in_process(backend: str, params: dict[str, Any], config: Any, task: str,
+                      size: int) -> dict[str, Any]:
     predict = _predictor(backend, params, config)
     splits: dict[str, Any] = {}
     for name, batch in eval_sets(task, size, list(tasks.splits(task))).items():
@@ -89,11 +129,7 @@ def evaluate(run_dir: str | Path, backend: str = "numpy", *, checkpoint: str | N
         splits[name] = {"accuracy": tasks.sequence_accuracy(preds, batch),
                         "by_length": {str(k): v
                                       for k, v in tasks.accuracy_by_length(preds, batch).items()}}
-    result = {"checkpoint": checkpoint, "backend": backend, "task": task,
-              "model": run.get("model"), "splits": splits}
-    if write:
-        atomic_write(run_dir / "eval.json", (json.dumps(result, indent=2) + "\n").encode())
-    return result
+    return splits
 
 
 def format_table(result: dict[str, Any]) -> str:

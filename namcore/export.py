@@ -1,0 +1,249 @@
+"""ONNX export: a trained model's inference graph, built by running namcore on ndonnx.
+
+namcore's model code is written against the array API standard, so calling it with
+ndonnx arrays records an ONNX graph instead of computing numbers: the parameters
+become constants, the inputs become graph inputs (``ndonnx.argument``), and
+``ndonnx.build`` turns the result into an ONNX model that onnxruntime (or any ONNX
+runtime on an edge device) runs. There is no export-specific model code.
+
+Two graph kinds:
+
+``"step"`` (the default for causal LSAM and the causal NAM Transformer)
+    One streaming step: the next token and the memory state in, the prediction and
+    the new state out. Decoding a stream of any length takes constant memory, which
+    is the point of NAM on small devices.
+``"sequence"`` (the default for every other model)
+    The whole forward pass: ``tokens`` and ``mask`` (B, L) in, ``logits`` out. The
+    Transformers take any batch and length. ndonnx records no loops, so the
+    recurrent models (LSAM, NAM-TM, LSTM) unroll their recurrence at a fixed
+    ``length``; their batch stays dynamic.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from namcore._io import atomic_write
+
+__all__ = ["GraphSpec", "build_graph", "export_onnx", "graph_kinds"]
+
+_RECURRENT = ("LSAM", "NAMTM", "LSTMBaseline")
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    """What an exported graph takes and gives: ``{name: (shape, dtype)}``.
+
+    Symbolic sizes are strings (``"batch"``, ``"length"``).
+    """
+
+    kind: str
+    inputs: dict[str, tuple[tuple[int | str, ...], str]]
+    outputs: dict[str, tuple[tuple[int | str, ...], str]]
+
+
+def graph_kinds(config: Any) -> tuple[str, ...]:
+    """The graph kinds a model config can be exported as, the default first."""
+    from namcore.models import _registry
+
+    name = _registry.entry(config).name
+    if _streams(name, config):
+        return ("step", "sequence")
+    return ("sequence",)
+
+
+def _streams(name: str, config: Any) -> bool:
+    if name == "LSAM":
+        return not config.bidirectional and not config.decoder
+    return name == "NAMTransformer" and bool(config.causal)
+
+
+def build_graph(params: dict[str, Any], config: Any, *, kind: str | None = None,
+                length: int | None = None, dtype: str = "float32") -> tuple[Any, GraphSpec]:
+    """The ONNX model (an ``onnx.ModelProto``) of a model's inference graph.
+
+    Parameters
+    ----------
+    params : mapping of str to array
+        The model's parameters (arrays of any backend).
+    config : ModelConfig
+        Its config.
+    kind : {"step", "sequence"}, optional
+        Default: the first of :func:`graph_kinds`.
+    length : int, optional
+        Sequence length of a recurrent model's ``"sequence"`` graph (required there,
+        refused elsewhere: the other graphs take any length).
+    dtype : str
+        Floating dtype of the graph: ``"float32"`` (default) or ``"float64"``.
+
+    Returns
+    -------
+    model : onnx.ModelProto
+    spec : GraphSpec
+    """
+    import ndonnx as ndx
+
+    from namcore import backends
+    from namcore.models import _registry
+
+    entry = _registry.entry(config)
+    kinds = graph_kinds(config)
+    kind = kinds[0] if kind is None else kind
+    if kind not in ("step", "sequence"):
+        raise ValueError(f"export: kind must be 'step' or 'sequence', got {kind!r}")
+    if kind not in kinds:
+        raise ValueError(f"export: this {entry.name} config cannot stream (only causal "
+                         "LSAM, bidirectional=False and decoder=False, and the causal NAM "
+                         "Transformer can); export kind='sequence' instead")
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"export: dtype must be 'float32' or 'float64', got {dtype!r}")
+    unrolled = kind == "sequence" and entry.name in _RECURRENT
+    if unrolled and length is None:
+        raise ValueError(f"export: the {entry.name} sequence graph unrolls its recurrence (ONNX "
+                         "graphs from ndonnx have no loops): pass length=N, the sequence "
+                         "length it will take")
+    if length is not None and (not unrolled or isinstance(length, bool)
+                               or not isinstance(length, int) or length < 1):
+        raise ValueError("export: length is only for recurrent sequence graphs and must be a "
+                         f"positive int, got {length!r} for the {entry.name} {kind} graph")
+    target = backends.get("ndonnx")
+    weights = {name: target.from_numpy(backends.for_array(a).to_numpy(a), dtype=dtype)
+               for name, a in params.items()}
+    float_type = getattr(ndx, dtype)
+    if kind == "sequence":
+        dims = ("batch", length if unrolled else "length")
+        tokens = ndx.argument(shape=dims, dtype=ndx.int64)
+        mask = ndx.argument(shape=dims, dtype=ndx.bool)
+        logits = entry.forward(weights, tokens, mask, config=config)
+        inputs = {"tokens": tokens, "mask": mask}
+        outputs = {"logits": logits}
+    elif entry.name == "LSAM":
+        inputs, outputs = _lsam_step(weights, config, float_type)
+    else:
+        inputs, outputs = _transformer_step(weights, config, float_type)
+    model = ndx.build(inputs, outputs)
+    spec = GraphSpec(kind, _describe(inputs), _describe(outputs))
+    return model, spec
+
+
+def _lsam_step(weights: dict[str, Any], config: Any, float_type: Any) -> tuple[dict, dict]:
+    import ndonnx as ndx
+
+    from namcore.models import lsam
+
+    heads, d = config.n_heads, config.d_model
+    token = ndx.argument(shape=("batch",), dtype=ndx.int64)
+    memory = ndx.argument(shape=("batch", heads, d // heads, d // heads), dtype=float_type)
+    hidden = ndx.argument(shape=("batch", d), dtype=float_type)
+    logits, (new_memory, new_hidden) = lsam.forward(
+        weights, token[:, None], config=config, state=(memory, hidden), return_state=True)
+    return ({"token": token, "memory": memory, "hidden": hidden},
+            {"logits": logits[:, 0, :], "memory_out": new_memory, "hidden_out": new_hidden})
+
+
+def _transformer_step(weights: dict[str, Any], config: Any, float_type: Any
+                      ) -> tuple[dict, dict]:
+    import ndonnx as ndx
+
+    from namcore.models import transformer
+
+    layers, heads, d = config.n_layers, config.n_heads, config.d_model
+    token = ndx.argument(shape=("batch",), dtype=ndx.int64)
+    position = ndx.argument(shape=(), dtype=ndx.int64)
+    memory = ndx.argument(shape=(layers, "batch", heads, d // heads, d // heads),
+                          dtype=float_type)
+    state = (position, tuple(memory[i, ...] for i in range(layers)))
+    logits, (new_position, memories) = transformer.forward_nam(
+        weights, token[:, None], config=config, state=state, return_state=True)
+    return ({"token": token, "position": position, "memory": memory},
+            {"logits": logits[:, 0, :], "position_out": new_position,
+             "memory_out": ndx.stack(list(memories), axis=0)})
+
+
+def _describe(arrays: dict[str, Any]) -> dict[str, tuple[tuple[int | str, ...], str]]:
+    out = {}
+    for name, a in arrays.items():
+        shape = tuple("?" if s is None else s for s in a.shape)
+        out[name] = (shape, str(a.dtype).lower())
+    return out
+
+
+def export_onnx(source: str | os.PathLike, out: str | os.PathLike, *, kind: str | None = None,
+                length: int | None = None, dtype: str = "float32", checkpoint: str | None = None,
+                overwrite: bool = False) -> GraphSpec:
+    """Export a trained model's inference graph to an ONNX file.
+
+    Parameters
+    ----------
+    source : path-like
+        A run folder written by ``namcore train`` (its ``best.safetensors``, else
+        ``last.safetensors``) or a ``.safetensors`` checkpoint.
+    out : path-like
+        The ``.onnx`` file to write (atomically).
+    kind : {"step", "sequence"}, optional
+        Streaming step or whole sequence; default: ``"step"`` for models that can
+        stream, ``"sequence"`` otherwise (see :func:`graph_kinds`).
+    length : int, optional
+        Sequence length of a recurrent model's sequence graph.
+    dtype : str
+        ``"float32"`` (default) or ``"float64"``.
+    checkpoint : str, optional
+        File name inside a run folder.
+    overwrite : bool
+        Replace an existing ``out``. Default: refuse.
+
+    Returns
+    -------
+    GraphSpec
+        The graph's inputs and outputs.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from namcore.models import LSAMConfig
+    >>> from namcore.models.numpy import LSAM
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> config = LSAMConfig(vocab_size=8, d_model=8, n_heads=2, bidirectional=False,
+    ...                     decoder=False)
+    >>> LSAM(config).save(folder / "lsam.safetensors")
+    >>> spec = export_onnx(folder / "lsam.safetensors", folder / "lsam.onnx")
+    >>> spec.kind, list(spec.inputs)
+    ('step', ['token', 'memory', 'hidden'])
+    """
+    from namcore.models import load
+
+    source, out = Path(source), Path(out)
+    if source.is_dir():
+        names = [checkpoint] if checkpoint else ["best.safetensors", "last.safetensors"]
+        found = [source / n for n in names if (source / n).is_file()]
+        if not found:
+            raise FileNotFoundError(f"export: {source} holds no {' or '.join(names)}")
+        source = found[0]
+    elif not source.is_file():
+        raise FileNotFoundError(f"export: {source} is neither a run folder nor a checkpoint")
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"export: {out} exists; pass overwrite=True to replace it")
+    params, config = load(source)
+    model, spec = build_graph(params, config, kind=kind, length=length, dtype=dtype)
+    _annotate(model, config, spec, source)
+    atomic_write(out, model.SerializeToString(), overwrite=overwrite)
+    return spec
+
+
+def _annotate(model: Any, config: Any, spec: GraphSpec, source: Path) -> None:
+    """Record where the graph came from in the model's metadata."""
+    import namcore
+    from namcore.models import _registry
+
+    model.producer_name = "namcore"
+    model.producer_version = namcore.__version__
+    meta = {"namcore.model": _registry.entry(config).name,
+            "namcore.config": json.dumps(config.to_dict()),
+            "namcore.kind": spec.kind, "namcore.checkpoint": source.name}
+    for key, value in meta.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value

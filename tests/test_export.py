@@ -1,0 +1,218 @@
+"""ONNX export through ndonnx: every exported graph, run in onnxruntime, equals NumPy."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ndonnx")
+ort = pytest.importorskip("onnxruntime")
+
+from namcore.cli import main  # noqa: E402
+from namcore.export import build_graph, export_onnx, graph_kinds  # noqa: E402
+from namcore.models import (  # noqa: E402
+    LSAMConfig,
+    LSTMBaselineConfig,
+    NAMTMConfig,
+    NAMTransformerConfig,
+    TransformerBaselineConfig,
+    forward,
+    init_numpy,
+    save,
+)
+
+RECURRENT_LENGTH = 5
+
+# (config, kind): one entry per exported model kind
+GRAPHS = {
+    "lsam-sequence": (LSAMConfig(vocab_size=9, d_model=8, n_heads=2), "sequence"),
+    "lsam-step": (LSAMConfig(vocab_size=9, d_model=12, n_heads=3, bidirectional=False,
+                             decoder=False), "step"),
+    "namtm-sequence": (NAMTMConfig(vocab_size=9, d_model=8, n_tapes=2, tape_length=6,
+                                   n_layers=1), "sequence"),
+    "lstm-sequence": (LSTMBaselineConfig(vocab_size=9, d_model=8), "sequence"),
+    "nam-encoder": (NAMTransformerConfig(vocab_size=9, d_model=8, n_heads=2), "sequence"),
+    "nam-classifier": (NAMTransformerConfig(vocab_size=9, d_model=8, n_heads=2, cls=True,
+                                            n_classes=3), "sequence"),
+    "nam-causal-step": (NAMTransformerConfig(vocab_size=9, d_model=8, n_heads=2, causal=True),
+                        "step"),
+    "nam-causal-sequence": (NAMTransformerConfig(vocab_size=9, d_model=8, n_heads=2,
+                                                 causal=True), "sequence"),
+    "transformer": (TransformerBaselineConfig(vocab_size=9, d_model=8, n_heads=2), "sequence"),
+}
+
+_SESSIONS: dict[str, tuple] = {}
+
+
+def session(name: str) -> tuple:
+    """(session, params, config) for a graph, built once per test run."""
+    if name not in _SESSIONS:
+        config, kind = GRAPHS[name]
+        params = init_numpy(config, seed=3)
+        recurrent = not isinstance(config, NAMTransformerConfig | TransformerBaselineConfig)
+        length = RECURRENT_LENGTH if kind == "sequence" and recurrent else None
+        model, spec = build_graph(params, config, kind=kind, length=length)
+        assert spec.kind == kind
+        _SESSIONS[name] = (ort.InferenceSession(model.SerializeToString()), params, config)
+    return _SESSIONS[name]
+
+
+def tokens_and_mask(batch: int, length: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    tokens = rng.integers(0, 9, size=(batch, length))
+    mask = np.ones((batch, length), dtype=bool)
+    if batch > 1:
+        mask[1, length // 2:] = False  # a right-padded row
+    return tokens, mask
+
+
+def assert_close(got: np.ndarray, expected: np.ndarray) -> None:
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", [n for n, (_, kind) in GRAPHS.items() if kind == "sequence"])
+def test_sequence_graph_matches_numpy(name):
+    sess, params, config = session(name)
+    recurrent = not isinstance(config, NAMTransformerConfig | TransformerBaselineConfig)
+    # the batch is dynamic everywhere; the Transformers take any length too
+    shapes = [(3, RECURRENT_LENGTH), (1, RECURRENT_LENGTH)]
+    if not recurrent:
+        shapes += [(2, 11), (4, 2)]
+    for seed, (batch, length) in enumerate(shapes):
+        tokens, mask = tokens_and_mask(batch, length, seed)
+        (got,) = sess.run(None, {"tokens": tokens, "mask": mask})
+        assert got.dtype == np.float32
+        assert_close(got, forward(params, tokens, mask, config=config))
+
+
+def _stream(name: str, tokens: np.ndarray) -> tuple[np.ndarray, list[tuple]]:
+    """Logits (B, L, V) from feeding ``tokens`` to a step graph one at a time."""
+    sess, _params, config = session(name)
+    batch, d, heads = tokens.shape[0], config.d_model, config.n_heads
+    if isinstance(config, LSAMConfig):
+        state = {"memory": np.zeros((batch, heads, d // heads, d // heads), np.float32),
+                 "hidden": np.zeros((batch, d), np.float32)}
+    else:
+        state = {"position": np.array(0, dtype=np.int64),
+                 "memory": np.zeros((config.n_layers, batch, heads, d // heads, d // heads),
+                                    np.float32)}
+    logits, shapes = [], []
+    for t in range(tokens.shape[1]):
+        out = sess.run(None, {"token": tokens[:, t], **state})
+        logits.append(out[0])
+        state = dict(zip(state, out[1:], strict=True))
+        shapes.append(tuple(a.shape for a in state.values()))
+    return np.stack(logits, axis=1), shapes
+
+
+@pytest.mark.parametrize("name", ["lsam-step", "nam-causal-step"])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_streaming_step_matches_numpy(name, batch):
+    _, params, config = session(name)
+    tokens, _ = tokens_and_mask(batch, 9, seed=batch)
+    got, state_shapes = _stream(name, tokens)
+    assert_close(got, forward(params, tokens, config=config))
+    # constant memory: the state has the same size after every token
+    assert len(set(state_shapes)) == 1
+
+
+def test_streaming_step_continues_a_numpy_stream():
+    """The ONNX step picks up a state produced by NumPy and agrees with it."""
+    sess, params, config = session("lsam-step")
+    tokens, _ = tokens_and_mask(2, 6, seed=9)
+    _logits, (memory, hidden) = forward(params, tokens[:, :4], config=config,
+                                       return_state=True)
+    out = sess.run(None, {"token": tokens[:, 4], "memory": memory.astype(np.float32),
+                          "hidden": hidden.astype(np.float32)})
+    assert_close(out[0], forward(params, tokens[:, :5], config=config)[:, 4])
+
+
+def test_graph_kinds():
+    assert graph_kinds(GRAPHS["lsam-step"][0]) == ("step", "sequence")
+    assert graph_kinds(GRAPHS["lsam-sequence"][0]) == ("sequence",)
+    assert graph_kinds(GRAPHS["nam-causal-step"][0]) == ("step", "sequence")
+    assert graph_kinds(GRAPHS["nam-encoder"][0]) == ("sequence",)
+
+
+@pytest.mark.parametrize(("name", "kwargs", "match"), [
+    ("lsam-sequence", {"kind": "step"}, "cannot stream"),
+    ("lsam-sequence", {}, "pass length=N"),
+    ("nam-encoder", {"length": 5}, "only for recurrent sequence graphs"),
+    ("lsam-sequence", {"length": 0}, "positive int"),
+    ("nam-encoder", {"kind": "decoder"}, "kind must be 'step' or 'sequence'"),
+    ("nam-encoder", {"dtype": "float16"}, "dtype must be"),
+])
+def test_build_errors(name, kwargs, match):
+    config, _ = GRAPHS[name]
+    with pytest.raises(ValueError, match=match):
+        build_graph(init_numpy(config, seed=0), config, **kwargs)
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    config = GRAPHS["nam-causal-step"][0]
+    params = init_numpy(config, seed=3)
+    save(tmp_path / "run" / "best.safetensors", params, config)
+    return tmp_path / "run", params, config
+
+
+def test_export_onnx_writes_a_file_with_metadata(checkpoint, tmp_path):
+    import onnx
+
+    run, _params, config = checkpoint
+    out = tmp_path / "model.onnx"
+    spec = export_onnx(run, out)
+    assert spec.kind == "step" and list(spec.inputs) == ["token", "position", "memory"]
+    model = onnx.load(out)
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["namcore.model"] == "NAMTransformer"
+    assert json.loads(meta["namcore.config"]) == config.to_dict()
+    assert meta["namcore.checkpoint"] == "best.safetensors"
+    assert [i.name for i in model.graph.input] == ["token", "position", "memory"]
+
+
+def test_export_onnx_refuses_to_overwrite(checkpoint, tmp_path):
+    run, _, _ = checkpoint
+    out = tmp_path / "model.onnx"
+    out.write_bytes(b"keep me")
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        export_onnx(run, out)
+    assert out.read_bytes() == b"keep me"
+    export_onnx(run, out, overwrite=True, kind="sequence")
+    assert out.read_bytes() != b"keep me"
+
+
+def test_export_onnx_missing_source(tmp_path):
+    with pytest.raises(FileNotFoundError, match="neither a run folder nor a checkpoint"):
+        export_onnx(tmp_path / "nope", tmp_path / "m.onnx")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"holds no best\.safetensors or last"):
+        export_onnx(tmp_path / "empty", tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_cli_export_onnx(checkpoint, tmp_path, capsys):
+    run, params, config = checkpoint
+    out = tmp_path / "sub" / "model.onnx"
+    assert main(["export", "onnx", str(run), "--out", str(out), "--kind", "sequence"]) == 0
+    printed = capsys.readouterr().out
+    assert "sequence graph" in printed and "tokens" in printed and "logits" in printed
+    sess = ort.InferenceSession(str(out))
+    tokens, mask = tokens_and_mask(2, 6, seed=4)
+    (got,) = sess.run(None, {"tokens": tokens, "mask": mask})
+    assert_close(got, forward(params, tokens, mask, config=config))
+
+
+def test_cli_export_errors_exit_2(checkpoint, tmp_path, capsys):
+    run, _, _ = checkpoint
+    out = tmp_path / "model.onnx"
+    out.write_bytes(b"x")
+    assert main(["export", "onnx", str(run), "--out", str(out)]) == 2
+    assert "pass --overwrite" in capsys.readouterr().err
+    assert main(["export", "onnx", str(run), "--out", str(out), "--length", "4",
+                 "--overwrite"]) == 2
+    assert "only for recurrent" in capsys.readouterr().err
+    assert out.read_bytes() == b"x"
