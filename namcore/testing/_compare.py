@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +71,7 @@ def compare_backends(
     backends: Iterable[str] | None = None,
     dtypes: Sequence[str] = ("float32", "float64"),
     jax_jit: bool = True,
+    skip: Mapping[tuple[str, str], str] | None = None,
 ) -> list[BackendReport]:
     """Run ``fn`` on each backend from the same NumPy inputs; compare with NumPy float64.
 
@@ -93,6 +94,9 @@ def compare_backends(
         skipped. Default: float32 and float64.
     jax_jit : bool, optional
         Also run JAX under ``jax.jit`` (non-array arguments static). Default: True.
+    skip : mapping, optional
+        ``{(backend, dtype): reason}`` of known limitations (see
+        :func:`namcore.testing._known.skips`), reported as skipped with the reason.
 
     Returns
     -------
@@ -111,6 +115,10 @@ def compare_backends(
                 if not backend.supports_dtype(dtype):
                     reports.append(BackendReport(label, dtype, "", None,
                                                  skipped=f"{name} cannot create {dtype}"))
+                    continue
+                if (name, dtype) in (skip or {}):
+                    reports.append(BackendReport(label, dtype, "", None,
+                                                 skipped=skip[(name, dtype)]))
                     continue
                 device = str(backend.default_device())
                 try:
