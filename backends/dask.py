@@ -25,12 +25,6 @@ class DaskBackend(Backend):
     name = "dask"
     module = "dask"
 
-    def is_installed(self) -> bool:
-        import importlib.util
-
-        return importlib.util.find_spec("dask") is not None and (
-            importlib.util.find_spec("dask.array") is not None)
-
     def namespace(self) -> Any:
         import array_api_compat.dask.array as xp
 

@@ -141,6 +141,9 @@ def _parser() -> argparse.ArgumentParser:
     onnx.add_argument("--length", type=int, default=None,
                       help="sequence length of a recurrent model's sequence graph")
     onnx.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    onnx.add_argument("--no-matmul-guards", action="store_true",
+                      help="replace ndonnx's If guard around each matmul by the matmul: "
+                           "faster, exact unless an input has a zero-sized dimension")
     onnx.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     return parser
 
@@ -154,7 +157,8 @@ def _export(args: argparse.Namespace) -> int:
 
     try:
         spec = export_onnx(args.run, args.out, kind=args.kind, length=args.length,
-                           dtype=args.dtype, overwrite=args.overwrite)
+                           dtype=args.dtype, matmul_guards=not args.no_matmul_guards,
+                           overwrite=args.overwrite)
     except (OSError, ValueError, TypeError) as error:
         message = str(error).splitlines()[0].removeprefix("export: ")
         for api, flag in (("overwrite=True", "--overwrite"), ("length=N", "--length N"),

@@ -63,7 +63,8 @@ def _streams(name: str, config: Any) -> bool:
 
 
 def build_graph(params: dict[str, Any], config: Any, *, kind: str | None = None,
-                length: int | None = None, dtype: str = "float32") -> tuple[Any, GraphSpec]:
+                length: int | None = None, dtype: str = "float32",
+                matmul_guards: bool = True) -> tuple[Any, GraphSpec]:
     """The ONNX model (an ``onnx.ModelProto``) of a model's inference graph.
 
     Parameters
@@ -79,6 +80,12 @@ def build_graph(params: dict[str, Any], config: Any, *, kind: str | None = None,
         refused elsewhere: the other graphs take any length).
     dtype : str
         Floating dtype of the graph: ``"float32"`` (default) or ``"float64"``.
+    matmul_guards : bool
+        Keep the ``If`` node ndonnx puts around every matrix product (it guards
+        against an onnxruntime bug with zero-sized operands). ``False`` replaces each
+        by its ``MatMul`` (see :mod:`namcore._onnx_graph`): measured 25-34 % faster
+        streaming steps, exact for inputs without a zero-sized dimension (no batch
+        of 0). Default: keep them.
 
     Returns
     -------
@@ -126,6 +133,10 @@ def build_graph(params: dict[str, Any], config: Any, *, kind: str | None = None,
     else:
         inputs, outputs = _transformer_step(weights, config, float_type)
     model = ndx.build(inputs, outputs)
+    if not matmul_guards:
+        from namcore._onnx_graph import inline_matmul_guards
+
+        model, _ = inline_matmul_guards(model)
     spec = GraphSpec(kind, _describe(inputs), _describe(outputs))
     return model, spec
 
@@ -174,7 +185,7 @@ def _describe(arrays: dict[str, Any]) -> dict[str, tuple[tuple[int | str, ...], 
 
 def export_onnx(source: str | os.PathLike, out: str | os.PathLike, *, kind: str | None = None,
                 length: int | None = None, dtype: str = "float32", checkpoint: str | None = None,
-                overwrite: bool = False) -> GraphSpec:
+                matmul_guards: bool = True, overwrite: bool = False) -> GraphSpec:
     """Export a trained model's inference graph to an ONNX file.
 
     Parameters
@@ -193,6 +204,8 @@ def export_onnx(source: str | os.PathLike, out: str | os.PathLike, *, kind: str 
         ``"float32"`` (default) or ``"float64"``.
     checkpoint : str, optional
         File name inside a run folder.
+    matmul_guards : bool
+        Keep ndonnx's guards around matrix products; see :func:`build_graph`.
     overwrite : bool
         Replace an existing ``out``. Default: refuse.
 
@@ -228,7 +241,8 @@ def export_onnx(source: str | os.PathLike, out: str | os.PathLike, *, kind: str 
     if out.exists() and not overwrite:
         raise FileExistsError(f"export: {out} exists; pass overwrite=True to replace it")
     params, config = load(source)
-    model, spec = build_graph(params, config, kind=kind, length=length, dtype=dtype)
+    model, spec = build_graph(params, config, kind=kind, length=length, dtype=dtype,
+                              matmul_guards=matmul_guards)
     _annotate(model, config, spec, source)
     atomic_write(out, model.SerializeToString(), overwrite=overwrite)
     return spec

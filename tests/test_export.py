@@ -130,6 +130,38 @@ def test_streaming_step_continues_a_numpy_stream():
     assert_close(out[0], forward(params, tokens[:, :5], config=config)[:, 4])
 
 
+@pytest.mark.parametrize("name", ["lsam-step", "nam-causal-step", "nam-classifier",
+                                  "lstm-sequence"])
+def test_graph_without_matmul_guards_gives_the_same_outputs(name):
+    from namcore._onnx_graph import count_ops, inline_matmul_guards
+
+    config, kind = GRAPHS[name]
+    params = init_numpy(config, seed=3)
+    length = RECURRENT_LENGTH if name == "lstm-sequence" else None
+    guarded, _ = build_graph(params, config, kind=kind, length=length)
+    plain, _ = build_graph(params, config, kind=kind, length=length, matmul_guards=False)
+    replaced = inline_matmul_guards(guarded)[1]
+    assert replaced > 0 and inline_matmul_guards(plain)[1] == 0  # no guard is left
+    assert count_ops(plain).get("If", 0) == count_ops(guarded)["If"] - replaced
+    assert count_ops(plain)["MatMul"] >= replaced
+    assert len(plain.graph.node) < len(guarded.graph.node)
+    sessions = [ort.InferenceSession(m.SerializeToString()) for m in (guarded, plain)]
+    feeds = {}
+    for arg in sessions[0].get_inputs():
+        shape = [2 if not isinstance(d, int) else d for d in arg.shape]
+        if arg.type == "tensor(int64)":
+            feeds[arg.name] = np.random.default_rng(0).integers(0, 9, size=shape)
+        elif arg.type == "tensor(bool)":
+            feeds[arg.name] = np.ones(shape, dtype=bool)
+        else:
+            feeds[arg.name] = np.random.default_rng(1).standard_normal(shape).astype(
+                np.float32)
+    for a, b in zip(*(s.run(None, feeds) for s in sessions), strict=True):
+        # onnxruntime fuses the plain MatMuls with their neighbours (e.g. into Gemm),
+        # so results may differ in the last bit
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
 def test_graph_kinds():
     assert graph_kinds(GRAPHS["lsam-step"][0]) == ("step", "sequence")
     assert graph_kinds(GRAPHS["lsam-sequence"][0]) == ("sequence",)
@@ -197,7 +229,8 @@ def test_export_onnx_missing_source(tmp_path):
 def test_cli_export_onnx(checkpoint, tmp_path, capsys):
     run, params, config = checkpoint
     out = tmp_path / "sub" / "model.onnx"
-    assert main(["export", "onnx", str(run), "--out", str(out), "--kind", "sequence"]) == 0
+    assert main(["export", "onnx", str(run), "--out", str(out), "--kind", "sequence",
+                 "--no-matmul-guards"]) == 0
     printed = capsys.readouterr().out
     assert "sequence graph" in printed and "tokens" in printed and "logits" in printed
     sess = ort.InferenceSession(str(out))

@@ -385,6 +385,39 @@ def test_causal_nam_transformer_streams_and_is_causal():
     assert not np.allclose(after[:, 6:], full[:, 6:])
 
 
+# ----------------------------------------------------------------- causal LSAM
+def test_causal_lsam_streams_and_is_causal():
+    config = CONFIGS["lsam-uni"]
+    params = init_numpy(config, seed=6, dtype=np.float64)
+    tokens, mask = batch(length=10, seed=6)
+    full = forward(params, tokens, mask, config=config)
+    pieces, state = [], None
+    for start, stop in ((0, 3), (3, 4), (4, 10)):  # uneven pieces, one of a single token
+        out, state = forward(params, tokens[:, start:stop], mask[:, start:stop],
+                             config=config, state=state, return_state=True)
+        pieces.append(out)
+    np.testing.assert_allclose(np.concatenate(pieces, axis=1), full, rtol=1e-10, atol=1e-12)
+    memory, hidden = state
+    assert memory.shape == (3, config.n_heads, 4, 4) and hidden.shape == (3, config.d_model)
+    changed = tokens.copy()
+    changed[:, 5] = (changed[:, 5] + 1) % 9
+    after = forward(params, changed, mask, config=config)
+    np.testing.assert_array_equal(after[0, :5], full[0, :5])
+    assert not np.allclose(after[0, 5:], full[0, 5:])
+
+
+@pytest.mark.parametrize("name", ["lsam", "lsam-bidirectional-only", "lsam-decoder-only"])
+def test_lsam_state_needs_a_causal_config(name):
+    config = {"lsam": CONFIGS["lsam"],
+              "lsam-bidirectional-only": LSAMConfig(vocab_size=9, d_model=8, n_heads=2,
+                                                    decoder=False),
+              "lsam-decoder-only": LSAMConfig(vocab_size=9, d_model=8, n_heads=2,
+                                              bidirectional=False)}[name]
+    tokens, _ = batch()
+    with pytest.raises(ValueError, match="need a causal model"):
+        forward(init_numpy(config, seed=0), tokens, config=config, return_state=True)
+
+
 # ------------------------------------------------------------- every backend agrees
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_every_backend_matches_numpy_float64(name, xp, device, library):

@@ -43,7 +43,8 @@ def test_import_namcore_imports_no_framework(tmp_path):
         "import sys, numpy as np, namcore, namcore.backends, namcore.testing\n"
         "M = namcore.write(np.zeros((2, 3)), np.ones(3), np.ones(2))\n"
         "namcore.read(M, np.ones(3)); namcore.backends.installed()\n"
-        "print(sorted(m for m in ('torch', 'jax', 'cupy', 'jaxlib') if m in sys.modules))\n",
+        "heavy = ('torch', 'jax', 'cupy', 'jaxlib', 'ndonnx', 'onnxruntime', 'dask')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n",
         tmp_path,
     )
     assert out.strip() == "[]"
