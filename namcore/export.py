@@ -83,8 +83,8 @@ def build_graph(params: dict[str, Any], config: Any, *, kind: str | None = None,
     matmul_guards : bool
         Keep the ``If`` node ndonnx puts around every matrix product (it guards
         against an onnxruntime bug with zero-sized operands). ``False`` replaces each
-        by its ``MatMul`` (see :mod:`namcore._onnx_graph`): measured 25-34 % faster
-        streaming steps, exact for inputs without a zero-sized dimension (no batch
+        by its ``MatMul`` (see :mod:`namcore._onnx_graph`): streaming steps measured
+        22-34 % faster, exact for inputs without a zero-sized dimension (no batch
         of 0). Default: keep them.
 
     Returns

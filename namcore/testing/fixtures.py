@@ -7,7 +7,8 @@ Import them into a ``conftest.py``::
 ``xp`` is parametrized over :class:`~namcore.testing.XPBackend`; a member that
 cannot run here is skipped with its reason, and ``$NAMCORE_TEST_BACKENDS`` narrows
 the matrix. On ``jax:jit`` (and ``jax:gpu``) every function a test module tagged with
-``array_api_extra.testing.lazy_xp_function`` runs under ``jax.jit``.
+``array_api_extra.testing.lazy_xp_function`` runs under ``jax.jit``; on ``dask`` those
+functions may not call ``compute`` or ``persist`` (they must only build the graph).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def xp(library: XPBackend, xp_setup: tuple[Any, Any],
        request: pytest.FixtureRequest) -> Iterator[Any]:
     """The array namespace under test (functions jitted on ``jax:jit``)."""
     namespace, _ = xp_setup
-    if library.is_jit:
+    if library.is_jit or library is XPBackend.DASK:
         from array_api_extra.testing import patch_lazy_xp_functions
 
         with patch_lazy_xp_functions(request, xp=namespace):
