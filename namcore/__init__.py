@@ -12,6 +12,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
 
+from namcore import ham
 from namcore.attention import attention
 from namcore.export import export_onnx
 from namcore.memory import read, unit, write
@@ -21,4 +22,4 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__", "attention", "export_onnx", "read", "unit", "write"]
+__all__ = ["__version__", "attention", "export_onnx", "ham", "read", "unit", "write"]
