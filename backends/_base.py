@@ -178,6 +178,10 @@ class Backend:
         """Validated ``namcore.read``; see :func:`namcore._agnostic.memory.read`."""
         return _memory.read(M, q, p_read, normalize=normalize, eps=eps, xp=xp)
 
+    #: Whether ``x[int_array] = rows`` works (``array_api_extra.at`` relies on it).
+    #: Without it, row updates fall back to a masked ``where`` over all rows.
+    integer_index_assignment: bool = True
+
     #: Default chunk length of causal attention (performance.md: 32-64 on CPUs).
     chunk_size: int = 64
 

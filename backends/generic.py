@@ -26,6 +26,7 @@ class ArrayAPIStrictBackend(Backend):
 
     name = "array_api_strict"
     module = "array_api_strict"
+    integer_index_assignment = False
 
     def namespace(self) -> Any:
         import array_api_strict as xp

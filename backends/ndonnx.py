@@ -25,6 +25,7 @@ class NdonnxBackend(Backend):
 
     name = "ndonnx"
     module = "ndonnx"
+    integer_index_assignment = False
 
     def namespace(self) -> Any:
         import ndonnx
@@ -55,7 +56,7 @@ class NdonnxBackend(Backend):
 
     def concrete_values(self, x: Any) -> np.ndarray | None:
         try:
-            return np.asarray(x.unwrap_numpy())
+            return self.to_numpy(x)
         except ValueError:  # a symbolic graph input: nothing to check
             return None
 

@@ -45,7 +45,12 @@ def _erase(q: Any, k: Any, v: Any, p_erase: Any) -> Any:
     return namcore.attention(q, k, v, causal=True, p_erase=p_erase)
 
 
-def _model_cases(seed: int) -> dict[str, tuple[Callable[..., Any], tuple[Any, ...]]]:
+#: A check case: the function, its NumPy arguments, and the features it uses that
+#: some backends are known not to support (see :mod:`namcore.testing._known`).
+Case = tuple[Callable[..., Any], tuple[Any, ...], set[str]]
+
+
+def _model_cases(seed: int) -> dict[str, Case]:
     """Each model, small, on padded token batches; the parameters are array arguments."""
     from namcore import models
 
@@ -70,29 +75,26 @@ def _model_cases(seed: int) -> dict[str, tuple[Callable[..., Any], tuple[Any, ..
             return models.forward(dict(zip(_names, arrays, strict=True)), tokens, mask,
                                   config=_config)
 
-        cases[f"model {name}"] = (run, (tokens, mask, *params.values()))
-        if getattr(config, "positions", "") == "sinusoidal":
-            _FEATURES[f"model {name}"] = {"sin/cos"}
+        # features with known backend limitations (see namcore.testing._known)
+        features = {"sin/cos"} if getattr(config, "positions", "") == "sinusoidal" else set()
+        cases[f"model {name}"] = (run, (tokens, mask, *params.values()), features)
     return cases
 
 
-#: Case name -> features with known backend limitations (see namcore.testing._known).
-_FEATURES: dict[str, set[str]] = {}
-
-
-def _cases(seed: int) -> dict[str, tuple[Callable[..., Any], tuple[Any, ...]]]:
+def _cases(seed: int) -> dict[str, Case]:
     a = _memory_case(seed)
     t = _attention_case(seed)
     qkv = (t["q"], t["k"], t["v"])
     return {
-        "unit": (namcore.unit, (a["k"],)),
-        "write": (namcore.write, (a["M"], a["k"], a["v"])),
-        "write (gated, erase)": (namcore.write, (a["M"], a["k"], a["v"], a["p"], a["p2"])),
-        "read": (namcore.read, (a["M"], a["k"])),
-        "read (gated)": (namcore.read, (a["M"], a["k"], a["p"])),
-        "attention": (namcore.attention, qkv),
-        "attention (causal)": (_causal, qkv),
-        "attention (erase)": (_erase, (*qkv, t["p_erase"])),
+        "unit": (namcore.unit, (a["k"],), set()),
+        "write": (namcore.write, (a["M"], a["k"], a["v"]), set()),
+        "write (gated, erase)": (namcore.write, (a["M"], a["k"], a["v"], a["p"], a["p2"]),
+                                 set()),
+        "read": (namcore.read, (a["M"], a["k"]), set()),
+        "read (gated)": (namcore.read, (a["M"], a["k"], a["p"]), set()),
+        "attention": (namcore.attention, qkv, set()),
+        "attention (causal)": (_causal, qkv, set()),
+        "attention (erase)": (_erase, (*qkv, t["p_erase"]), set()),
         **_model_cases(seed),
     }
 
@@ -107,9 +109,9 @@ def run_checks(backends: Sequence[str] | None = None,
                ) -> dict[str, list[BackendReport]]:
     """Compare each case on each backend; returns ``{case name: reports}``."""
     results: dict[str, list[BackendReport]] = {}
-    for name, (fn, args) in _cases(seed).items():
+    for name, (fn, args, features) in _cases(seed).items():
         if progress is not None:
             progress(name)
         results[name] = compare_backends(fn, *args, backends=backends, dtypes=dtypes,
-                                         skip=skips(_FEATURES.get(name, ())))
+                                         skip=skips(features))
     return results

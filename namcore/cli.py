@@ -93,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
                           help="numpy, cupy, torch, jax or dask (default numpy)")
     evaluate.add_argument("--size", type=int, default=None,
                           help="samples per split (default: the run's eval size)")
-    evaluate.add_argument("--chunk", type=int, default=1024,
+    evaluate.add_argument("--chunk", type=int, default=None,
                           help="samples per Dask task (--backend dask; default 1024)")
     evaluate.add_argument("--scheduler", default=None,
                           help="dask.distributed scheduler address, e.g. tcp://host:8786 "

@@ -46,8 +46,6 @@ __all__ = ["HardAccess", "build", "depth", "hard_access", "leaf_weights", "soft_
 Join = Callable[[Any, Any], Any]
 Search = Callable[[Any, Any], Any]
 
-_NO_INDEX_SETITEM = ("array_api_strict", "ndonnx")
-
 
 def depth(tree_or_leaves: Any, *, leaves: bool = False) -> int:
     """``log2 n`` of a tree ``(..., 2n - 1, d)`` (or of leaves ``(..., n, d)``)."""
@@ -198,12 +196,13 @@ def hard_access(tree: Any, c: Any, search: Search, *, uniform: Any = None,
     )
 
 
-def _set_rows(flat: Any, index: Any, rows: Any, xp: Any) -> Any:
-    """``flat`` with rows ``index`` (B,) replaced by ``rows`` (B, d), functionally."""
-    from namcore import backends
+def _set_rows(flat: Any, index: Any, rows: Any, xp: Any, assign: bool) -> Any:
+    """``flat`` with rows ``index`` (B,) replaced by ``rows`` (B, d), functionally.
 
-    if backends.for_namespace(xp).name in _NO_INDEX_SETITEM:
-        # no integer-array assignment: a masked where over all rows (O(n))
+    ``assign``: whether the library has integer-array assignment (see
+    :attr:`namcore.backends.Backend.integer_index_assignment`).
+    """
+    if not assign:  # a masked where over all rows (O(n))
         positions = xp.arange(flat.shape[0], dtype=xp.int64)
         hit = positions[:, None] == index[None, :]                     # (N, B)
         scattered = xp.matmul(xp.astype(hit, flat.dtype), rows)       # (N, d)
@@ -228,7 +227,10 @@ def write(tree: Any, leaf: Any, value: Any, join: Join, *, inplace: bool = False
         touches ``O(log n)`` rows only. JAX updates functionally either way (in place
         under ``jax.jit`` when the tree's buffer is donated).
     """
+    from namcore import backends
+
     xp = _compat.array_namespace(tree, value)
+    assign = backends.for_namespace(xp).integer_index_assignment
     levels = depth(tree)
     n = 2 ** levels
     flat, offsets, batch = _flat(tree, xp)
@@ -238,12 +240,12 @@ def write(tree: Any, leaf: Any, value: Any, join: Join, *, inplace: bool = False
     current = xp.reshape(xp.astype(value, tree.dtype), (-1, tree.shape[-1]))
     local = xp.reshape(leaf + (n - 1), (-1,))
     base = xp.reshape(offsets, (-1,))
-    flat = _set_rows(flat, xp.reshape(node, (-1,)), current, xp)
+    flat = _set_rows(flat, xp.reshape(node, (-1,)), current, xp, assign)
     for _ in range(levels):
         parent = (local - 1) // 2
         left = _rows(flat, base + 2 * parent + 1, xp)
         right = _rows(flat, base + 2 * parent + 2, xp)
         current = join(left, right)
-        flat = _set_rows(flat, base + parent, current, xp)
+        flat = _set_rows(flat, base + parent, current, xp, assign)
         local = parent
     return xp.reshape(flat, tree.shape)

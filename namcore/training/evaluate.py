@@ -36,10 +36,12 @@ def _predictor(backend: str, params: dict[str, Any], config: Any) -> Any:
 
 
 _BACKENDS = ("numpy", "cupy", "torch", "jax", "dask")
+#: Samples per Dask task of ``evaluate(..., backend="dask")`` unless ``chunk`` is given.
+DASK_CHUNK = 1024
 
 
 def evaluate(run_dir: str | Path, backend: str = "numpy", *, checkpoint: str | None = None,
-             write: bool = True, size: int | None = None, chunk: int = 1024,
+             write: bool = True, size: int | None = None, chunk: int | None = None,
              scheduler: Any = None, progress: bool = False) -> dict[str, Any]:
     """Score the best (else last) checkpoint of ``run_dir`` on every split of its task.
 
@@ -58,8 +60,8 @@ def evaluate(run_dir: str | Path, backend: str = "numpy", *, checkpoint: str | N
         Write the result to ``run_dir/eval.json`` (atomically).
     size : int, optional
         Samples per split. Default: the run's ``eval_size``.
-    chunk : int
-        Samples per Dask task (``backend="dask"`` only). Default: 1024.
+    chunk : int, optional
+        Samples per Dask task (``backend="dask"`` only). Default: :data:`DASK_CHUNK` (1024).
     scheduler : str or distributed.Client, optional
         ``backend="dask"`` only: a ``dask.distributed`` scheduler address or client.
         Default: Dask's local threaded scheduler.
@@ -85,7 +87,7 @@ def evaluate(run_dir: str | Path, backend: str = "numpy", *, checkpoint: str | N
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                                   or value < 1):
             raise TrainingError(f"{name} must be a positive integer, got {value!r}")
-    if backend != "dask" and (scheduler is not None or chunk != 1024):
+    if backend != "dask" and (scheduler is not None or chunk is not None):
         raise TrainingError("chunk and scheduler are options of backend='dask'")
     if not (run_dir / "run.json").is_file():
         raise TrainingError(f"{run_dir} holds no run (no run.json)")
@@ -109,7 +111,8 @@ def evaluate(run_dir: str | Path, backend: str = "numpy", *, checkpoint: str | N
         from .dask_eval import score_splits
 
         splits = score_splits(task, list(tasks.splits(task)), params, config, size=size,
-                              chunk=chunk, scheduler=scheduler, progress=progress)
+                              chunk=DASK_CHUNK if chunk is None else chunk,
+                              scheduler=scheduler, progress=progress)
     else:
         splits = _score_in_process(backend, params, config, task, size)
     result = {"checkpoint": checkpoint, "backend": backend, "task": task,
