@@ -2,10 +2,11 @@
 
 The forward math of each model is written once, in this package, against the
 array API standard (:mod:`~namcore.models.lsam`, :mod:`~namcore.models.namtm`,
-:mod:`~namcore.models.transformer`, :mod:`~namcore.models.lstm_baseline`), as a
+:mod:`~namcore.models.transformer`, :mod:`~namcore.models.lstm_baseline`,
+:mod:`~namcore.models.ham`), as a
 function of a flat parameter mapping and integer token arrays. Each backend has a
-package with the same five public names (``LSAM``, ``NAMTM``, ``NAMTransformer``,
-``LSTMBaseline``, ``TransformerBaseline``) and the same config dataclasses:
+package with the same six public names (``LSAM``, ``NAMTM``, ``NAMTransformer``,
+``LSTMBaseline``, ``TransformerBaseline``, ``HAM``) and the same config dataclasses:
 
 - :mod:`namcore.models.torch`: ``nn.Module`` classes, trainable with autograd;
 - :mod:`namcore.models.jax`: pure ``init(config, seed)`` / ``apply(params, ...)``;
@@ -30,6 +31,7 @@ from typing import Any
 
 from ._registry import MODEL_NAMES, entry
 from .config import (
+    HAMConfig,
     LSAMConfig,
     LSTMBaselineConfig,
     ModelConfig,
@@ -44,6 +46,7 @@ from .serialization import FORMAT_VERSION, load, load_config, save
 
 __all__ = [
     "FORMAT_VERSION",
+    "HAMConfig",
     "LSAMConfig",
     "LSTMBaselineConfig",
     "MODEL_NAMES",

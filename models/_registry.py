@@ -6,8 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import lsam, lstm_baseline, namtm, transformer
+from . import ham, lsam, lstm_baseline, namtm, transformer
 from .config import (
+    HAMConfig,
     LSAMConfig,
     LSTMBaselineConfig,
     ModelConfig,
@@ -37,6 +38,7 @@ ENTRIES: dict[type[ModelConfig], Entry] = {
         Entry("LSTMBaseline", LSTMBaselineConfig, lstm_baseline.specs, lstm_baseline.forward),
         Entry("TransformerBaseline", TransformerBaselineConfig, transformer.specs,
               transformer.forward_softmax),
+        Entry("HAM", HAMConfig, ham.specs, ham.forward),
     )
 }
 

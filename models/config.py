@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 __all__ = [
+    "HAMConfig",
     "LSAMConfig",
     "LSTMBaselineConfig",
     "ModelConfig",
@@ -291,10 +292,67 @@ class LSTMBaselineConfig(ModelConfig):
                       f"a bidirectional encoder needs an even d_model, got {self.d_model}")
 
 
+@dataclass(frozen=True)
+class HAMConfig(ModelConfig):
+    """A controller with a Hierarchical Attentive Memory (Andrychowicz & Kurach, 2016).
+
+    Each step the controller reads one token, descends the memory tree from the
+    root to a leaf (SEARCH at every node on the way), outputs from its state and the
+    leaf, and rewrites the leaf with the gated WRITE; the leaf's ancestors are
+    re-JOINed (see :mod:`namcore.ham` and :mod:`namcore.models.ham`).
+
+    Parameters
+    ----------
+    d_node : int, optional
+        Width of a tree node. Default: ``d_model // 2``.
+    access : {"hard", "soft"}
+        ``"hard"``: one root-to-leaf path per step, O(log n); greedy in a plain
+        forward pass, sampled when the caller passes uniforms (REINFORCE training).
+        ``"soft"``: the paper's DHAM, every leaf weighted by its path probability,
+        O(n), trained with plain gradients.
+    controller : {"lstm", "none"}
+        An LSTM over ``[token embedding : previous read]``, or no controller at all:
+        then SEARCH and WRITE see only the current token's embedding, and everything
+        the model remembers is in the tree (the paper's "HAM alone" data structures).
+    memory : {"inputs", "empty"}
+        Initial leaves: ``EMBED`` of the input tokens (padded with ``EMBED(0)`` up to the
+        tree size), or one learned "empty" vector in every leaf.
+    memory_size : int, optional
+        Number of leaves, a power of two. Default: the smallest power of two that is at
+        least the input length, so that longer inputs get a bigger (deeper) tree.
+    """
+
+    model: ClassVar[str] = "ham"
+
+    d_node: int | None = None
+    access: str = "hard"
+    controller: str = "lstm"
+    memory: str = "inputs"
+    memory_size: int | None = None
+
+    def _validate(self) -> None:
+        self._require(self.access in ("hard", "soft"),
+                      f"access must be 'hard' or 'soft', got {self.access!r}")
+        self._require(self.controller in ("lstm", "none"),
+                      f"controller must be 'lstm' or 'none', got {self.controller!r}")
+        self._require(self.memory in ("inputs", "empty"),
+                      f"memory must be 'inputs' or 'empty', got {self.memory!r}")
+        size = self.memory_size
+        self._require(size is None or size & (size - 1) == 0,
+                      f"memory_size must be a power of two, got {size}")
+        self._require(self.d_node is not None or self.d_model >= 2,
+                      f"d_model={self.d_model} is too small for the default d_node")
+
+    @property
+    def node_size(self) -> int:
+        """Width of a tree node."""
+        return self.d_model // 2 if self.d_node is None else self.d_node
+
+
 _CONFIGS: dict[str, type[ModelConfig]] = {
     cls.model: cls
     for cls in (LSAMConfig, NAMTMConfig, NAMTransformerConfig, TransformerBaselineConfig,
-                LSTMBaselineConfig)
+                LSTMBaselineConfig, HAMConfig)
 }
 
 

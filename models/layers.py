@@ -25,6 +25,7 @@ __all__ = [
     "embed",
     "gelu",
     "layer_norm",
+    "lstm_cell",
     "recurrent",
     "sigmoid",
     "softmax",
@@ -186,6 +187,17 @@ def input_projection(params: Params, prefix: str, x: Any, xp: Any) -> Any:
     return time_major(xp.matmul(x, params[f"{prefix}.w_x"]) + params[f"{prefix}.b"], xp)
 
 
+def lstm_cell(gates: Any, c: Any, xp: Any) -> tuple[Any, Any]:
+    """New ``(h, c)`` of an LSTM from its pre-activations ``gates`` (B, 4H), order i, f, g, o."""
+    hidden = c.shape[-1]
+    i = sigmoid(gates[:, :hidden], xp)
+    f = sigmoid(gates[:, hidden:2 * hidden], xp)
+    cand = xp.tanh(gates[:, 2 * hidden:3 * hidden])
+    o = sigmoid(gates[:, 3 * hidden:], xp)
+    c_new = f * c + i * cand
+    return o * xp.tanh(c_new), c_new
+
+
 def recurrent(params: Params, prefix: str, kind: str, x: Any, mask: Any, ctx: Context, *,
               reverse: bool = False, initial: tuple[Any, ...] | None = None
               ) -> tuple[Any, tuple[Any, ...]]:
@@ -207,13 +219,7 @@ def recurrent(params: Params, prefix: str, kind: str, x: Any, mask: Any, ctx: Co
         def step(state, inputs):
             h, c = state
             gx, m_t = inputs
-            g = gx + xp.matmul(h, w_h)
-            i = sigmoid(g[:, :hidden], xp)
-            f = sigmoid(g[:, hidden:2 * hidden], xp)
-            cand = xp.tanh(g[:, 2 * hidden:3 * hidden])
-            o = sigmoid(g[:, 3 * hidden:], xp)
-            c_new = f * c + i * cand
-            h_new = o * xp.tanh(c_new)
+            h_new, c_new = lstm_cell(gx + xp.matmul(h, w_h), c, xp)
             h_new = keep_where(m_t, h_new, h, xp)
             return (h_new, keep_where(m_t, c_new, c, xp)), h_new
     else:

@@ -106,12 +106,15 @@ def _parser() -> argparse.ArgumentParser:
                     "OUT/accuracy_vs_length.png. Running it again on the same OUT resumes.")
     repro.add_argument("--preset", default="quick", help="smoke, quick or paper (default quick)")
     repro.add_argument("--out", required=True, help="output folder, e.g. runs/repro")
+    repro.add_argument("--grid", default="table2", choices=("table2", "ham"),
+                       help="table2: transformer, lstm, lsam, namtm, namtm-nojump, "
+                            "nam-transformer on reverse, add, reduce, dyck, scan (default); "
+                            "ham: ham, ham-soft, lstm on reverse, sort, merge, search, stack, "
+                            "queue, priority-queue")
     repro.add_argument("--models", default=None,
-                       help="comma-separated subset of: transformer, lstm, lsam, namtm, "
-                            "namtm-nojump, nam-transformer (default: all)")
+                       help="comma-separated models (default: the grid's)")
     repro.add_argument("--tasks", default=None,
-                       help="comma-separated subset of: reverse, add, reduce, dyck, scan "
-                            "(default: all)")
+                       help="comma-separated tasks (default: the grid's)")
     repro.add_argument("--backend", default=None,
                        help="training backend, torch or jax (default: jax if installed)")
     repro.add_argument("--eval-backend", default=None,
@@ -215,7 +218,7 @@ def _reproduce(args: argparse.Namespace) -> int:
         summary = reproduce(args.out, preset=args.preset, models=_split(args.models),
                             task_names=_split(args.tasks), backend=args.backend,
                             eval_backend=args.eval_backend, seed=args.seed, jobs=args.jobs,
-                            command=command)
+                            command=command, grid_name=args.grid)
     except TrainingError as error:
         return _fail("reproduce", str(error))
     print()

@@ -98,6 +98,9 @@ def build_graph(params: dict[str, Any], config: Any, *, kind: str | None = None,
     from namcore.models import _registry
 
     entry = _registry.entry(config)
+    if entry.name == "HAM":
+        raise ValueError("export: HAM models cannot be exported to ONNX: the tree's size and "
+                         "depth follow the input length, which ndonnx graphs leave symbolic")
     kinds = graph_kinds(config)
     kind = kinds[0] if kind is None else kind
     if kind not in ("step", "sequence"):

@@ -127,6 +127,8 @@ class HardAccess:
         The inner nodes visited, root first.
     right : bool array (..., log2 n)
         The branch taken at each of them.
+    p_right : array (..., log2 n)
+        SEARCH's probability of going right at each of them (for an entropy bonus).
     log_prob : array (...,)
         Log-probability of the path under the branch probabilities (for REINFORCE).
     value : array (..., d)
@@ -136,16 +138,21 @@ class HardAccess:
     leaf: Any
     nodes: Any
     right: Any
+    p_right: Any
     log_prob: Any
     value: Any
 
 
-def _flat(tree: Any, xp: Any) -> tuple[Any, Any, tuple[int, ...]]:
-    """The tree as rows ``(B * (2n - 1), d)``, each batch element's offset, the batch."""
+def _flat(tree: Any, xp: Any, copy: bool | None = None) -> tuple[Any, Any, tuple[int, ...]]:
+    """The tree as rows ``(B * (2n - 1), d)``, each batch element's offset, the batch.
+
+    Indices use the library's default integer dtype (``arange``'s), so that JAX
+    without 64-bit mode gets int32 rather than a warning.
+    """
     batch = tuple(tree.shape[:-2])
     size, count = tree.shape[-2], math.prod(batch)
-    offsets = xp.reshape(xp.arange(count, dtype=xp.int64) * size, batch)
-    return xp.reshape(tree, (count * size, tree.shape[-1])), offsets, batch
+    offsets = xp.reshape(xp.arange(count) * size, batch)
+    return xp.reshape(tree, (count * size, tree.shape[-1]), copy=copy), offsets, batch
 
 
 def _rows(flat: Any, index: Any, xp: Any) -> Any:
@@ -174,9 +181,9 @@ def hard_access(tree: Any, c: Any, search: Search, *, uniform: Any = None,
     xp = _compat.array_namespace(tree, c)
     levels = depth(tree)
     flat, offsets, batch = _flat(tree, xp)
-    node = xp.zeros(batch, dtype=xp.int64)
+    node = xp.zeros_like(offsets)
     log_prob = xp.zeros(batch, dtype=tree.dtype)
-    nodes, turns = [], []
+    nodes, turns, probs = [], [], []
     for level in range(levels):
         p = search(_rows(flat, offsets + node, xp), c)
         right = p > 0.5 if uniform is None else uniform[..., level] < p
@@ -184,13 +191,15 @@ def hard_access(tree: Any, c: Any, search: Search, *, uniform: Any = None,
         log_prob = log_prob + xp.log(xp.clip(taken, min=eps))
         nodes.append(node)
         turns.append(right)
-        node = 2 * node + 1 + xp.astype(right, xp.int64)
+        probs.append(p)
+        node = 2 * node + 1 + xp.astype(right, node.dtype)
     n = 2 ** levels
     empty = (*batch, 0)
     return HardAccess(
         leaf=node - (n - 1),
-        nodes=xp.stack(nodes, axis=-1) if nodes else xp.zeros(empty, dtype=xp.int64),
+        nodes=xp.stack(nodes, axis=-1) if nodes else xp.zeros(empty, dtype=offsets.dtype),
         right=xp.stack(turns, axis=-1) if turns else xp.zeros(empty, dtype=xp.bool),
+        p_right=xp.stack(probs, axis=-1) if probs else xp.zeros(empty, dtype=tree.dtype),
         log_prob=log_prob,
         value=_rows(flat, offsets + node, xp),
     )
@@ -203,7 +212,7 @@ def _set_rows(flat: Any, index: Any, rows: Any, xp: Any, assign: bool) -> Any:
     :attr:`namcore.backends.Backend.integer_index_assignment`).
     """
     if not assign:  # a masked where over all rows (O(n))
-        positions = xp.arange(flat.shape[0], dtype=xp.int64)
+        positions = xp.astype(xp.arange(flat.shape[0]), index.dtype)
         hit = positions[:, None] == index[None, :]                     # (N, B)
         scattered = xp.matmul(xp.astype(hit, flat.dtype), rows)       # (N, d)
         return xp.where(xp.any(hit, axis=1)[:, None], scattered, flat)
@@ -233,9 +242,7 @@ def write(tree: Any, leaf: Any, value: Any, join: Join, *, inplace: bool = False
     assign = backends.for_namespace(xp).integer_index_assignment
     levels = depth(tree)
     n = 2 ** levels
-    flat, offsets, batch = _flat(tree, xp)
-    if not inplace:
-        flat = xp.asarray(flat, copy=True)
+    flat, offsets, batch = _flat(tree, xp, copy=None if inplace else True)
     node = xp.reshape(leaf + (n - 1), batch) + offsets
     current = xp.reshape(xp.astype(value, tree.dtype), (-1, tree.shape[-1]))
     local = xp.reshape(leaf + (n - 1), (-1,))

@@ -1,3 +1,15 @@
-"""Shared fixtures: the ``xp`` backend matrix (see namcore.testing.fixtures)."""
+"""Shared fixtures: the ``xp`` backend matrix (see namcore.testing.fixtures), JAX in x64."""
+
+import pytest
 
 from namcore.testing.fixtures import *  # noqa: F403
+
+
+@pytest.fixture
+def jax_x64():
+    """JAX with 64-bit types enabled for the test, restored afterwards."""
+    jax = pytest.importorskip("jax")
+    previous = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    yield jax
+    jax.config.update("jax_enable_x64", previous)

@@ -183,6 +183,14 @@ def test_build_errors(name, kwargs, match):
         build_graph(init_numpy(config, seed=0), config, **kwargs)
 
 
+def test_ham_is_refused_with_the_reason():
+    from namcore.models import HAMConfig
+
+    config = HAMConfig(vocab_size=5, d_model=8)
+    with pytest.raises(ValueError, match="HAM models cannot be exported"):
+        build_graph(init_numpy(config, seed=0), config, length=4)
+
+
 @pytest.fixture
 def checkpoint(tmp_path):
     config = GRAPHS["nam-causal-step"][0]

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from namcore.models import (
+    HAMConfig,
     LSAMConfig,
     LSTMBaselineConfig,
     NAMTMConfig,
@@ -22,6 +23,7 @@ CONFIGS = {
     "NAMTransformer": NAMTransformerConfig(vocab_size=VOCAB, d_model=32, n_heads=4),
     "LSTMBaseline": LSTMBaselineConfig(vocab_size=VOCAB, d_model=32),
     "TransformerBaseline": TransformerBaselineConfig(vocab_size=VOCAB, d_model=32, n_heads=4),
+    "HAM": HAMConfig(vocab_size=VOCAB, d_model=32, access="soft"),
 }
 
 
@@ -90,15 +92,6 @@ def test_torch_compile_nam_transformer_matches_eager():
 
 
 # ----------------------------------------------------------------------------- JAX
-@pytest.fixture
-def jax_x64():
-    jax = pytest.importorskip("jax")
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield jax
-    jax.config.update("jax_enable_x64", previous)
-
-
 def _jax_loss(name):
     """Masked cross-entropy of model ``name``; returns ``(loss, logits)``."""
     import jax

@@ -11,7 +11,7 @@ from namcore.cli import main
 from namcore.training import TrainingError, reproduce, train
 from namcore.training.paper import PAPER_MODELS, TABLE2
 from namcore.training.report import by_length, console_table, markdown
-from namcore.training.reproduce import GRID_MODELS, GRID_TASKS, grid
+from namcore.training.reproduce import GRID_MODELS, GRID_TASKS, HAM_MODELS, HAM_TASKS, grid
 
 pytest.importorskip("torch")
 pytest.importorskip("matplotlib")
@@ -26,6 +26,16 @@ def test_grid_is_the_whole_product_longest_first():
     assert costs == sorted(costs, reverse=True)
     assert (cells[0].task, cells[0].model) == ("scan", "namtm")
     assert [(c.task, c.model) for c in grid(["lstm", "lstm"], ["add"])] == [("add", "lstm")]
+
+
+def test_ham_grid_and_the_asked_order():
+    cells = grid(name="ham")
+    assert {(c.task, c.model) for c in cells} == {(t, m) for t in HAM_TASKS for m in HAM_MODELS}
+    asked = grid(["lstm", "ham"], ["sort", "reverse"], longest_first=False)
+    assert [(c.task, c.model) for c in asked] == [("sort", "lstm"), ("sort", "ham"),
+                                                 ("reverse", "lstm"), ("reverse", "ham")]
+    with pytest.raises(TrainingError, match="unknown grid 'nam'"):
+        grid(name="nam")
 
 
 @pytest.mark.parametrize(("models", "task_names", "word"), [

@@ -46,7 +46,8 @@ def little_endian(digits):
 
 
 def test_names_and_get():
-    assert tasks.NAMES == ("add", "reverse", "reduce", "dyck", "copy", "repeat-copy", "scan")
+    assert tasks.NAMES == ("add", "reverse", "reduce", "dyck", "copy", "repeat-copy", "scan",
+                           "sort", "merge", "search", "stack", "queue", "priority-queue")
     for name in tasks.NAMES:
         task = tasks.get(name)
         assert task.name == name
@@ -356,7 +357,7 @@ def test_lengths_in_range_and_padding(name, lo, hi):
 @pytest.mark.parametrize("name", tasks.NAMES)
 def test_determinism(name):
     task = tasks.get(name)
-    lo, hi = (24, 48) if name == "scan" else (1, 10)
+    lo, hi = (24, 48) if name == "scan" else (task.min_len, 10)
     a, b = task.generate(64, lo, hi, seed=11), tasks.get(name).generate(64, lo, hi, seed=11)
     c = task.generate(64, lo, hi, seed=12)
     for field in ("inputs", "targets", "mask", "loss_mask", "lengths"):
@@ -372,14 +373,16 @@ def test_bad_arguments(name):
         task.generate(0, 1, 3, seed=0)
     with pytest.raises(ValueError, match="`min_len` must be <= `max_len`, got min_len=4"):
         task.generate(2, 4, 3, seed=0)
-    with pytest.raises(ValueError, match=rf"`min_len` must be an int >= 1 \({name} needs"):
-        task.generate(2, 0, 3, seed=0)
+    with pytest.raises(ValueError,
+                       match=rf"`min_len` must be an int >= {task.min_len} \({name} needs"):
+        task.generate(2, task.min_len - 1, 3, seed=0)
+    lo = task.min_len
     with pytest.raises(ValueError, match="`seed` must be an int >= 0"):
-        task.generate(2, 1, 3, seed=-1)
+        task.generate(2, lo, 3, seed=-1)
     with pytest.raises(TypeError, match="`n` must be an int"):
-        task.generate(2.0, 1, 3, seed=0)
+        task.generate(2.0, lo, 3, seed=0)
     with pytest.raises(TypeError, match="`max_len` must be an int"):
-        task.generate(2, 1, True, seed=0)
+        task.generate(2, lo, True, seed=0)
 
 
 def test_encode_decode():
@@ -439,7 +442,8 @@ def test_accuracy_by_length():
 @pytest.mark.parametrize("module", ["namcore.tasks", "namcore.tasks._batch",
                                     "namcore.tasks._task", "namcore.tasks.metrics",
                                     "namcore.tasks.digits", "namcore.tasks.dyck",
-                                    "namcore.tasks.scan"])
+                                    "namcore.tasks.scan", "namcore.tasks.ordering",
+                                    "namcore.tasks.structures"])
 def test_docstring_examples(module):
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted > 0 and result.failed == 0

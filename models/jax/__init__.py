@@ -112,5 +112,5 @@ def _model_class(name: str) -> type[JAXModel]:
                                     "__doc__": doc, "__qualname__": name})
 
 
-LSAM, NAMTM, NAMTransformer, LSTMBaseline, TransformerBaseline = (
+LSAM, NAMTM, NAMTransformer, LSTMBaseline, TransformerBaseline, HAM = (
     _model_class(name) for name in _registry.MODEL_NAMES)

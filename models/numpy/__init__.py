@@ -1,4 +1,5 @@
-"""The models for NumPy inference: ``LSAM``, ``NAMTM``, ``NAMTransformer``, baselines.
+"""The models for NumPy inference: ``LSAM``, ``NAMTM``, ``NAMTransformer``, ``HAM``,
+baselines.
 
 Each class holds its parameters as NumPy arrays (see
 :class:`namcore.models._inference.ArrayModel`) and is called on integer token
@@ -19,7 +20,7 @@ from __future__ import annotations
 from .._inference import model_classes
 from .._registry import MODEL_NAMES
 
-LSAM, NAMTM, NAMTransformer, LSTMBaseline, TransformerBaseline = model_classes(
+LSAM, NAMTM, NAMTransformer, LSTMBaseline, TransformerBaseline, HAM = model_classes(
     "numpy", __name__, "NumPy")
 
 __all__ = list(MODEL_NAMES)

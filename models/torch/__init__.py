@@ -1,4 +1,5 @@
-"""The models as PyTorch modules: ``LSAM``, ``NAMTM``, ``NAMTransformer``, baselines.
+"""The models as PyTorch modules: ``LSAM``, ``NAMTM``, ``NAMTransformer``, ``HAM``,
+baselines.
 
 Each class is an ``nn.Module`` whose ``state_dict`` keys are the shared parameter
 names, so ``model.state_dict()`` can be saved with :func:`namcore.models.save` and
@@ -133,5 +134,5 @@ def _model_class(name: str) -> type[TorchModel]:
                                       "__doc__": doc, "__qualname__": name})
 
 
-LSAM, NAMTM, NAMTransformer, LSTMBaseline, TransformerBaseline = (
+LSAM, NAMTM, NAMTransformer, LSTMBaseline, TransformerBaseline, HAM = (
     _model_class(name) for name in _registry.MODEL_NAMES)

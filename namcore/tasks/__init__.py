@@ -3,7 +3,10 @@
 The tasks of the NAM paper's compositional / zero-shot experiments (Nam & Seo, arXiv
 2302.09422) and of the authors' later code: ``add`` (the paper's "Fib"), ``reverse``
 (its "Palin"), ``reduce``, ``dyck`` (Dyck-4 completion), ``copy``, ``repeat-copy`` and
-``scan`` (SCAN's length split, built from its grammar). Every task generates, from a
+``scan`` (SCAN's length split, built from its grammar); and the tasks of the HAM paper
+(Andrychowicz & Kurach, arXiv 1602.03218): ``sort``, ``merge``, ``search``
+(:mod:`namcore.tasks.ordering`) and the data structures ``stack``, ``queue`` and
+``priority-queue`` (:mod:`namcore.tasks.structures`). Every task generates, from a
 seed, a :class:`Batch` whose inputs and targets are aligned position by position, so
 any sequence labeller (LSAM, NAM-TM, a Transformer encoder) can learn it.
 
@@ -16,8 +19,9 @@ task. :mod:`namcore.tasks.digits`, :mod:`namcore.tasks.dyck` and
 Examples
 --------
 >>> from namcore import tasks
->>> tasks.NAMES
-('add', 'reverse', 'reduce', 'dyck', 'copy', 'repeat-copy', 'scan')
+>>> tasks.NAMES  # doctest: +NORMALIZE_WHITESPACE
+('add', 'reverse', 'reduce', 'dyck', 'copy', 'repeat-copy', 'scan', 'sort', 'merge',
+ 'search', 'stack', 'queue', 'priority-queue')
 >>> task = tasks.get("reverse")
 >>> tasks.splits("reverse")["od_easy"]
 (11, 13)
@@ -44,12 +48,15 @@ from ._task import Task
 from .digits import DIGIT_SPLITS, add_task, copy_task, reduce_task, repeat_copy_task, reverse_task
 from .dyck import DYCK_SPLITS, dyck_task
 from .metrics import accuracy_by_length, sequence_accuracy, sequence_correct
+from .ordering import MERGE_SPLITS, merge_task, search_task, sort_task
 from .scan import SCAN_SPLITS, scan_task
+from .structures import priority_queue_task, queue_task, stack_task
 
 __all__ = [
     "DYCK_SPLITS",
     "EOS",
     "MASK",
+    "MERGE_SPLITS",
     "NAMES",
     "PAD",
     "SCAN_SPLITS",
@@ -74,6 +81,12 @@ _FACTORIES: dict[str, Callable[..., Task]] = {
     "copy": copy_task,
     "repeat-copy": repeat_copy_task,
     "scan": scan_task,
+    "sort": sort_task,
+    "merge": merge_task,
+    "search": search_task,
+    "stack": stack_task,
+    "queue": queue_task,
+    "priority-queue": priority_queue_task,
 }
 
 #: Names :func:`get` knows, in a fixed order.
@@ -114,7 +127,8 @@ def get(name: str, **options: Any) -> Task:
     Traceback (most recent call last):
     ...
     ValueError: get: unknown task 'fib'; the tasks are 'add', 'reverse', 'reduce', 'dyck',
-    'copy', 'repeat-copy', 'scan'
+    'copy', 'repeat-copy', 'scan', 'sort', 'merge', 'search', 'stack', 'queue',
+    'priority-queue'
     """
     factory = _FACTORIES[_check_name("get", name)]
     accepted = list(inspect.signature(factory).parameters)

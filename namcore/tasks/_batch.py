@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["EOS", "MASK", "PAD", "SEP", "SPECIALS", "Batch", "Row", "assemble", "layout",
-           "stratified_lengths"]
+__all__ = ["EOS", "MASK", "PAD", "SEP", "SPECIALS", "Batch", "LaidRow", "Row", "assemble",
+           "layout", "stratified_lengths"]
 
 #: Padding token (id 0 in every task): after the end of a sample.
 PAD = 0
@@ -110,9 +110,14 @@ def layout(prompt: Sequence[int], answer: Sequence[int],
     return inputs, targets, scored
 
 
-def assemble(rows: Sequence[Row], lengths: Sequence[int] | np.ndarray) -> Batch:
-    """Lay out every row and right-pad them into a :class:`Batch`."""
-    laid = [layout(*row) for row in rows]
+#: One sample already laid out: (inputs, targets, scored), all of one length.
+LaidRow = tuple[list[int], list[int], list[bool]]
+
+
+def assemble(rows: Sequence[Row] | Sequence[LaidRow], lengths: Sequence[int] | np.ndarray,
+             *, laid_out: bool = False) -> Batch:
+    """Lay out every row (unless ``laid_out``) and right-pad them into a :class:`Batch`."""
+    laid = list(rows) if laid_out else [layout(*row) for row in rows]
     width = max(len(inputs) for inputs, _, _ in laid)
     n = len(laid)
     inputs = np.full((n, width), PAD, dtype=np.int64)

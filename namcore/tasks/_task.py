@@ -49,6 +49,10 @@ class Task:
         The options the task was built with (``{"k": 3}`` for repeat-copy, ...).
     length_name : str
         What the length parameter counts, for messages and docs.
+    laid_out : bool
+        The sampler returns finished ``(inputs, targets, scored)`` rows instead of
+        ``(prompt, answer, slots)`` (tasks whose answers are interleaved with the
+        prompt, such as the data-structure tasks).
 
     Examples
     --------
@@ -67,6 +71,7 @@ class Task:
     min_len: int = 1
     options: Mapping[str, Any] = field(default_factory=dict)
     length_name: str = "length"
+    laid_out: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "splits", MappingProxyType(dict(self.splits)))
@@ -124,7 +129,7 @@ class Task:
                              f"max_len={hi}")
         seed = check_int(func, "seed", seed, 0, " (a numpy.random.default_rng seed)")
         rows, lengths = self.sampler(np.random.default_rng(seed), n, lo, hi)
-        return assemble(rows, lengths)
+        return assemble(rows, lengths, laid_out=self.laid_out)
 
     def encode(self, tokens: str | Sequence[str]) -> np.ndarray:
         """Token ids (int64) of space-separated token names or a sequence of names.

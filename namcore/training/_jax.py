@@ -13,6 +13,7 @@ from namcore.models import ModelConfig
 from namcore.models import jax as models_jax
 
 from .presets import Preset
+from .reinforce import path_uniforms, reinforce_loss, sampled_access
 
 __all__ = ["JAXEngine"]
 
@@ -49,7 +50,8 @@ class JAXEngine:
     framework = "jax"
 
     def __init__(self, config: ModelConfig, preset: Preset, seed: int) -> None:
-        self.config = config
+        self.config, self.seed, self.preset = config, seed, preset
+        self.sampled = sampled_access(config)
         self.params_ = models_jax.init(config, seed)
 
         def schedule(count: Any) -> Any:
@@ -67,15 +69,27 @@ class JAXEngine:
         self._step = jax.jit(self._step_fn)
         self._predict = jax.jit(self._predict_fn)
 
-    def _step_fn(self, params: Any, opt_state: Any, x: Any, y: Any, m: Any, lm: Any) -> Any:
+    def _step_fn(self, params: Any, opt_state: Any, x: Any, y: Any, m: Any, lm: Any,
+                 u: Any = None) -> Any:
         def loss_fn(p: Any) -> Any:
-            logits = models_jax.apply(p, x, m, config=self.config).astype(jnp.float32)
-            logp = jax.nn.log_softmax(logits)
-            nll = -jnp.take_along_axis(logp, y[..., None], axis=-1)[..., 0]
+            if u is None:
+                logits = models_jax.apply(p, x, m, config=self.config)
+            else:
+                logits, policy = models_jax.apply(p, x, m, config=self.config, uniform=u,
+                                                  return_policy=True)
+            logp = jax.nn.log_softmax(logits.astype(jnp.float32))
+            target_logp = jnp.take_along_axis(logp, y[..., None], axis=-1)[..., 0]
             weight = lm.astype(jnp.float32)
-            return jnp.sum(nll * weight) / jnp.maximum(jnp.sum(weight), 1.0), logits
+            loss = -jnp.sum(target_logp * weight) / jnp.maximum(jnp.sum(weight), 1.0)
+            total = loss
+            if u is not None:
+                extra, _ = reinforce_loss(p, policy, target_logp, m, lm,
+                                          stop_gradient=jax.lax.stop_gradient,
+                                          entropy_bonus=self.preset.entropy_bonus)
+                total = loss + extra
+            return total, (loss, logits)
 
-        (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        (_, (loss, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
         updates, opt_state = self.tx.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
         correct = jnp.all((jnp.argmax(logits, -1) == y) | ~lm, axis=1)
@@ -85,12 +99,19 @@ class JAXEngine:
         return jnp.argmax(models_jax.apply(params, x, m, config=self.config), axis=-1)
 
     def train_step(self, inputs: np.ndarray, targets: np.ndarray, mask: np.ndarray,
-                   loss_mask: np.ndarray, lr: float) -> tuple[float, float]:
-        """One step; ``lr`` is ignored (the schedule is in the optax state)."""
+                   loss_mask: np.ndarray, lr: float, step: int = 0) -> tuple[float, float]:
+        """One step; ``lr`` is ignored (the schedule is in the optax state).
+
+        A hard-access HAM samples its paths with the uniforms of ``step`` (drawn for
+        the bucketed width) and adds the REINFORCE loss.
+        """
         del lr
         x, y, m, lm = _inputs(inputs, targets, mask, loss_mask)
+        extra = ()
+        if self.sampled:
+            extra = (jnp.asarray(path_uniforms(self.config, self.seed, step, x.shape)),)
         self.params_, self.opt_state, loss, acc = self._step(self.params_, self.opt_state,
-                                                             x, y, m, lm)
+                                                             x, y, m, lm, *extra)
         return float(loss), float(acc)
 
     def predict(self, inputs: np.ndarray, mask: np.ndarray) -> np.ndarray:

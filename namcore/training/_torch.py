@@ -12,6 +12,7 @@ from namcore.models import torch as models_torch
 from namcore.models._registry import entry
 
 from .presets import Preset
+from .reinforce import path_uniforms, reinforce_loss, sampled_access
 
 __all__ = ["TorchEngine"]
 
@@ -34,7 +35,8 @@ class TorchEngine:
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         cls = getattr(models_torch, entry(config).name)
         self.model = cls(config, seed=seed, device=self.device)
-        self.preset = preset
+        self.preset, self.seed, self.config = preset, seed, config
+        self.sampled = sampled_access(config)
         self.names = [name for name, _ in self.model.named_parameters()]
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=preset.lr,
                                           weight_decay=preset.weight_decay)
@@ -43,16 +45,31 @@ class TorchEngine:
         return torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
 
     def train_step(self, inputs: np.ndarray, targets: np.ndarray, mask: np.ndarray,
-                   loss_mask: np.ndarray, lr: float) -> tuple[float, float]:
-        """One Adam step at learning rate ``lr``; returns (loss, sequence accuracy)."""
+                   loss_mask: np.ndarray, lr: float, step: int = 0) -> tuple[float, float]:
+        """One Adam step at learning rate ``lr``; returns (cross-entropy, sequence accuracy).
+
+        A hard-access HAM samples its paths with the uniforms of ``step`` and adds the
+        REINFORCE loss (:mod:`namcore.training.reinforce`).
+        """
         x, y, m, lm = (self._tensor(a) for a in (inputs, targets, mask, loss_mask))
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.model.train()
-        logits = self.model(x, m)
+        if self.sampled:
+            u = self._tensor(path_uniforms(self.config, self.seed, step, inputs.shape))
+            logits, policy = self.model(x, m, uniform=u, return_policy=True)
+        else:
+            logits = self.model(x, m)
         loss = torch.nn.functional.cross_entropy(logits[lm].float(), y[lm])
+        total = loss
+        if self.sampled:
+            logp = torch.log_softmax(logits.float(), -1).gather(-1, y[..., None])[..., 0]
+            extra, _ = reinforce_loss(self.model.params(), policy, logp, m, lm,
+                                      stop_gradient=torch.Tensor.detach,
+                                      entropy_bonus=self.preset.entropy_bonus)
+            total = loss + extra
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        total.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.preset.clip)
         self.optimizer.step()
         with torch.no_grad():

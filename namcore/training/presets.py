@@ -22,6 +22,7 @@ from typing import Any
 
 from namcore import tasks
 from namcore.models import (
+    HAMConfig,
     LSAMConfig,
     LSTMBaselineConfig,
     ModelConfig,
@@ -30,11 +31,14 @@ from namcore.models import (
     TransformerBaselineConfig,
 )
 
-__all__ = ["MODELS", "PRESETS", "Preset", "get_preset", "model_config"]
+__all__ = ["MODELS", "PRESETS", "STRUCTURE_TASKS", "Preset", "get_preset", "model_config"]
 
 #: Model names the trainer and the CLI accept.
 MODELS: tuple[str, ...] = ("lsam", "namtm", "namtm-nojump", "lstm", "transformer",
-                           "nam-transformer")
+                           "nam-transformer", "ham", "ham-soft")
+
+#: Tasks where HAM works alone: no controller, the memory starts empty.
+STRUCTURE_TASKS: tuple[str, ...] = ("stack", "queue", "priority-queue")
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,8 @@ class Preset:
     curriculum_start : int
         Longest training length at step 0 of the curriculum (at least the split's
         shortest length).
+    entropy_bonus : float
+        Weight of the path-entropy bonus of REINFORCE (hard-access HAM only).
     """
 
     name: str
@@ -88,6 +94,7 @@ class Preset:
     eval_every: int
     eval_size: int
     curriculum_start: int = 3
+    entropy_bonus: float = 0.01
 
     def lr_at(self, step: int) -> float:
         """Learning rate of (0-based) optimiser step ``step``."""
@@ -158,4 +165,10 @@ def model_config(model: str, task: str, preset: str | Preset) -> ModelConfig:
     if model == "nam-transformer":
         return NAMTransformerConfig(vocab_size=vocab, d_model=p.d_model, n_heads=p.n_heads,
                                     n_layers=p.n_layers)
+    if model in ("ham", "ham-soft"):
+        alone = task in STRUCTURE_TASKS
+        return HAMConfig(vocab_size=vocab, d_model=p.d_model,
+                         access="soft" if model == "ham-soft" else "hard",
+                         controller="none" if alone else "lstm",
+                         memory="empty" if alone else "inputs")
     raise ValueError(f"unknown model {model!r}; choose from {', '.join(MODELS)}")

@@ -24,7 +24,8 @@ __all__ = ["MODEL_LABELS", "SPLIT_LABELS", "by_length", "console_table",
 #: How the report names each model (the paper's names where it has them).
 MODEL_LABELS: dict[str, str] = {"transformer": "Transformer", "lstm": "LSTM", "lsam": "LSAM",
                                 "namtm": "NAM-TM", "namtm-nojump": "No Jmp",
-                                "nam-transformer": "NAM Transformer"}
+                                "nam-transformer": "NAM Transformer", "ham": "HAM",
+                                "ham-soft": "DHAM"}
 #: How the report names each split.
 SPLIT_LABELS: dict[str, str] = {"train": "Train", "test": "Test", "id": "ID",
                                 "od_easy": "OD-easy", "od_hard": "OD-hard",
@@ -64,8 +65,10 @@ def markdown(summary: dict[str, Any]) -> str:
     task_names = list(dict.fromkeys(e["task"] for e in summary["runs"]))
     machine = summary["machine"]
     p = summary["preset_values"]
+    title = ("Reproduction of Table 2" if set(task_names) & set(TABLE2)
+             and not set(models) & {"ham", "ham-soft"} else "HAM tasks")
     lines = [
-        f"# Reproduction of Table 2, preset `{summary['preset']}`",
+        f"# {title}, preset `{summary['preset']}`",
         "",
         f"- Command: `{summary.get('command') or 'namcore reproduce'}`",
         f"- Machine: {machine['cpu']}, {machine['cpu_count']} CPUs, {machine['platform']}, "

@@ -38,7 +38,8 @@ from .evaluate import evaluate
 from .presets import MODELS, get_preset, model_config
 from .trainer import FRAMEWORKS, TrainingError, recorded_state, require_backend, train
 
-__all__ = ["GRID_MODELS", "GRID_TASKS", "Cell", "default_backend", "grid", "reproduce"]
+__all__ = ["GRIDS", "GRID_MODELS", "GRID_TASKS", "HAM_MODELS", "HAM_TASKS", "Cell",
+           "default_backend", "grid", "reproduce"]
 
 #: Models of the reproduction grid, in the order of the report's columns.
 GRID_MODELS: tuple[str, ...] = ("transformer", "lstm", "lsam", "namtm", "namtm-nojump",
@@ -46,8 +47,19 @@ GRID_MODELS: tuple[str, ...] = ("transformer", "lstm", "lsam", "namtm", "namtm-n
 #: Tasks of the reproduction grid, in the order of the report's rows.
 GRID_TASKS: tuple[str, ...] = ("reverse", "add", "reduce", "dyck", "scan")
 
+#: The HAM grid (``--grid ham``): HAM with REINFORCE, DHAM and the LSTM baseline on the
+#: HAM paper's tasks, with reverse as the bridge to Table 2.
+HAM_MODELS: tuple[str, ...] = ("ham", "ham-soft", "lstm")
+HAM_TASKS: tuple[str, ...] = ("reverse", "sort", "merge", "search", "stack", "queue",
+                              "priority-queue")
+#: Named grids: default models and tasks of ``namcore reproduce --grid NAME``.
+GRIDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "table2": (GRID_MODELS, GRID_TASKS),
+    "ham": (HAM_MODELS, HAM_TASKS),
+}
+
 # Relative cost of a training step, to start the longest cells first.
-_MODEL_COST = {"namtm": 5.0, "namtm-nojump": 4.5, "lsam": 2.0}
+_MODEL_COST = {"namtm": 5.0, "namtm-nojump": 4.5, "lsam": 2.0, "ham": 2.0, "ham-soft": 3.0}
 _TASK_COST = {"scan": 3.0, "dyck": 2.0, "add": 1.6}
 
 
@@ -69,16 +81,21 @@ class Cell:
         return _MODEL_COST.get(self.model, 1.0) * _TASK_COST.get(self.task, 1.0)
 
 
-def grid(models: list[str] | None = None, task_names: list[str] | None = None) -> list[Cell]:
-    """The cells of ``models`` x ``task_names`` (default: the whole grid), longest first.
+def grid(models: list[str] | None = None, task_names: list[str] | None = None,
+         name: str = "table2", *, longest_first: bool = True) -> list[Cell]:
+    """The cells of ``models`` x ``task_names`` (default: those of grid ``name``).
+
+    Longest first (for scheduling), or in the order asked for (task by task).
 
     Raises
     ------
     TrainingError
-        An unknown model or task name, or an empty selection.
+        An unknown grid, model or task name, or an empty selection.
     """
-    models = list(GRID_MODELS if models is None else models)
-    task_names = list(GRID_TASKS if task_names is None else task_names)
+    if name not in GRIDS:
+        raise TrainingError(f"unknown grid {name!r}; choose from {', '.join(GRIDS)}")
+    models = list(GRIDS[name][0] if models is None else models)
+    task_names = list(GRIDS[name][1] if task_names is None else task_names)
     for model in models:
         if model not in MODELS:
             raise TrainingError(f"unknown model {model!r} in --models; choose from "
@@ -90,7 +107,7 @@ def grid(models: list[str] | None = None, task_names: list[str] | None = None) -
     if not models or not task_names:
         raise TrainingError("--models and --tasks must each name at least one entry")
     cells = [Cell(t, m) for t in dict.fromkeys(task_names) for m in dict.fromkeys(models)]
-    return sorted(cells, key=lambda c: -c.cost)
+    return sorted(cells, key=lambda c: -c.cost) if longest_first else cells
 
 
 def default_backend() -> str:
@@ -137,7 +154,8 @@ def _run_cell(cell: Cell, out: str, backend: str, eval_backend: str, preset: str
 def reproduce(out: str | os.PathLike, *, preset: str = "quick", models: list[str] | None = None,
               task_names: list[str] | None = None, backend: str | None = None,
               eval_backend: str | None = None, seed: int = 0, jobs: int | None = None,
-              progress: bool = True, command: str | None = None) -> dict[str, Any]:
+              progress: bool = True, command: str | None = None, grid_name: str = "table2"
+              ) -> dict[str, Any]:
     """Train and evaluate every cell of the grid, then write the report into ``out``.
 
     Parameters
@@ -148,7 +166,7 @@ def reproduce(out: str | os.PathLike, *, preset: str = "quick", models: list[str
     preset : str
         ``"smoke"``, ``"quick"`` or ``"paper"``.
     models, task_names : list of str, optional
-        A subset of the grid (default: :data:`GRID_MODELS` x :data:`GRID_TASKS`).
+        The models and tasks to run (default: those of ``grid_name``).
     backend : str, optional
         ``"torch"`` or ``"jax"`` for training; default :func:`default_backend`.
     eval_backend : str, optional
@@ -162,6 +180,9 @@ def reproduce(out: str | os.PathLike, *, preset: str = "quick", models: list[str
         Show progress bars.
     command : str, optional
         The command line to record in the report.
+    grid_name : str
+        ``"table2"`` (:data:`GRID_MODELS` x :data:`GRID_TASKS`, the paper's Table 2) or
+        ``"ham"`` (:data:`HAM_MODELS` x :data:`HAM_TASKS`).
 
     Returns
     -------
@@ -175,7 +196,7 @@ def reproduce(out: str | os.PathLike, *, preset: str = "quick", models: list[str
     TrainingError
         Unknown names, a missing backend, or an ``out`` that is a file.
     """
-    cells = grid(models, task_names)
+    cells = grid(models, task_names, grid_name)
     try:
         get_preset(preset)
     except ValueError as error:
@@ -231,7 +252,8 @@ def reproduce(out: str | os.PathLike, *, preset: str = "quick", models: list[str
                 finished(futures[future], None if error else future.result(), error)
     bar.close()
 
-    order = {c: i for i, c in enumerate(Cell(t, m) for t in GRID_TASKS for m in GRID_MODELS)}
+    # report rows and columns in the order asked for (the grid's by default)
+    order = {c: i for i, c in enumerate(grid(models, task_names, grid_name, longest_first=False))}
     entries.sort(key=lambda e: order.get(Cell(e["task"], e["model"]), len(order)))
     versions = {name: backends.get(name).version() for name in dict.fromkeys(
         (backend, eval_backend))}

@@ -291,7 +291,7 @@ def train(task: str, model: str, backend: str, out: str | Path, *, preset: str |
         batch = train_batch(task, p, seed, step)
         lr = p.lr_at(step)
         loss, acc = engine.train_step(batch.inputs, batch.targets, batch.mask,
-                                      batch.loss_mask, lr)
+                                      batch.loss_mask, lr, step)
         losses.append(loss)
         accs.append(acc)
         bar.update(1)
