@@ -47,8 +47,8 @@ def reward_to_go(target_logp: Any, loss_mask: Any) -> Any:
     --------
     >>> import numpy as np
     >>> logp = np.array([[-1.0, -2.0, -3.0, -4.0]])
-    >>> reward_to_go(logp, np.array([[False, True, True, False]])).tolist()
-    [[-2.5, -2.5, -1.5, 0.0]]
+    >>> reward_to_go(logp, np.array([[False, True, True, False]])).tolist()  # -0.0: -4 * 0
+    [[-2.5, -2.5, -1.5, -0.0]]
     """
     xp = _compat.array_namespace(target_logp)
     weight = xp.astype(loss_mask, target_logp.dtype)
