@@ -66,6 +66,8 @@ def _model_cases(seed: int) -> dict[str, Case]:
                                                                causal=True),
         "LSTMBaseline": models.LSTMBaselineConfig(vocab_size=11, d_model=16),
         "TransformerBaseline": models.TransformerBaselineConfig(vocab_size=11, d_model=16),
+        "HAM": models.HAMConfig(vocab_size=11, d_model=16),
+        "HAM (soft)": models.HAMConfig(vocab_size=11, d_model=16, access="soft"),
     }
     cases = {}
     for name, config in configs.items():
