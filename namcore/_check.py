@@ -79,6 +79,8 @@ def _model_cases(seed: int) -> dict[str, Case]:
 
         # features with known backend limitations (see namcore.testing._known)
         features = {"sin/cos"} if getattr(config, "positions", "") == "sinusoidal" else set()
+        if isinstance(config, models.HAMConfig):
+            features.add("gather chain")
         cases[f"model {name}"] = (run, (tokens, mask, *params.values()), features)
     return cases
 

@@ -26,7 +26,7 @@ from namcore.models import (
     parameter_shapes,
 )
 from namcore.testing import assert_matches_numpy, tolerance_for
-from namcore.testing._known import LIMITATIONS
+from namcore.testing._known import LIMITATIONS, skips
 
 CONFIGS = {
     "lsam": LSAMConfig(vocab_size=9, d_model=16, n_heads=4),
@@ -426,9 +426,11 @@ def test_lsam_state_needs_a_causal_config(name):
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_every_backend_matches_numpy_float64(name, xp, device, library):
     config = CONFIGS[name]
-    if name.startswith("ham") and library.backend_name == "ndonnx":
-        pytest.skip("HAM is not exported to ONNX (its tree follows the input length); "
-                    "namcore.ham itself is tested on ndonnx in property_tests")
+    if isinstance(config, HAMConfig):
+        for (backend, _), reason in skips({"gather chain"}).items():
+            if library.backend_name == backend:
+                pytest.skip(f"{backend}: {reason} (namcore.ham is tested there in "
+                            "property_tests)")
     reference_params = init_numpy(config, seed=7, dtype=np.float64)
     tokens, mask = batch()
     expected = forward(reference_params, tokens, mask, config=config)
