@@ -33,7 +33,7 @@ def test_check_passes_and_prints_a_table(capsys):
     columns = ("unit", "write", "write (gated, erase)", "read", "read (gated)", "attention",
                "attention (causal)", "attention (erase)", "model LSAM", "model NAMTM",
                "model NAMTransformer", "model NAMTransformer (causal)", "model LSTMBaseline",
-               "model TransformerBaseline")
+               "model TransformerBaseline", "model HAM", "model HAM (soft)")
     for column in columns:
         assert column in out
     rows = [line for line in out.splitlines() if line.startswith(("numpy ", "array_api_strict"))]
