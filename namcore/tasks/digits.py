@@ -36,7 +36,7 @@ import numpy as np
 from ._batch import SEP, SPECIALS, Row, stratified_lengths
 from ._task import Task, check_int
 
-__all__ = ["DIGIT_SPLITS", "VOCAB", "add_task", "copy_task", "reduce_task",
+__all__ = ["DIGIT0", "DIGIT_SPLITS", "VOCAB", "add_task", "copy_task", "reduce_task",
            "repeat_copy_task", "reverse_task"]
 
 #: Token names of the digit tasks: the specials, then ``"0"``–``"9"``.
@@ -53,11 +53,11 @@ DIGIT_SPLITS: Mapping[str, tuple[int, int]] = MappingProxyType({
     "od_extra": (17, 22),
 })
 
-_ZERO = len(SPECIALS)  # token id of the digit 0
+DIGIT0 = len(SPECIALS)  # token id of the digit 0 (shared by the tasks on digits)
 
 
 def _tokens(digits: Sequence[int] | np.ndarray) -> list[int]:
-    return [int(d) + _ZERO for d in digits]
+    return [int(d) + DIGIT0 for d in digits]
 
 
 def _number(rng: np.random.Generator, n_digits: int) -> np.ndarray:

@@ -30,13 +30,12 @@ import numpy as np
 
 from ._batch import SEP, stratified_lengths
 from ._task import Task
-from .digits import DIGIT_SPLITS
+from .digits import DIGIT0, DIGIT_SPLITS
 from .digits import VOCAB as DIGIT_VOCAB
 
 __all__ = ["MERGE_SPLITS", "SEARCH_KEYS", "SEARCH_VOCAB", "merge_task", "search_task",
            "sort_task"]
 
-_ZERO = 4  # token id of the digit 0 (after the four specials)
 
 #: Splits of ``merge``: those of the digit tasks, training from 2 digits (two runs).
 MERGE_SPLITS: Mapping[str, tuple[int, int]] = MappingProxyType(
@@ -50,7 +49,7 @@ _FIRST_KEY = len(DIGIT_VOCAB)
 
 
 def _digits(rng: np.random.Generator, n: int) -> np.ndarray:
-    return rng.integers(0, 10, size=n) + _ZERO
+    return rng.integers(0, 10, size=n) + DIGIT0
 
 
 def _sample_sort(rng: np.random.Generator, n: int, lo: int, hi: int):

@@ -30,7 +30,7 @@ import numpy as np
 
 from ._batch import EOS, SEP, LaidRow, stratified_lengths
 from ._task import Task
-from .digits import DIGIT_SPLITS
+from .digits import DIGIT0, DIGIT_SPLITS
 from .digits import VOCAB as DIGIT_VOCAB
 
 __all__ = ["POP", "VOCAB", "priority_queue_task", "queue_task", "stack_task"]
@@ -39,7 +39,6 @@ __all__ = ["POP", "VOCAB", "priority_queue_task", "queue_task", "stack_task"]
 VOCAB: tuple[str, ...] = (*DIGIT_VOCAB, "pop")
 #: Token id of ``pop``.
 POP = len(DIGIT_VOCAB)
-_ZERO = 4  # token id of the digit 0
 
 
 class _Stack:
@@ -83,7 +82,7 @@ def _stream(rng: np.random.Generator, n: int, structure: Callable[[], object]) -
     while pushes < n or held:
         push = held == 0 or (pushes < n and rng.random() < 0.5)
         if push:
-            token = int(rng.integers(0, 10)) + _ZERO
+            token = int(rng.integers(0, 10)) + DIGIT0
             store.push(token)
             inputs.append(token)
             targets.append(token)

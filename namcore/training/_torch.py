@@ -58,16 +58,15 @@ class TorchEngine:
         if self.sampled:
             u = self._tensor(path_uniforms(self.config, self.seed, step, inputs.shape))
             logits, policy = self.model(x, m, uniform=u, return_policy=True)
-        else:
-            logits = self.model(x, m)
-        loss = torch.nn.functional.cross_entropy(logits[lm].float(), y[lm])
-        total = loss
-        if self.sampled:
             logp = torch.log_softmax(logits.float(), -1).gather(-1, y[..., None])[..., 0]
+            loss = -logp[lm].mean()  # the cross-entropy, from the log-probs REINFORCE needs
             extra, _ = reinforce_loss(self.model.params(), policy, logp, m, lm,
                                       stop_gradient=torch.Tensor.detach,
                                       entropy_bonus=self.preset.entropy_bonus)
             total = loss + extra
+        else:
+            logits = self.model(x, m)
+            loss = total = torch.nn.functional.cross_entropy(logits[lm].float(), y[lm])
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.preset.clip)

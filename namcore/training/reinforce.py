@@ -31,7 +31,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
+
 from namcore import _compat
+from namcore.models import HAMConfig
+from namcore.models.ham import tree_size
 
 __all__ = ["BASELINE_WEIGHT", "path_uniforms", "reinforce_loss", "reward_to_go",
            "sampled_access"]
@@ -105,8 +109,6 @@ def reinforce_loss(params: Mapping[str, Any], policy: Any, target_logp: Any, mas
 
 def sampled_access(config: Any) -> bool:
     """Whether ``config`` is a model trained with REINFORCE (a hard-access HAM)."""
-    from namcore.models import HAMConfig
-
     return isinstance(config, HAMConfig) and config.access == "hard"
 
 
@@ -117,10 +119,6 @@ def path_uniforms(config: Any, seed: int, step: int, shape: tuple[int, int]) -> 
     of that length. They depend only on ``(seed, step)``, so a resumed run samples
     what an uninterrupted one does, in either framework.
     """
-    import numpy as np
-
-    from namcore.models.ham import tree_size
-
     levels = tree_size(config, shape[1]).bit_length() - 1
     rng = np.random.default_rng([seed, step, 0x4A4D])
     return rng.random((*shape, levels), dtype=np.float32)

@@ -196,7 +196,8 @@ def reproduce(out: str | os.PathLike, *, preset: str = "quick", models: list[str
     TrainingError
         Unknown names, a missing backend, or an ``out`` that is a file.
     """
-    cells = grid(models, task_names, grid_name)
+    asked = grid(models, task_names, grid_name, longest_first=False)  # the report's order
+    cells = sorted(asked, key=lambda c: -c.cost)                       # longest first
     try:
         get_preset(preset)
     except ValueError as error:
@@ -253,7 +254,7 @@ def reproduce(out: str | os.PathLike, *, preset: str = "quick", models: list[str
     bar.close()
 
     # report rows and columns in the order asked for (the grid's by default)
-    order = {c: i for i, c in enumerate(grid(models, task_names, grid_name, longest_first=False))}
+    order = {c: i for i, c in enumerate(asked)}
     entries.sort(key=lambda e: order.get(Cell(e["task"], e["model"]), len(order)))
     versions = {name: backends.get(name).version() for name in dict.fromkeys(
         (backend, eval_backend))}
