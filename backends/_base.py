@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from namcore._agnostic import attention as _attention
+from namcore._agnostic import delta as _delta
 from namcore._agnostic import memory as _memory
 
 __all__ = ["Backend"]
@@ -143,12 +144,16 @@ class Backend:
                 raise ValueError("scan: `length` is required when `xs` is None or its "
                                  "length is unknown")
             length = int(known[0])
+        # Unstacked once, not indexed per step: under torch autograd, each ``leaf[i]``
+        # would zero-fill a gradient of the whole leaf, a backward quadratic in length.
+        xp = self.namespace()
+        steps = [_unstack(leaf, length, xp) for leaf in leaves]
         carry, ys = init, []
         for i in range(length):
-            x_i = tuple(leaf[i, ...] for leaf in leaves)
+            x_i = tuple(s[i] for s in steps)
             carry, y = f(carry, x_i if is_tuple else (x_i[0] if leaves else None))
             ys.append(y)
-        return carry, _stack_outputs(ys, self.namespace())
+        return carry, _stack_outputs(ys, xp)
 
     def jit(self, f: Callable[..., Any]) -> Callable[..., Any]:
         """``f`` compiled for repeated calls on arrays (``jax.jit`` on JAX; ``f`` elsewhere)."""
@@ -191,6 +196,17 @@ class Backend:
         return _attention.causal_chunked(qh, kh, v, w, pr, state, chunk_size=chunk_size,
                                          xp=xp, scan=self.scan)
 
+    #: Default chunk length of attention with erase or decay (the WY form); its
+    #: triangular solve grows as C² log C per chunk, so it is shorter than the plain one.
+    delta_chunk_size: int = 16
+
+    def attention_delta(self, qh: Any, kh: Any, v: Any, w: Any, e: Any, log_decay: Any,
+                        reset: Any, pr: Any, state: Any, causal: bool, chunk_size: int,
+                        xp: Any) -> tuple[Any, Any]:
+        """NOA with erase and/or decay; see :func:`namcore._agnostic.delta.chunked`."""
+        return _delta.chunked(qh, kh, v, w, e, log_decay, reset, pr, state, causal=causal,
+                              chunk_size=chunk_size, xp=xp, scan=self.scan)
+
     def __repr__(self) -> str:
         return f"<namcore backend {self.name!r}>"
 
@@ -201,6 +217,13 @@ def device_mismatch(func: str, devices: dict[str, Any]) -> None:
         where = ", ".join(f"`{name}` on {device}" for name, device in devices.items())
         raise ValueError(f"{func}: all arrays must be on one device, but {where}; move "
                          "them to one device first")
+
+
+def _unstack(leaf: Any, length: int, xp: Any) -> Any:
+    """``leaf`` split along axis 0 (``unstack`` where the namespace has it)."""
+    if hasattr(xp, "unstack") and leaf.shape[0] is not None:
+        return xp.unstack(leaf, axis=0)
+    return [leaf[i, ...] for i in range(length)]
 
 
 def _stack_outputs(ys: list[Any], xp: Any) -> Any:

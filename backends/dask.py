@@ -4,8 +4,9 @@ Everything stays lazy: namcore never calls ``compute`` on a Dask array (input ch
 that need values are skipped, as under ``jax.jit``). The standard path works as-is on
 arrays chunked along batch and heads and, for ``write``/``read`` and non-causal
 attention, along the sequence too (the memory is a sum, so Dask reduces the matrix
-product across sequence chunks). Causal attention has a fast path: each batch/head
-block runs NumPy's chunked loop through ``map_blocks``.
+product across sequence chunks). Causal attention, and attention with erase or decay,
+have a fast path: each batch/head block runs NumPy's chunked loop through
+``blockwise``.
 """
 
 from __future__ import annotations
@@ -49,51 +50,72 @@ class DaskBackend(Backend):
 
     def attention_causal(self, qh, kh, v, w, pr, state, chunk_size, xp):
         # Fast path: causal attention is independent per batch/head block, so each
-        # block runs NumPy's in-place chunked loop. The sequence and feature axes are
-        # gathered into one chunk (a causal scan cannot split the sequence); the batch
-        # axes keep the chunks of the inputs.
-        import dask.array as da
+        # block runs NumPy's in-place chunked loop (see _per_block).
+        def kernel(numpy, q_b, k_b, v_b, s_b, w=None, pr=None):
+            return numpy.attention_causal(q_b, k_b, v_b, w, pr, s_b, chunk_size, xp)
 
-        from .numpy import NumPyBackend
+        return _per_block(kernel, qh, kh, v, state, {"w": w, "pr": pr})
 
-        kernel = NumPyBackend()
-        batch = state.shape[:-2]
-        nb = len(batch)
-        dtype = state.dtype
-        qh, kh, v = (da.broadcast_to(a, (*batch, *a.shape[-2:])) for a in (qh, kh, v))
-        length = qh.shape[-2]
-        w = None if w is None else da.broadcast_to(w, (*batch, length))
-        pr = None if pr is None else da.broadcast_to(pr, (*batch, length))
-        chunks = _batch_chunks((qh, kh, v, state), nb)
+    def attention_delta(self, qh, kh, v, w, e, log_decay, reset, pr, state, causal,
+                        chunk_size, xp):
+        # Fast path: erase and decay run NumPy's chunk form per batch/head block.
+        def kernel(numpy, q_b, k_b, v_b, s_b, w=None, e=None, log_decay=None, reset=None,
+                   pr=None):
+            return numpy.attention_delta(q_b, k_b, v_b, w, e, log_decay, reset, pr, s_b,
+                                         causal, chunk_size, xp)
 
-        def block(a: Any, vector: bool) -> Any:
-            tail = (-1, -1) if vector else (-1,)
-            return a.rechunk((*chunks, *tail))
+        return _per_block(kernel, qh, kh, v, state, {"w": w, "e": e, "log_decay": log_decay,
+                                                     "reset": reset, "pr": pr})
 
-        ins = [block(qh, True), block(kh, True), block(v, True), block(state, True)]
-        ins += [block(a, False) for a in (w, pr) if a is not None]
-        has_w, has_pr = w is not None, pr is not None
 
-        def run(q_b, k_b, v_b, s_b, *rest):
-            rest = list(rest)
-            w_b = rest.pop(0) if has_w else None
-            p_b = rest.pop(0) if has_pr else None
-            y, memory = kernel.attention_causal(q_b, k_b, v_b, w_b, p_b, s_b, chunk_size, xp)
-            flat = (*y.shape[:-2], -1)
-            return np.concatenate([np.reshape(y, flat), np.reshape(memory, flat)], axis=-1)
+def _per_block(kernel: Any, qh: Any, kh: Any, v: Any, state: Any,
+               per_position: dict[str, Any]) -> tuple[Any, Any]:
+    """Run ``kernel(NumPyBackend, q, k, v, state, **per_position)`` on each batch block.
 
-        d_v, d_k = state.shape[-2], state.shape[-1]
-        b = tuple(f"b{i}" for i in range(nb))
-        indices = [(*b, "L", "K"), (*b, "L", "K"), (*b, "L", "V"), (*b, "V", "K")]
-        indices += [(*b, "L")] * (has_w + has_pr)
-        packed = da.blockwise(
-            run, (*b, "z"), *[x for pair in zip(ins, indices, strict=True) for x in pair],
-            new_axes={"z": length * d_v + d_v * d_k}, dtype=dtype, concatenate=True,
-            meta=np.empty((0,) * (nb + 1), dtype=dtype),
-        )
-        y = da.reshape(packed[..., :length * d_v], (*batch, length, d_v))
-        memory = da.reshape(packed[..., length * d_v:], (*batch, d_v, d_k))
-        return y, memory
+    Attention is independent per batch/head block. The sequence and feature axes are
+    gathered into one chunk (a scan along the sequence cannot split it); the batch axes
+    keep the chunks of the inputs. ``per_position`` maps keyword names to (..., L)
+    arrays or ``None`` (left out). Returns ``(y (..., L, d_v), memory (..., d_v, d_k))``.
+    """
+    import dask.array as da
+
+    from .numpy import NumPyBackend
+
+    numpy = NumPyBackend()
+    batch = state.shape[:-2]
+    nb = len(batch)
+    dtype = state.dtype
+    qh, kh, v = (da.broadcast_to(a, (*batch, *a.shape[-2:])) for a in (qh, kh, v))
+    length = qh.shape[-2]
+    given = {name: da.broadcast_to(a, (*batch, length))
+             for name, a in per_position.items() if a is not None}
+    chunks = _batch_chunks((qh, kh, v, state), nb)
+
+    def block(a: Any, vector: bool) -> Any:
+        tail = (-1, -1) if vector else (-1,)
+        return a.rechunk((*chunks, *tail))
+
+    ins = [block(qh, True), block(kh, True), block(v, True), block(state, True)]
+    ins += [block(a, False) for a in given.values()]
+    names = tuple(given)
+
+    def run(q_b, k_b, v_b, s_b, *rest):
+        y, memory = kernel(numpy, q_b, k_b, v_b, s_b, **dict(zip(names, rest, strict=True)))
+        flat = (*y.shape[:-2], -1)
+        return np.concatenate([np.reshape(y, flat), np.reshape(memory, flat)], axis=-1)
+
+    d_v, d_k = state.shape[-2], state.shape[-1]
+    b = tuple(f"b{i}" for i in range(nb))
+    indices = [(*b, "L", "K"), (*b, "L", "K"), (*b, "L", "V"), (*b, "V", "K")]
+    indices += [(*b, "L")] * len(names)
+    packed = da.blockwise(
+        run, (*b, "z"), *[x for pair in zip(ins, indices, strict=True) for x in pair],
+        new_axes={"z": length * d_v + d_v * d_k}, dtype=dtype, concatenate=True,
+        meta=np.empty((0,) * (nb + 1), dtype=dtype),
+    )
+    y = da.reshape(packed[..., :length * d_v], (*batch, length, d_v))
+    memory = da.reshape(packed[..., length * d_v:], (*batch, d_v, d_k))
+    return y, memory
 
 
 def _batch_chunks(arrays: tuple[Any, ...], nb: int) -> tuple[Any, ...]:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from namcore._agnostic import attention as _attention
+from namcore._agnostic import delta as _delta
 
 from ._base import Backend
 
@@ -65,3 +66,10 @@ class NdonnxBackend(Backend):
         # scan needs concrete sizes. The parallel form needs neither: it is O(L²) for a
         # whole sequence, and exact and cheapest for a streaming step (L = 1).
         return _attention.causal_parallel(qh, kh, v, w, pr, state, xp=xp)
+
+    def attention_delta(self, qh, kh, v, w, e, log_decay, reset, pr, state, causal,
+                        chunk_size, xp):
+        # The whole sequence as one chunk: no loop in the graph (ndonnx has no control
+        # flow), O(L²) like the parallel form above, and the cheapest streaming step.
+        return _delta.chunked(qh, kh, v, w, e, log_decay, reset, pr, state, causal=causal,
+                              chunk_size=max(1, qh.shape[-2]), xp=xp, scan=self.scan)

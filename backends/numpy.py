@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from namcore._agnostic import delta as _delta
 from namcore._agnostic import memory as _memory
 
 from ._base import Backend
@@ -79,3 +80,41 @@ class NumPyBackend(Backend):
         if pr is not None:
             out *= pr[..., None]
         return out, memory
+
+    def attention_delta(self, qh, kh, v, w, e, log_decay, reset, pr, state, causal,
+                        chunk_size, xp):
+        # Fast path: the chunk-parallel part is the standard one; the pass over the
+        # chunks is a Python loop that updates the memory in place, with the two
+        # products by the incoming memory (erase coefficients and queries) as one matmul.
+        chunks = _delta.prepare(qh, kh, v, w, e, log_decay, reset, causal=causal,
+                                chunk_size=chunk_size, xp=self.namespace())
+        memory = np.array(state, copy=True)
+        n, c = chunks.u.shape[-3], chunks.u.shape[-2]
+        batch = memory.shape[:-2]
+        parts = [x for x in (chunks.w, chunks.q if causal else None) if x is not None]
+        left = None if not parts else (
+            parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-2))
+        split = 0 if chunks.w is None else c
+        out = np.empty((*batch, n, c, v.shape[-1]), dtype=memory.dtype) if causal else None
+        update = np.empty_like(memory)
+        for i in range(n):
+            u = chunks.u[..., i, :, :]
+            if left is not None:
+                product = np.matmul(left[..., i, :, :], np.swapaxes(memory, -1, -2))
+                if split:
+                    u = u - product[..., :split, :]
+                if causal:
+                    y = product[..., split:, :]
+                    y += np.matmul(chunks.scores[..., i, :, :], u)
+                    out[..., i, :, :] = y
+            if chunks.carry is not None:
+                memory *= chunks.carry[..., i, None, None]
+            np.matmul(np.swapaxes(u, -1, -2), chunks.k[..., i, :, :], out=update)
+            memory += update
+        if causal:
+            y = np.reshape(out, (*batch, n * c, v.shape[-1]))[..., : qh.shape[-2], :]
+        else:
+            y = np.matmul(qh, np.swapaxes(memory, -1, -2))
+        if pr is not None:
+            y = y * pr[..., None]
+        return y, memory

@@ -34,6 +34,8 @@ def _attention_case(seed: int) -> dict[str, np.ndarray]:
         "k": rng.normal(size=(*batch, length, d_k)),
         "v": rng.normal(size=(*batch, length, d_v)),
         "p_erase": rng.uniform(size=(*batch, length)),
+        # decays in [0.3, 1] with one reset (exactly 0) per row
+        "decay": np.where(np.arange(length) == 11, 0.0, rng.uniform(0.3, 1, (*batch, length))),
     }
 
 
@@ -43,6 +45,15 @@ def _causal(q: Any, k: Any, v: Any) -> Any:
 
 def _erase(q: Any, k: Any, v: Any, p_erase: Any) -> Any:
     return namcore.attention(q, k, v, causal=True, p_erase=p_erase)
+
+
+def _decay(q: Any, k: Any, v: Any, decay: Any) -> Any:
+    return namcore.attention(q, k, v, causal=True, decay=decay, chunk_size=8)
+
+
+def _gated_delta(q: Any, k: Any, v: Any, beta: Any, decay: Any) -> Any:
+    return namcore.attention(q, k, v, causal=True, p_write=beta, p_erase=beta, decay=decay,
+                             chunk_size=8)
 
 
 #: A check case: the function, its NumPy arguments, and the features it uses that
@@ -99,6 +110,8 @@ def _cases(seed: int) -> dict[str, Case]:
         "attention": (namcore.attention, qkv, set()),
         "attention (causal)": (_causal, qkv, set()),
         "attention (erase)": (_erase, (*qkv, t["p_erase"]), set()),
+        "attention (decay)": (_decay, (*qkv, t["decay"]), set()),
+        "attention (gated delta)": (_gated_delta, (*qkv, t["p_erase"], t["decay"]), set()),
         **_model_cases(seed),
     }
 

@@ -63,7 +63,8 @@ def _namespace_slow(func: str, arrays: dict[str, Any]) -> Any:
         if not _compat.is_array_api_obj(x):
             hint = " (convert it first, e.g. with numpy.asarray)" if isinstance(
                 x, list | tuple) else ""
-            accepted = f"a Python float or {_ACCEPTED}" if name.startswith("p_") else _ACCEPTED
+            scalar_ok = name.startswith("p_") or name == "decay"  # floats broadcast
+            accepted = f"a Python float or {_ACCEPTED}" if scalar_ok else _ACCEPTED
             raise TypeError(
                 f"{func}: `{name}` must be {accepted}, got {type(x).__name__}{hint}"
             )

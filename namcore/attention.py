@@ -18,13 +18,15 @@ _EPS = 1e-12
 
 
 def attention(q: Any, k: Any, v: Any, /, *, causal: bool = False, p_write: Any = None,
-              p_erase: Any = None, p_read: Any = None, mask: Any = None, state: Any = None,
-              return_state: bool = False, chunk_size: int | None = None) -> Any:
+              p_erase: Any = None, p_read: Any = None, decay: Any = None, mask: Any = None,
+              state: Any = None, return_state: bool = False,
+              chunk_size: int | None = None) -> Any:
     r"""Normalized outer-product attention: write every (key, value), read with each query.
 
     The memory after position :math:`t` is
-    :math:`M_t = \mathrm{write}(M_{t-1}, k_t, v_t, p^w_t m_t, p^e_t m_t)` with
-    :math:`M_0` = ``state`` (or zeros). Causal attention returns
+    :math:`M_t = \mathrm{write}(\gamma_t M_{t-1}, k_t, v_t, p^w_t, p^e_t)` for a real
+    token and :math:`M_t = M_{t-1}` for a masked one, with :math:`M_0` = ``state`` (or
+    zeros) and :math:`\gamma_t` = ``decay`` (or 1). Causal attention returns
     :math:`y_t = \mathrm{read}(M_t, q_t, p^r_t)` (a token sees itself); non-causal
     attention reads the final memory: :math:`y_t = \mathrm{read}(M_L, q_t, p^r_t)`.
     There is no softmax, no :math:`1/\sqrt{d}` scale and no normaliser.
@@ -38,18 +40,26 @@ def attention(q: Any, k: Any, v: Any, /, *, causal: bool = False, p_write: Any =
         Values.
     causal : bool, optional
         Read the memory as it stands after each position. Default: False.
-    p_write, p_erase, p_read : array, shape (..., L), optional
-        Per-position probabilities in [0, 1]. ``None`` means 1, 0 and 1.
+    p_write, p_erase, p_read : float or array, shape (..., L), optional
+        Per-position probabilities in [0, 1]. ``None`` means 1, 0 and 1. With
+        ``p_write = p_erase = β`` the memory follows the delta rule (DeltaNet).
+    decay : float or array, shape (..., L), optional
+        Per-position decay in [0, 1] applied to the memory before the position's write
+        (``None`` means 1). With ``p_erase`` this is the gated delta rule (Gated
+        DeltaNet); alone, scalar-gated linear attention. A decay of 0 is a reset: the
+        memory is emptied, so sequences packed one after another in a row, each
+        starting with a decay of 0, give what they give run apart.
     mask : boolean array, shape (..., L), optional
-        True for real tokens; a masked position writes (and erases) nothing. Its
+        True for real tokens; a masked position decays, writes and erases nothing. Its
         output is still computed; ignore it.
     state : array, shape (..., d_v, d_k), optional
         Initial memory, e.g. the state returned by the previous piece of a stream.
     return_state : bool, optional
         Also return the final memory :math:`M_L`. Default: False.
     chunk_size : int, optional
-        Chunk length of the causal algorithm; a tuning knob that changes nothing but
-        rounding. Default: the backend's choice (64).
+        Chunk length of the chunkwise algorithms; a tuning knob that changes nothing
+        but rounding. Default: the backend's choice (64 without erase or decay, 16
+        with them).
 
     Returns
     -------
@@ -59,13 +69,24 @@ def attention(q: Any, k: Any, v: Any, /, *, causal: bool = False, p_write: Any =
         Only with ``return_state=True``. float16/bfloat16 inputs accumulate the
         memory, and return it, in float32.
 
+    Raises
+    ------
+    TypeError
+        Non-floating ``q``, ``k``, ``v``, ``state``, probabilities or ``decay``, or a
+        non-boolean ``mask``.
+    ValueError
+        Mismatched lengths or feature sizes, batch shapes that do not broadcast, or
+        concrete probabilities or decays outside [0, 1].
+
     Notes
     -----
-    Without ``p_erase``, non-causal attention is two matrix products,
+    Without ``p_erase`` and ``decay``, non-causal attention is two matrix products,
     :math:`M = (p^w \odot \hat K)^\top V`-style, then :math:`\hat Q M^\top`; causal
     attention runs chunk by chunk, with peak extra memory O(L·C + d_k·d_v) per head,
-    never a per-position state. With ``p_erase`` the write recurrence is run position
-    by position (with ``p_write == p_erase`` it is the delta rule).
+    never a per-position state. With ``p_erase`` or ``decay`` the chunkwise-parallel
+    (WY) form of :mod:`namcore._agnostic.delta` runs: a triangular system per chunk,
+    solved for all chunks at once, then one pass over the chunks. The gradient with
+    respect to a decay of exactly 0 is not propagated (a reset is a reset).
 
     Examples
     --------
@@ -82,8 +103,8 @@ def attention(q: Any, k: Any, v: Any, /, *, causal: bool = False, p_write: Any =
     True
     """
     func = "attention"
-    optional = _v.array_arguments(p_write=p_write, p_erase=p_erase, p_read=p_read, mask=mask,
-                                  state=state)
+    optional = _v.array_arguments(p_write=p_write, p_erase=p_erase, p_read=p_read, decay=decay,
+                                  mask=mask, state=state)
     xp = _v.namespace(func, q=q, k=k, v=v, **optional)
     _v.check_bool(func, "causal", causal)
     _v.check_bool(func, "return_state", return_state)
@@ -129,6 +150,9 @@ def attention(q: Any, k: Any, v: Any, /, *, causal: bool = False, p_write: Any =
         return p if dynamic else xp.broadcast_to(p, sequence)
 
     w, e, pr = gate("p_write", p_write), gate("p_erase", p_erase), gate("p_read", p_read)
+    constant = isinstance(decay, int | float) and not isinstance(decay, bool)
+    gamma = None if constant and decay == 1 else gate("decay", decay)
+    m = None
     if mask is not None:
         m = _v.mask(func, mask, xp=xp, batch=sequence, dtype=acc, expand=not dynamic)
         w = m if w is None else w * m
@@ -149,9 +173,17 @@ def attention(q: Any, k: Any, v: Any, /, *, causal: bool = False, p_write: Any =
         state = xp.astype(state, acc, copy=False)
         state = state if dynamic else xp.broadcast_to(state, memory_shape)
 
-    if e is not None:
+    if (e is not None or gamma is not None) and dynamic:  # no chunks without known sizes
+        if gamma is not None and m is not None:
+            gamma = 1 - m * (1 - gamma)  # a masked position does not decay
         y, memory = _noa.recurrent(qh, kh, va, w, e, pr, state, causal=causal, xp=xp,
-                                   scan=backend.scan)
+                                   scan=backend.scan, decay=gamma)
+    elif e is not None or gamma is not None:
+        log_decay, reset = _log_decay(gamma, m, positive=constant and decay > 0,
+                                       xp=xp)
+        y, memory = backend.attention_delta(qh, kh, va, w, e, log_decay, reset, pr, state,
+                                            causal, chunk_size or backend.delta_chunk_size,
+                                            xp)
     elif causal:
         y, memory = backend.attention_causal(qh, kh, va, w, pr, state,
                                              chunk_size or backend.chunk_size, xp)
@@ -159,3 +191,21 @@ def attention(q: Any, k: Any, v: Any, /, *, causal: bool = False, p_write: Any =
         y, memory = _noa.noncausal(qh, kh, va, w, pr, state, xp=xp)
     y = xp.astype(y, dtype) if y.dtype != dtype else y
     return (y, memory) if return_state else y
+
+
+def _log_decay(gamma: Any, m: Any, *, positive: bool, xp: Any) -> tuple[Any, Any]:
+    """``(log γ, reset)`` for the chunk form; both 0 at masked positions.
+
+    ``log γ`` is taken where ``γ > 0`` (0 elsewhere, with a gradient that stays finite)
+    and ``reset`` marks the real positions whose decay is exactly 0. ``positive`` (a
+    Python-float decay above 0) drops the reset marks.
+    """
+    if gamma is None:
+        return None, None
+    above = gamma > 0
+    log_decay = xp.log(xp.where(above, gamma, xp.ones_like(gamma)))
+    reset = None if positive else xp.astype(~above, gamma.dtype)
+    if m is not None:
+        log_decay = log_decay * m
+        reset = None if reset is None else reset * m
+    return log_decay, reset

@@ -15,9 +15,9 @@ from namcore.testing import assert_matches_numpy, numerical_gradient, to_numpy
 lazy_xp_function(attention)
 
 
-def oracle(q, k, v, *, causal=False, p_write=None, p_erase=None, p_read=None, mask=None,
-           state=None):
-    """The definition, literally: write each position with the primitives, then read."""
+def oracle(q, k, v, *, causal=False, p_write=None, p_erase=None, p_read=None, decay=None,
+           mask=None, state=None):
+    """The definition, literally: decay, write each position with the primitives, read."""
     batch = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     length = k.shape[-2]
     full = (*batch, length)
@@ -25,9 +25,11 @@ def oracle(q, k, v, *, causal=False, p_write=None, p_erase=None, p_read=None, ma
     pe = np.broadcast_to(0.0 if p_erase is None else p_erase, full)
     pr = np.broadcast_to(1.0 if p_read is None else p_read, full)
     m = np.broadcast_to(1.0 if mask is None else mask.astype(float), full)
+    gamma = np.broadcast_to(1.0 if decay is None else decay, full)
     memory = np.zeros((*batch, v.shape[-1], k.shape[-1])) if state is None else state
     ys = []
     for t in range(length):
+        memory = memory * np.where(m[..., t] > 0, gamma[..., t], 1.0)[..., None, None]
         memory = namcore.write(memory, k[..., t, :], v[..., t, :], pw[..., t] * m[..., t],
                                pe[..., t] * m[..., t])
         if causal:
@@ -48,6 +50,8 @@ def data():
         "p_write": rng.uniform(size=(b, h, length)),
         "p_erase": rng.uniform(size=(b, h, length)),
         "p_read": rng.uniform(size=(b, h, length)),
+        # two resets (a decay of exactly 0) among decays in [0.5, 1]
+        "decay": np.where(np.arange(length) % 9 == 4, 0.0, rng.uniform(0.5, 1, (b, h, length))),
         "mask": rng.uniform(size=(b, 1, length)) > 0.3,
         "state": rng.normal(size=(b, h, d_v, d_k)),
     }
@@ -58,7 +62,9 @@ VARIANTS = {
     "gated": ("p_write", "p_read"),
     "masked": ("mask",),
     "erased": ("p_write", "p_erase"),
-    "everything": ("p_write", "p_erase", "p_read", "mask", "state"),
+    "decayed": ("decay",),
+    "gated_delta": ("p_write", "p_erase", "decay"),
+    "everything": ("p_write", "p_erase", "p_read", "decay", "mask", "state"),
     "state": ("state",),
 }
 

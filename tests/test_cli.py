@@ -31,7 +31,8 @@ def test_check_passes_and_prints_a_table(capsys):
     out = capsys.readouterr().out
     assert "all backends agree" in out
     columns = ("unit", "write", "write (gated, erase)", "read", "read (gated)", "attention",
-               "attention (causal)", "attention (erase)", "model LSAM", "model NAMTM",
+               "attention (causal)", "attention (erase)", "attention (decay)",
+               "attention (gated delta)", "model LSAM", "model NAMTM",
                "model NAMTransformer", "model NAMTransformer (causal)", "model LSTMBaseline",
                "model TransformerBaseline", "model HAM", "model HAM (soft)")
     for column in columns:

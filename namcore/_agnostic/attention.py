@@ -113,11 +113,14 @@ def causal_parallel(qh: Any, kh: Any, v: Any, w: Any | None, pr: Any | None, sta
 
 
 def recurrent(qh: Any, kh: Any, v: Any, w: Any | None, e: Any | None, pr: Any | None,
-              state: Any, *, causal: bool, xp: Any, scan: Scan) -> tuple[Any, Any]:
-    """The write recurrence position by position (needed when anything is erased).
+              state: Any, *, causal: bool, xp: Any, scan: Scan,
+              decay: Any | None = None) -> tuple[Any, Any]:
+    """The write recurrence position by position (for sequences of unknown length).
 
-    ``M_t = M_{t-1} + (w_t v_t - e_t M_{t-1} k̂_t) k̂_tᵀ``; causal reads ``M_t`` at each
-    step, non-causal reads the final memory with every query.
+    ``M_t = γ_t M_{t-1} + (w_t v_t - e_t γ_t M_{t-1} k̂_t) k̂_tᵀ`` with ``γ`` = ``decay``
+    (..., L) (already 1 at masked positions) or 1; causal reads ``M_t`` at each step,
+    non-causal reads the final memory with every query. Known lengths take the chunk
+    form of :mod:`namcore._agnostic.delta` instead.
     """
     from .memory import update_direction
 
@@ -131,11 +134,14 @@ def recurrent(qh: Any, kh: Any, v: Any, w: Any | None, e: Any | None, pr: Any | 
         axis = x.ndim - (2 if vector else 1)
         return xp.permute_dims(x, (axis, *range(axis), *range(axis + 1, x.ndim)))
 
+    if decay is None:
+        decay = xp.ones((*kh.shape[:-2], length), dtype=kh.dtype, device=dev)
     xs = (to_time_major(qh, True), to_time_major(kh, True), to_time_major(v, True),
-          to_time_major(w, False), to_time_major(e, False))
+          to_time_major(w, False), to_time_major(e, False), to_time_major(decay, False))
 
-    def step(memory: Any, x: tuple[Any, Any, Any, Any, Any]) -> tuple[Any, Any]:
-        q_t, k_t, v_t, w_t, e_t = x
+    def step(memory: Any, x: tuple[Any, Any, Any, Any, Any, Any]) -> tuple[Any, Any]:
+        q_t, k_t, v_t, w_t, e_t, g_t = x
+        memory = memory * g_t[..., None, None]
         u = update_direction(memory, k_t, v_t, w_t, e_t, xp=xp)
         memory = memory + u[..., :, None] * k_t[..., None, :]
         y_t = xp.matmul(memory, q_t[..., None])[..., 0] if causal else None
