@@ -91,7 +91,8 @@ class NumPyBackend(Backend):
         memory = np.array(state, copy=True)
         n, c = chunks.u.shape[-3], chunks.u.shape[-2]
         batch = memory.shape[:-2]
-        parts = [x for x in (chunks.w, chunks.q if causal else None) if x is not None]
+        parts = [np.broadcast_to(x, (*batch, *x.shape[-3:]))
+                 for x in (chunks.w, chunks.q if causal else None) if x is not None]
         left = None if not parts else (
             parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-2))
         split = 0 if chunks.w is None else c

@@ -179,8 +179,11 @@ def attention(q: Any, k: Any, v: Any, /, *, causal: bool = False, p_write: Any =
         y, memory = _noa.recurrent(qh, kh, va, w, e, pr, state, causal=causal, xp=xp,
                                    scan=backend.scan, decay=gamma)
     elif e is not None or gamma is not None:
-        log_decay, reset = _log_decay(gamma, m, positive=constant and decay > 0,
-                                       xp=xp)
+        # no reset to track when the decays are known and none is 0 (cheap to read)
+        values = None if constant or gamma is None else backend.concrete_values(decay)
+        positive = (constant and decay > 0) or (values is not None and bool(
+            values.size and values.min() > 0))
+        log_decay, reset = _log_decay(gamma, m, positive=positive, xp=xp)
         y, memory = backend.attention_delta(qh, kh, va, w, e, log_decay, reset, pr, state,
                                             causal, chunk_size or backend.delta_chunk_size,
                                             xp)
@@ -197,8 +200,8 @@ def _log_decay(gamma: Any, m: Any, *, positive: bool, xp: Any) -> tuple[Any, Any
     """``(log γ, reset)`` for the chunk form; both 0 at masked positions.
 
     ``log γ`` is taken where ``γ > 0`` (0 elsewhere, with a gradient that stays finite)
-    and ``reset`` marks the real positions whose decay is exactly 0. ``positive`` (a
-    Python-float decay above 0) drops the reset marks.
+    and ``reset`` marks the real positions whose decay is exactly 0. ``positive`` (no
+    decay is 0, as far as the caller knows) drops the reset marks.
     """
     if gamma is None:
         return None, None

@@ -334,3 +334,15 @@ def test_gated_delta_rule_equals_fla_reference():
                                rtol=0, atol=2e-5 * float(y.abs().max()))
     np.testing.assert_allclose(state.numpy(), expected_state.transpose(-1, -2).double().numpy(),
                                rtol=0, atol=2e-5 * float(state.abs().max()))
+
+
+def test_attention_page_examples_run():
+    """The runnable examples of docs/attention.md (blocks starting with an import)."""
+    import re
+
+    page = Path(__file__).resolve().parent.parent / "docs" / "attention.md"
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S)
+    runnable = [b for b in blocks if b.startswith("import")]
+    assert len(runnable) >= 2
+    for block in runnable:
+        exec(compile(block, str(page), "exec"), {})

@@ -139,6 +139,37 @@ def test_read_fast_path_equals_standard_path(xp, device):
     assert_matches_numpy(fast, to_numpy(standard), xp=xp, rtol=1e-12)
 
 
+@pytest.mark.parametrize("causal", [False, True], ids=["noncausal", "causal"])
+@pytest.mark.parametrize("parts", ["erase", "decay", "both"])
+def test_attention_delta_fast_path_equals_standard_path(xp, device, causal, parts):
+    """Every backend's erase/decay attention equals the base-class chunk form, with
+    broadcast batches (q of batch 1), gates and a reset."""
+    backend = backends.for_namespace(xp)
+    rng = np.random.default_rng(9)
+    length = 13
+
+    def arr(*shape, low=None):
+        a = rng.normal(size=shape) if low is None else rng.uniform(low, 1, size=shape)
+        return xp.asarray(a, device=device)
+
+    qh, kh, v = arr(1, 3, length, 4), arr(2, 3, length, 4), arr(2, 3, length, 5)
+    qh, kh = (x / xp.sqrt(xp.sum(x * x, axis=-1, keepdims=True)) for x in (qh, kh))
+    w, pr, state = arr(2, 3, length, low=0), arr(2, 3, length, low=0), arr(2, 3, 5, 4)
+    e = arr(2, 3, length, low=0) if parts != "decay" else None
+    log_decay = reset = None
+    if parts != "erase":
+        log_decay = xp.log(arr(2, 3, length, low=0.5))
+        flags = np.zeros((2, 3, length))
+        flags[1, 2, 6] = 1.0
+        reset = xp.asarray(flags, device=device)
+    args = (qh, kh, v, w, e, log_decay, reset, pr, state, causal, 4, xp)
+    fast = backend.attention_delta(*args)
+    standard = Backend.attention_delta(backend, *args)
+    for got, want in zip(fast, standard, strict=True):
+        assert tuple(got.shape) == tuple(want.shape)
+        assert_matches_numpy(got, to_numpy(want), xp=xp, rtol=1e-12)
+
+
 def test_numpy_fast_path_falls_back_when_memory_broadcasts():
     # M has a larger batch than k and v: the in-place add cannot be used.
     rng = np.random.default_rng(5)

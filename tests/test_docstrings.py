@@ -11,7 +11,8 @@ MODULES = ["namcore.memory", "namcore.attention", "namcore.backends", "namcore._
            "namcore.testing._compare", "namcore.testing", "namcore.models",
            "namcore.models.config", "namcore.models.params", "namcore.models.serialization",
            "namcore.models.numpy", "namcore.models.torch", "namcore.models.jax",
-           "namcore.ham", "namcore.export", "namcore.training.reinforce"]
+           "namcore.ham", "namcore.export", "namcore.training.reinforce",
+           "namcore._agnostic.delta"]
 
 
 @pytest.mark.parametrize("name", MODULES)
