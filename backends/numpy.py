@@ -84,36 +84,30 @@ class NumPyBackend(Backend):
     def attention_delta(self, qh, kh, v, w, e, log_decay, reset, pr, state, causal,
                         chunk_size, xp):
         # Fast path: the chunk-parallel part is the standard one; the pass over the
-        # chunks is a Python loop that updates the memory in place, with the two
-        # products by the incoming memory (erase coefficients and queries) as one matmul.
+        # chunks is a Python loop that updates the memory in place and writes each
+        # chunk's output straight into its slice of the result.
         chunks = _delta.prepare(qh, kh, v, w, e, log_decay, reset, causal=causal,
                                 chunk_size=chunk_size, xp=self.namespace())
         memory = np.array(state, copy=True)
         n, c = chunks.u.shape[-3], chunks.u.shape[-2]
-        batch = memory.shape[:-2]
-        parts = [np.broadcast_to(x, (*batch, *x.shape[-3:]))
-                 for x in (chunks.w, chunks.q if causal else None) if x is not None]
-        left = None if not parts else (
-            parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-2))
-        split = 0 if chunks.w is None else c
-        out = np.empty((*batch, n, c, v.shape[-1]), dtype=memory.dtype) if causal else None
+        batch, d_v = memory.shape[:-2], memory.shape[-2]
+        out = np.empty((*batch, n, c, d_v), dtype=memory.dtype) if causal else None
         update = np.empty_like(memory)
         for i in range(n):
+            memory_t = np.swapaxes(memory, -1, -2)
             u = chunks.u[..., i, :, :]
-            if left is not None:
-                product = np.matmul(left[..., i, :, :], np.swapaxes(memory, -1, -2))
-                if split:
-                    u = u - product[..., :split, :]
-                if causal:
-                    y = product[..., split:, :]
-                    y += np.matmul(chunks.scores[..., i, :, :], u)
-                    out[..., i, :, :] = y
+            if chunks.w is not None:
+                u = u - np.matmul(chunks.w[..., i, :, :], memory_t)
+            if causal:
+                y = out[..., i, :, :]
+                np.matmul(chunks.q[..., i, :, :], memory_t, out=y)
+                y += chunks.y[..., i, :, :]
             if chunks.carry is not None:
                 memory *= chunks.carry[..., i, None, None]
             np.matmul(np.swapaxes(u, -1, -2), chunks.k[..., i, :, :], out=update)
             memory += update
         if causal:
-            y = np.reshape(out, (*batch, n * c, v.shape[-1]))[..., : qh.shape[-2], :]
+            y = np.reshape(out, (*batch, n * c, d_v))[..., : qh.shape[-2], :]
         else:
             y = np.matmul(qh, np.swapaxes(memory, -1, -2))
         if pr is not None:

@@ -47,15 +47,18 @@ class Chunks(NamedTuple):
 
     ``u`` (..., n, C, d_v) and ``w`` (..., n, C, d_k): the memory-free part of ``U`` and
     its coefficient on ``M0`` (``U = u − w M0ᵀ``; ``w`` is ``None`` without erase);
-    ``scores`` (..., n, C, C): ``tril(Q̂ K̂ᵀ) ⊙ D`` (``None`` when not causal);
-    ``q`` (..., n, C, d_k): ``diag(Γ) Q̂``; ``k`` (..., n, C, d_k): ``diag(Γ_C/Γ) K̂``;
-    ``carry`` (..., n): ``Γ_C`` (``None`` without decay).
+    ``y`` (..., n, C, d_v) and ``q`` (..., n, C, d_k): the memory-free part of the
+    output and its coefficient on ``M0`` (``Y = y + q M0ᵀ``; ``None`` when not causal).
+    With ``P = tril(Q̂ K̂ᵀ) ⊙ D``, ``y = P u`` and ``q = diag(Γ) Q̂ − P w``, so the pass
+    over the chunks has no product by ``P``.
+    ``k`` (..., n, C, d_k): ``diag(Γ_C/Γ) K̂``; ``carry`` (..., n): ``Γ_C`` (``None``
+    without decay).
     """
 
     u: Any
     w: Any | None
-    scores: Any | None
-    q: Any
+    y: Any | None
+    q: Any | None
     k: Any
     carry: Any | None
 
@@ -178,28 +181,37 @@ def prepare(qh: Any, kh: Any, v: Any, w: Any | None, e: Any | None, log_decay: A
     else:
         within, from_start, to_end, carry = inclusive, None, None, None
 
-    u_c = v_c * w_c[..., None]
     w_k = None
-    if e is not None:
+    if e is None:
+        u_c = v_c * w_c[..., None]
+    else:
         e_c = split(e, False)
         kk = xp.matmul(k_c, _mT(k_c, xp))
         lower = within * strict if log_decay is not None else strict
         inverse = unit_lower_inverse(e_c[..., :, None] * kk * lower, xp=xp)
-        u_c = xp.matmul(inverse, u_c)
+        # T diag(w) V and T diag(eΓ) K̂, the diagonals scaling T's columns (C×C) rather
+        # than the rows of V and K̂ (C×d): fewer elementwise passes over the sequence.
+        u_c = xp.matmul(inverse * w_c[..., None, :], v_c)
         scale = e_c if from_start is None else e_c * from_start
-        w_k = xp.matmul(inverse, k_c * scale[..., None])
-    scores = xp.matmul(q_c, _mT(k_c, xp)) * within if causal else None
-    q_out = q_c if from_start is None else q_c * from_start[..., None]
+        w_k = xp.matmul(inverse * scale[..., None, :], k_c)
+    y_c = q_out = None
+    if causal:
+        scores = xp.matmul(q_c, _mT(k_c, xp)) * within
+        y_c = xp.matmul(scores, u_c)
+        q_out = q_c if from_start is None else q_c * from_start[..., None]
+        if w_k is not None:
+            q_out = q_out - xp.matmul(scores, w_k)
     k_out = k_c if to_end is None else k_c * to_end[..., None]
-    return Chunks(u_c, w_k, scores, q_out, k_out, carry)
+    return Chunks(u_c, w_k, y_c, q_out, k_out, carry)
 
 
-def _chunk_step(memory: Any, u: Any, w: Any | None, scores: Any | None, q: Any, k: Any,
+def _chunk_step(memory: Any, u: Any, w: Any | None, y: Any | None, q: Any | None, k: Any,
                 carry: Any | None, xp: Any) -> tuple[Any, Any]:
-    """One chunk: ``U = u − w Mᵀ``, ``Y = q Mᵀ + scores U``, ``M ← Γ_C M + Uᵀ k``."""
+    """One chunk: ``U = u − w Mᵀ``, ``Y = y + q Mᵀ``, ``M ← Γ_C M + Uᵀ k``."""
     if w is not None:
         u = u - xp.matmul(w, _mT(memory, xp))
-    y = None if scores is None else xp.matmul(q, _mT(memory, xp)) + xp.matmul(scores, u)
+    if y is not None:
+        y = y + xp.matmul(q, _mT(memory, xp))
     if carry is not None:
         memory = memory * carry[..., None, None]
     return memory + xp.matmul(_mT(u, xp), k), y
