@@ -55,6 +55,10 @@ class JAXBackend(Backend):
             return None
         return np.asarray(x)
 
+    #: XLA's small batched products favour chunks of 32 for erase/decay on CPUs
+    #: (forward + backward at L = 1K-4K, d = 64: 16-35% faster than 16 or 64).
+    delta_chunk_size = 32
+
     def jit(self, f: Callable[..., Any]) -> Callable[..., Any]:
         import jax
 

@@ -8,7 +8,7 @@ In one run, float32, on the CPU, it measures:
 - torch, 4 heads, d = 64: forward and forward + backward of erase and erase + decay
   against fla's pure-torch chunk references (``delta_rule_chunkwise``,
   ``naive_chunk_gated_delta_rule``) on the same inputs, when fla is installed
-  (``pip install --no-deps flash-linear-attention fla-core einops``);
+  (``pip install fla-core``, in the ``bench`` and ``test`` extras);
 - JAX (``jax.jit``), 4 heads, d = 64: forward and forward + backward against the
   sequential scan;
 - forward + backward at L = 65,536 in torch and JAX;
@@ -109,9 +109,10 @@ def torch_rows(lengths: list[int], repeats: int) -> list[dict[str, Any]]:
     for length in lengths:
         a = {n: torch.from_numpy(x) for n, x in inputs(4, length).items()}
         q, k, v, beta, decay = a["q"], a["k"], a["v"], a["beta"], a["decay"]
-        qs = q / q.norm(dim=-1, keepdim=True) * D**0.5  # fla scales q by 1/sqrt(d)
-        kh = k / k.norm(dim=-1, keepdim=True)
         log_decay = decay.log()
+
+        def unit(x):  # fla expects unit keys; it scales q by 1/sqrt(d), hence q̂·√d
+            return x / x.norm(dim=-1, keepdim=True)
 
         def ours(erase_only: bool, q=q, k=k, v=v, beta=beta, decay=decay) -> Any:
             return namcore.attention(q, k, v, causal=True, p_write=beta, p_erase=beta,
@@ -120,25 +121,30 @@ def torch_rows(lengths: list[int], repeats: int) -> list[dict[str, Any]]:
         cases = {("erase", "namcore"): lambda: ours(True),
                  ("erase + decay", "namcore"): lambda: ours(False)}
         if delta_rule is not None:
-            cases[("erase", "fla")] = lambda qs=qs, kh=kh, v=v, beta=beta: (
-                delta_rule.delta_rule_chunkwise(qs, kh, v, beta, chunk_size=32)[0])
-            cases[("erase + decay", "fla")] = lambda qs=qs, kh=kh, v=v, beta=beta, g=log_decay: (
+            cases[("erase", "fla")] = lambda q=q, k=k, v=v, beta=beta: (
+                delta_rule.delta_rule_chunkwise(unit(q) * D**0.5, unit(k), v, beta,
+                                                chunk_size=32)[0])
+            cases[("erase + decay", "fla")] = lambda q=q, k=k, v=v, beta=beta, g=log_decay: (
                 gated.naive_chunk_gated_delta_rule(
-                    qs.transpose(1, 2), kh.transpose(1, 2), v.transpose(1, 2),
+                    unit(q).transpose(1, 2), unit(k).transpose(1, 2), v.transpose(1, 2),
                     g.transpose(1, 2), beta.transpose(1, 2), scale=1.0)[0])
+        # gradients with respect to every input: q, k, v and β (namcore's and fla's
+        # normalised copies are taken from the same leaves)
+        leaves = [q, k, v, beta]
         for (case, who), fn in cases.items():
             with torch.no_grad():
                 forward = best_ms(fn, repeats)
-            leaves = [v]
-            v.requires_grad_(True)
 
             def both(fn=fn, leaves=leaves) -> None:
                 for leaf in leaves:
                     leaf.grad = None
                 fn().sum().backward()
 
+            for leaf in leaves:
+                leaf.requires_grad_(True)
             backward = best_ms(both, repeats)
-            v.requires_grad_(False)
+            for leaf in leaves:
+                leaf.requires_grad_(False)
             rows.append({"backend": "torch", "case": case, "who": who, "L": length,
                          "forward": forward, "forward+backward": backward})
     return rows

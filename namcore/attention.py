@@ -58,8 +58,8 @@ def attention(q: Any, k: Any, v: Any, /, *, causal: bool = False, p_write: Any =
         Also return the final memory :math:`M_L`. Default: False.
     chunk_size : int, optional
         Chunk length of the chunkwise algorithms; a tuning knob that changes nothing
-        but rounding. Default: the backend's choice (64 without erase or decay, 16
-        with them).
+        but rounding. Default: the backend's choice (64 without erase or decay; 16 to
+        32 with them).
 
     Returns
     -------

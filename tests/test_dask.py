@@ -171,11 +171,14 @@ def test_cluster_attention_larger_than_a_worker_equals_numpy(cluster):
     errors = client.compute(_errors(y, q, k, v)).result()
     assert errors.shape == (BATCH // PER_BLOCK, 1, 1, 1)
     assert errors.max() < 1e-5, f"largest block error {errors.max():.2e}"
-    # two blocks also checked here against NumPy directly
+    # two blocks also checked here against NumPy directly, with the error measured
+    # against the output's scale as on the workers: float32 rounding grows with the
+    # magnitude of the sums, so an elementwise absolute tolerance misfires at ~16
     for index in (0, BATCH // PER_BLOCK - 1):
         block = [a.blocks[index].compute() for a in (q, k, v)]
-        np.testing.assert_allclose(client.compute(y.blocks[index]).result(),
-                                   namcore.attention(*block), rtol=1e-4, atol=1e-5)
+        got = client.compute(y.blocks[index]).result()
+        error = _block_error(got, *block).item()
+        assert error < 1e-5, f"block {index}: error {error:.2e} of the output's scale"
 
 
 @pytest.mark.slow

@@ -222,18 +222,18 @@ def run(chunks: Chunks, state: Any, *, xp: Any, scan: Scan) -> tuple[Any, Any | 
 
     ``Y`` is ``None`` when the chunks were prepared without ``causal``.
     """
-    present = [i for i, x in enumerate(chunks) if x is not None]
+    present = [name for name, x in chunks._asdict().items() if x is not None]
 
-    def to_front(x: Any, axis: int) -> Any:
+    def chunk_axis_first(name: str) -> Any:
+        x = getattr(chunks, name)
+        axis = x.ndim - (1 if name == "carry" else 3)  # carry is (..., n), others (..., n, C, d)
         return xp.permute_dims(x, (axis, *range(axis), *range(axis + 1, x.ndim)))
 
-    xs = tuple(to_front(chunks[i], chunks[i].ndim - (1 if i == 5 else 3)) for i in present)
+    xs = tuple(chunk_axis_first(name) for name in present)
 
     def step(memory: Any, x: tuple[Any, ...]) -> tuple[Any, Any]:
-        full: list[Any] = [None] * 6
-        for i, value in zip(present, x, strict=True):
-            full[i] = value
-        return _chunk_step(memory, *full, xp=xp)
+        given = dict(zip(present, x, strict=True))
+        return _chunk_step(memory, *(given.get(name) for name in Chunks._fields), xp=xp)
 
     memory, ys = scan(step, state, xs)
     if ys is None:
