@@ -152,11 +152,15 @@ def attention(q: Any, k: Any, v: Any, /, *, causal: bool = False, p_write: Any =
     w, e, pr = gate("p_write", p_write), gate("p_erase", p_erase), gate("p_read", p_read)
     constant = isinstance(decay, int | float) and not isinstance(decay, bool)
     gamma = None if constant and decay == 1 else gate("decay", decay)
-    m = None
+    real = None
     if mask is not None:
+        # Masked positions are made inert by selection, not multiplication, so that a
+        # NaN or inf there (in k, v, a gate or a decay) cannot reach the memory.
         m = _v.mask(func, mask, xp=xp, batch=sequence, dtype=acc, expand=not dynamic)
-        w = m if w is None else w * m
-        e = None if e is None else e * m
+        real = m > 0
+        w = m if w is None else xp.where(real, w, xp.zeros_like(w))
+        e = None if e is None else xp.where(real, e, xp.zeros_like(e))
+        gamma = None if gamma is None else xp.where(real, gamma, xp.ones_like(gamma))
     if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(
             chunk_size, int) or chunk_size < 1):
         raise ValueError(f"{func}: `chunk_size` must be a positive int, got {chunk_size!r}")
@@ -164,6 +168,9 @@ def attention(q: Any, k: Any, v: Any, /, *, causal: bool = False, p_write: Any =
     qh = backend.unit(xp.astype(q, acc, copy=False), -1, _EPS, xp)
     kh = backend.unit(xp.astype(k, acc, copy=False), -1, _EPS, xp)
     va = xp.astype(v, acc, copy=False)
+    if real is not None:
+        kh = xp.where(real[..., None], kh, xp.zeros_like(kh))
+        va = xp.where(real[..., None], va, xp.zeros_like(va))
     memory_shape = (*batch, va.shape[-1], kh.shape[-1])
     if state is None and dynamic:  # zeros (..., d_v, d_k) without knowing the sizes
         state = xp.zeros_like(xp.matmul(_noa._mT(va[..., :1, :], xp), kh[..., :1, :]))
@@ -174,8 +181,6 @@ def attention(q: Any, k: Any, v: Any, /, *, causal: bool = False, p_write: Any =
         state = state if dynamic else xp.broadcast_to(state, memory_shape)
 
     if (e is not None or gamma is not None) and dynamic:  # no chunks without known sizes
-        if gamma is not None and m is not None:
-            gamma = 1 - m * (1 - gamma)  # a masked position does not decay
         y, memory = _noa.recurrent(qh, kh, va, w, e, pr, state, causal=causal, xp=xp,
                                    scan=backend.scan, decay=gamma)
     elif e is not None or gamma is not None:
@@ -183,7 +188,7 @@ def attention(q: Any, k: Any, v: Any, /, *, causal: bool = False, p_write: Any =
         values = None if constant or gamma is None else backend.concrete_values(decay)
         positive = (constant and decay > 0) or (values is not None and bool(
             values.size and values.min() > 0))
-        log_decay, reset = _log_decay(gamma, m, positive=positive, xp=xp)
+        log_decay, reset = _log_decay(gamma, positive=positive, xp=xp)
         y, memory = backend.attention_delta(qh, kh, va, w, e, log_decay, reset, pr, state,
                                             causal, chunk_size or backend.delta_chunk_size,
                                             xp)
@@ -196,19 +201,16 @@ def attention(q: Any, k: Any, v: Any, /, *, causal: bool = False, p_write: Any =
     return (y, memory) if return_state else y
 
 
-def _log_decay(gamma: Any, m: Any, *, positive: bool, xp: Any) -> tuple[Any, Any]:
-    """``(log γ, reset)`` for the chunk form; both 0 at masked positions.
+def _log_decay(gamma: Any, *, positive: bool, xp: Any) -> tuple[Any, Any]:
+    """``(log γ, reset)`` for the chunk form (``γ`` is already 1 at masked positions).
 
     ``log γ`` is taken where ``γ > 0`` (0 elsewhere, with a gradient that stays finite)
-    and ``reset`` marks the real positions whose decay is exactly 0. ``positive`` (no
-    decay is 0, as far as the caller knows) drops the reset marks.
+    and ``reset`` marks the positions whose decay is exactly 0. ``positive`` (no decay
+    is 0, as far as the caller knows) drops the reset marks.
     """
     if gamma is None:
         return None, None
     above = gamma > 0
     log_decay = xp.log(xp.where(above, gamma, xp.ones_like(gamma)))
     reset = None if positive else xp.astype(~above, gamma.dtype)
-    if m is not None:
-        log_decay = log_decay * m
-        reset = None if reset is None else reset * m
     return log_decay, reset

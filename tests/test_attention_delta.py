@@ -345,3 +345,24 @@ def test_attention_page_examples_run():
     assert len(runnable) >= 2
     for block in runnable:
         exec(compile(block, str(page), "exec"), {})
+
+
+@pytest.mark.parametrize("variant", ["plain", "erase_decay"])
+@pytest.mark.parametrize("causal", [False, True], ids=["noncausal", "causal"])
+def test_masked_positions_are_inert_even_when_not_finite(xp, device, data, variant, causal):
+    """NaN and inf in k and v at masked positions change nothing: masking selects."""
+    options = {} if variant == "plain" else {n: data[n] for n in ("p_erase", "decay")}
+    mask = np.broadcast_to(data["mask"], data["p_write"].shape)
+    poisoned = {n: data[n].copy() for n in "kv"}
+    poisoned["k"][~mask] = np.nan
+    poisoned["v"][~mask] = np.inf
+    expected_y, expected_state = oracle(data["q"], data["k"], data["v"], causal=causal,
+                                        mask=data["mask"], **options)
+    arrays = {n: xp.asarray(a, device=device)
+              for n, a in {**options, "q": data["q"], **poisoned, "mask": data["mask"]}.items()}
+    y, state = attention(arrays.pop("q"), arrays.pop("k"), arrays.pop("v"), causal=causal,
+                         return_state=True, **arrays)
+    assert_matches_numpy(state, expected_state, xp=xp, rtol=1e-10)
+    real = np.broadcast_to(mask[..., None], expected_y.shape)
+    got = to_numpy(y)
+    np.testing.assert_allclose(got[real], expected_y[real], rtol=1e-9)
