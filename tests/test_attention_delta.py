@@ -15,7 +15,7 @@ from test_attention import oracle
 
 from namcore import attention
 from namcore._agnostic import delta
-from namcore.testing import assert_matches_numpy, numerical_gradient, to_numpy
+from namcore.testing import XPBackend, assert_matches_numpy, numerical_gradient, to_numpy
 
 lazy_xp_function(attention)
 
@@ -41,9 +41,13 @@ def data():
 
 
 @pytest.mark.parametrize("causal", [False, True], ids=["noncausal", "causal"])
-@pytest.mark.parametrize("chunk_size", [1, 2, 5, 16, 37, 128])
-def test_everything_together_at_every_chunk_size(xp, device, data, causal, chunk_size):
-    """Gates, masks, state, erase and decay (with resets) at once, chunk sizes 1-128."""
+@pytest.mark.parametrize("chunk_size", [1, 5, 16, 128])
+def test_everything_together_at_every_chunk_size(xp, device, library, data, causal,
+                                                 chunk_size):
+    """Gates, masks, state, erase and decay (with resets) at once; chunk sizes 1-128
+    (one, not a power of two, the default, longer than the sequence)."""
+    if library is XPBackend.NDONNX and chunk_size != 16:
+        pytest.skip("ndonnx runs the whole sequence as one chunk whatever chunk_size says")
     expected_y, expected_state = oracle(data["q"], data["k"], data["v"], causal=causal,
                                         **{n: data[n] for n in data if n not in "qkv"})
     arrays = {name: xp.asarray(a, device=device) for name, a in data.items()}
