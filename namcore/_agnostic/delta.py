@@ -121,7 +121,8 @@ def unit_lower_inverse(a: Any, *, xp: Any) -> Any:
         below = _diagonal_blocks(a, 2 * size, xp)[..., size:, :size]
         pairs = xp.reshape(inverse, (*batch, p // (2 * size), 2, size, size))
         t11, t22 = pairs[..., 0, :, :], pairs[..., 1, :, :]
-        t21 = -xp.matmul(t22, xp.matmul(below, t11))
+        # 1×1 diagonal blocks are 1: skip the many tiny products of the first round
+        t21 = -below if size == 1 else -xp.matmul(t22, xp.matmul(below, t11))
         top = xp.concat([t11, xp.zeros_like(t11)], axis=-1)
         inverse = xp.concat([top, xp.concat([t21, t22], axis=-1)], axis=-2)
         size *= 2
