@@ -93,11 +93,13 @@ class NumPyBackend(Backend):
         batch, d_v = memory.shape[:-2], memory.shape[-2]
         out = np.empty((*batch, n, c, d_v), dtype=memory.dtype) if causal else None
         update = np.empty_like(memory)
+        u_buffer = np.empty((*batch, c, d_v), dtype=memory.dtype)
         for i in range(n):
             memory_t = np.swapaxes(memory, -1, -2)
             u = chunks.u[..., i, :, :]
             if chunks.w is not None:
-                u = u - np.matmul(chunks.w[..., i, :, :], memory_t)
+                np.matmul(chunks.w[..., i, :, :], memory_t, out=u_buffer)
+                u = np.subtract(u, u_buffer, out=u_buffer)
             if causal:
                 y = out[..., i, :, :]
                 np.matmul(chunks.q[..., i, :, :], memory_t, out=y)

@@ -240,25 +240,27 @@ def test_jax_vmap_equals_the_batched_call(jax_x64):
                                rtol=1e-12)
 
 
-def _backward_allocations(torch, length: int) -> int:
-    """Bytes the torch backward of the erase+decay attention allocates (profiler)."""
+def _backward_allocations(torch, length: int, erase: bool) -> int:
+    """Bytes the torch backward of causal attention allocates (profiler)."""
     rng = np.random.default_rng(0)
     q, k, v = (torch.tensor(a, requires_grad=True)
                for a in rng.standard_normal((3, 1, length, 16), dtype=np.float32))
     beta = torch.tensor(rng.uniform(size=(1, length)).astype(np.float32), requires_grad=True)
-    out = attention(q, k, v, causal=True, p_write=beta, p_erase=beta, decay=0.9,
-                    chunk_size=16)
+    extra = {"p_erase": beta, "decay": 0.9} if erase else {}
+    out = attention(q, k, v, causal=True, p_write=beta, chunk_size=16, **extra)
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU],
                                 profile_memory=True) as prof:
         out.sum().backward()
     return sum(e.cpu_memory_usage for e in prof.events() if e.cpu_memory_usage > 0)
 
 
-def test_torch_backward_allocates_linearly_in_length():
+@pytest.mark.parametrize("erase", [False, True], ids=["plain", "erase_decay"])
+def test_torch_backward_allocates_linearly_in_length(erase):
     """Indexing stacked chunks at every step would zero-fill a gradient of the whole
     input per chunk (quadratic); unstacking once keeps the backward linear."""
     torch = pytest.importorskip("torch")
-    small, large = _backward_allocations(torch, 1024), _backward_allocations(torch, 4096)
+    small = _backward_allocations(torch, 1024, erase)
+    large = _backward_allocations(torch, 4096, erase)
     assert large < 5 * small, f"{small} B at L = 1,024 but {large} B at L = 4,096"
 
 
