@@ -82,7 +82,17 @@ def numpy_rows(repeats: int) -> list[dict[str, Any]]:
         "decay": lambda: namcore.attention(q, k, v, causal=True, decay=decay),
         "erase, position by position": sequential,
     }
-    times = {name: best_ms(fn, repeats) for name, fn in runs.items()}
+    # interleaved rounds (every case once per round, best per case), so that a slow
+    # spell of a noisy machine does not fall on one case only
+    for fn in runs.values():
+        fn()
+    samples: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(3 * repeats):
+        for name, fn in runs.items():
+            start = time.perf_counter()
+            fn()
+            samples[name].append((time.perf_counter() - start) * 1e3)
+    times = {name: min(values) for name, values in samples.items()}
     base = times["plain causal NOA"]
     goals = {"erase": "≤ 2×", "erase + decay": "≤ 2.5×"}
     return [{"case": name, "ms": ms, "ratio": ms / base, "goal": goals.get(name, "")}

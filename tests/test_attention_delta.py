@@ -372,3 +372,23 @@ def test_masked_positions_are_inert_even_when_not_finite(xp, device, data, varia
     real = np.broadcast_to(mask[..., None], expected_y.shape)
     got = to_numpy(y)
     np.testing.assert_allclose(got[real], expected_y[real], rtol=1e-9)
+
+
+def test_repeated_keys_stay_exact_in_float32():
+    """The worst case for the triangular solve: one key repeated with erase 1 (each
+    write overwrites the last). Powers of A then hold binomial coefficients (C(63, 31)
+    ~ 1e18 at C = 64), which a Neumann-product inverse would multiply; the doubling
+    inverse only multiplies bounded blocks, so float32 stays at float32 rounding."""
+    rng = np.random.default_rng(12)
+    length, d = 256, 8
+    q = rng.normal(size=(length, d))
+    k = np.broadcast_to(rng.normal(size=d), (length, d)).copy()
+    v = rng.normal(size=(length, d))
+    expected, expected_state = oracle(q, k, v, causal=True, p_erase=np.ones(length))
+    y, state = attention(*(a.astype(np.float32) for a in (q, k, v)), causal=True,
+                         p_erase=np.ones(length, dtype=np.float32), chunk_size=64,
+                         return_state=True)
+    assert np.isfinite(y).all()
+    np.testing.assert_allclose(y, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
+    np.testing.assert_allclose(state, expected_state, rtol=0,
+                               atol=1e-5 * np.abs(expected_state).max())
