@@ -257,11 +257,11 @@ def memory_rows(lengths: list[int]) -> list[dict[str, Any]]:
 
 
 def render(numpy_table, timing, long, memory, header) -> str:
-    out = [header, "", "### NumPy, 8 heads, d = 64, L = 4,096", "",
+    out = [header, "", "#### NumPy, 8 heads, d = 64, L = 4,096", "",
            "| case | ms | ratio to plain causal NOA | goal |", "|---|---:|---:|---|"]
     out += [f"| {r['case']} | {r['ms']:.1f} | {r['ratio']:.2f}× | {r['goal']} |"
             for r in numpy_table]
-    out += ["", "### torch and JAX, 4 heads, d = 64", "",
+    out += ["", "#### torch and JAX, 4 heads, d = 64", "",
             "Ratios are to fla's reference (torch) or to the sequential scan (JAX) at the "
             "same length, in the same run.", "",
             "| backend | case | implementation | L | forward ms | ratio | fwd+bwd ms | ratio |",
@@ -275,10 +275,10 @@ def render(numpy_table, timing, long, memory, header) -> str:
         out.append(f"| {r['backend']} | {r['case']} | {r['who']} | {r['L']:,} | "
                    f"{r['forward']:.1f} | {f_ratio} | {r['forward+backward']:.1f} | {b_ratio} |")
     if long:
-        out += ["", f"### Forward + backward at L = {long[0]['L']:,} (erase + decay)", "",
+        out += ["", f"#### Forward + backward at L = {long[0]['L']:,} (erase + decay)", "",
                 "| backend | s |", "|---|---:|"]
         out += [f"| {r['backend']} | {r['ms'] / 1e3:.2f} |" for r in long]
-    out += ["", "### Peak memory (erase + decay, 4 heads, d = 64)", "",
+    out += ["", "#### Peak memory (erase + decay, 4 heads, d = 64)", "",
             "| L | NumPy traced peak MiB | JAX forward temp MiB | JAX gradient temp MiB |",
             "|---:|---:|---:|---:|"]
     for r in memory:
