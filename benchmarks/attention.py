@@ -22,13 +22,13 @@ import argparse
 import datetime as dt
 import os
 import platform
-import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _timing import best_ms  # benchmarks/_timing.py, beside this script
 
 import namcore
 from namcore import backends
@@ -36,18 +36,6 @@ from namcore._io import atomic_write
 
 HEADS, D = 8, 64
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks"
-
-
-def best_ms(fn: Callable[[], Any], repeats: int) -> float:
-    fn()  # warm-up (and JIT compilation)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-        if times[-1] > 2.0:  # slow cases: one timed run is enough
-            break
-    return min(times) * 1e3
 
 
 def numpy_peak_mib(fn: Callable[[], Any]) -> float:

@@ -37,6 +37,9 @@ from typing import Any, NamedTuple
 
 from namcore._compat import device as _device
 
+from .attention import _chunks_last, _mT
+from .attention import _pad_to as _pad
+
 __all__ = ["Chunks", "chunked", "prepare", "run", "unit_lower_inverse"]
 
 Scan = Callable[..., tuple[Any, Any]]
@@ -61,19 +64,6 @@ class Chunks(NamedTuple):
     q: Any | None
     k: Any
     carry: Any | None
-
-
-def _pad(x: Any, length: int, xp: Any, axis: int) -> Any:
-    missing = length - x.shape[axis]
-    if missing == 0:
-        return x
-    shape = list(x.shape)
-    shape[axis] = missing
-    return xp.concat([x, xp.zeros(tuple(shape), dtype=x.dtype, device=_device(x))], axis=axis)
-
-
-def _mT(x: Any, xp: Any) -> Any:
-    return xp.matrix_transpose(x)
 
 
 def _diagonal_blocks(a: Any, size: int, xp: Any) -> Any:
@@ -169,11 +159,9 @@ def prepare(qh: Any, kh: Any, v: Any, w: Any | None, e: Any | None, log_decay: A
     inclusive = xp.astype(rows[:, None] >= rows[None, :], kh.dtype)
     strict = xp.astype(rows[:, None] > rows[None, :], kh.dtype)
 
-    g = z = None
     if log_decay is not None:
         g = xp.cumulative_sum(split(log_decay, False), axis=-1)
-        if reset is not None:
-            z = xp.cumulative_sum(split(reset, False), axis=-1)
+        z = None if reset is None else xp.cumulative_sum(split(reset, False), axis=-1)
         within = _ratio(g, g, z, z, inclusive, xp)                  # D, lower incl.
         from_start = xp.exp(g) if z is None else xp.exp(g) * xp.astype(z == 0, g.dtype)
         to_end = _ratio(g[..., -1:], g, None if z is None else z[..., -1:], z,
@@ -239,8 +227,7 @@ def run(chunks: Chunks, state: Any, *, xp: Any, scan: Scan) -> tuple[Any, Any | 
     memory, ys = scan(step, state, xs)
     if ys is None:
         return None, memory
-    ys = xp.permute_dims(ys, (*range(1, ys.ndim - 2), 0, ys.ndim - 2, ys.ndim - 1))
-    return xp.reshape(ys, (*ys.shape[:-3], ys.shape[-3] * ys.shape[-2], ys.shape[-1])), memory
+    return _chunks_last(ys, xp), memory
 
 
 def chunked(qh: Any, kh: Any, v: Any, w: Any | None, e: Any | None, log_decay: Any | None,
