@@ -141,8 +141,9 @@ class Backend:
             # the first leaf whose length is known (symbolic arrays may not know theirs)
             known = [leaf.shape[0] for leaf in leaves if leaf.shape[0] is not None]
             if not known:
-                raise ValueError("scan: `length` is required when `xs` is None or its "
-                                 "length is unknown")
+                raise ValueError(
+                    "scan: `length` is required when `xs` is None or its length is unknown"
+                )
             length = int(known[0])
         # Unstacked once, not indexed per step: under torch autograd, each ``leaf[i]``
         # would zero-fill a gradient of the whole leaf, a backward quadratic in length.
@@ -174,8 +175,17 @@ class Backend:
         """Validated ``namcore.unit``; see :func:`namcore._agnostic.memory.unit`."""
         return _memory.unit(x, axis=axis, eps=eps, xp=xp)
 
-    def write(self, M: Any, k: Any, v: Any, p_write: Any, p_erase: Any, normalize: bool,
-              eps: float, xp: Any) -> Any:
+    def write(
+        self,
+        M: Any,
+        k: Any,
+        v: Any,
+        p_write: Any,
+        p_erase: Any,
+        normalize: bool,
+        eps: float,
+        xp: Any,
+    ) -> Any:
         """Validated ``namcore.write``; see :func:`namcore._agnostic.memory.write`."""
         return _memory.write(M, k, v, p_write, p_erase, normalize=normalize, eps=eps, xp=xp)
 
@@ -190,22 +200,49 @@ class Backend:
     #: Default chunk length of causal attention (performance.md: 32-64 on CPUs).
     chunk_size: int = 64
 
-    def attention_causal(self, qh: Any, kh: Any, v: Any, w: Any, pr: Any, state: Any,
-                         chunk_size: int, xp: Any) -> tuple[Any, Any]:
+    def attention_causal(
+        self, qh: Any, kh: Any, v: Any, w: Any, pr: Any, state: Any, chunk_size: int, xp: Any
+    ) -> tuple[Any, Any]:
         """Causal NOA without erase; see :func:`namcore._agnostic.attention.causal_chunked`."""
-        return _attention.causal_chunked(qh, kh, v, w, pr, state, chunk_size=chunk_size,
-                                         xp=xp, scan=self.scan)
+        return _attention.causal_chunked(
+            qh, kh, v, w, pr, state, chunk_size=chunk_size, xp=xp, scan=self.scan
+        )
 
     #: Default chunk length of attention with erase or decay (the WY form); its
     #: triangular solve grows as C² log C per chunk, so it is shorter than the plain one.
     delta_chunk_size: int = 16
 
-    def attention_delta(self, qh: Any, kh: Any, v: Any, w: Any, e: Any, log_decay: Any,
-                        reset: Any, pr: Any, state: Any, causal: bool, chunk_size: int,
-                        xp: Any) -> tuple[Any, Any]:
+    def attention_delta(
+        self,
+        qh: Any,
+        kh: Any,
+        v: Any,
+        w: Any,
+        e: Any,
+        log_decay: Any,
+        reset: Any,
+        pr: Any,
+        state: Any,
+        causal: bool,
+        chunk_size: int,
+        xp: Any,
+    ) -> tuple[Any, Any]:
         """NOA with erase and/or decay; see :func:`namcore._agnostic.delta.chunked`."""
-        return _delta.chunked(qh, kh, v, w, e, log_decay, reset, pr, state, causal=causal,
-                              chunk_size=chunk_size, xp=xp, scan=self.scan)
+        return _delta.chunked(
+            qh,
+            kh,
+            v,
+            w,
+            e,
+            log_decay,
+            reset,
+            pr,
+            state,
+            causal=causal,
+            chunk_size=chunk_size,
+            xp=xp,
+            scan=self.scan,
+        )
 
     def __repr__(self) -> str:
         return f"<namcore backend {self.name!r}>"
@@ -215,8 +252,9 @@ def device_mismatch(func: str, devices: dict[str, Any]) -> None:
     """Raise the mixed-device ``ValueError`` if ``devices`` (name -> device) differ."""
     if len(set(devices.values())) > 1:
         where = ", ".join(f"`{name}` on {device}" for name, device in devices.items())
-        raise ValueError(f"{func}: all arrays must be on one device, but {where}; move "
-                         "them to one device first")
+        raise ValueError(
+            f"{func}: all arrays must be on one device, but {where}; move them to one device first"
+        )
 
 
 def _unstack(leaf: Any, length: int, xp: Any) -> Any:

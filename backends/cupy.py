@@ -26,8 +26,7 @@ def _fused_update() -> Any:
     """
     import cupy
 
-    return cupy.ElementwiseKernel("T m, T u, T k", "T out", "out = m + u * k",
-                                  "namcore_nam_write")
+    return cupy.ElementwiseKernel("T m, T u, T k", "T out", "out = m + u * k", "namcore_nam_write")
 
 
 class CuPyBackend(Backend):

@@ -56,20 +56,26 @@ class DaskBackend(Backend):
 
         return _per_block(kernel, qh, kh, v, state, {"w": w, "pr": pr})
 
-    def attention_delta(self, qh, kh, v, w, e, log_decay, reset, pr, state, causal,
-                        chunk_size, xp):
+    def attention_delta(self, qh, kh, v, w, e, log_decay, reset, pr, state, causal, chunk_size, xp):
         # Fast path: erase and decay run NumPy's chunk form per batch/head block.
-        def kernel(numpy, q_b, k_b, v_b, s_b, w=None, e=None, log_decay=None, reset=None,
-                   pr=None):
-            return numpy.attention_delta(q_b, k_b, v_b, w, e, log_decay, reset, pr, s_b,
-                                         causal, chunk_size, xp)
+        def kernel(numpy, q_b, k_b, v_b, s_b, w=None, e=None, log_decay=None, reset=None, pr=None):
+            return numpy.attention_delta(
+                q_b, k_b, v_b, w, e, log_decay, reset, pr, s_b, causal, chunk_size, xp
+            )
 
-        return _per_block(kernel, qh, kh, v, state, {"w": w, "e": e, "log_decay": log_decay,
-                                                     "reset": reset, "pr": pr})
+        return _per_block(
+            kernel,
+            qh,
+            kh,
+            v,
+            state,
+            {"w": w, "e": e, "log_decay": log_decay, "reset": reset, "pr": pr},
+        )
 
 
-def _per_block(kernel: Any, qh: Any, kh: Any, v: Any, state: Any,
-               per_position: dict[str, Any]) -> tuple[Any, Any]:
+def _per_block(
+    kernel: Any, qh: Any, kh: Any, v: Any, state: Any, per_position: dict[str, Any]
+) -> tuple[Any, Any]:
     """Run ``kernel(NumPyBackend, q, k, v, state, **per_position)`` on each batch block.
 
     Attention is independent per batch/head block. The sequence and feature axes are
@@ -87,8 +93,11 @@ def _per_block(kernel: Any, qh: Any, kh: Any, v: Any, state: Any,
     dtype = state.dtype
     qh, kh, v = (da.broadcast_to(a, (*batch, *a.shape[-2:])) for a in (qh, kh, v))
     length = qh.shape[-2]
-    given = {name: da.broadcast_to(a, (*batch, length))
-             for name, a in per_position.items() if a is not None}
+    given = {
+        name: da.broadcast_to(a, (*batch, length))
+        for name, a in per_position.items()
+        if a is not None
+    }
     chunks = _batch_chunks((qh, kh, v, state), nb)
 
     def block(a: Any, vector: bool) -> Any:
@@ -109,12 +118,16 @@ def _per_block(kernel: Any, qh: Any, kh: Any, v: Any, state: Any,
     indices = [(*b, "L", "K"), (*b, "L", "K"), (*b, "L", "V"), (*b, "V", "K")]
     indices += [(*b, "L")] * len(names)
     packed = da.blockwise(
-        run, (*b, "z"), *[x for pair in zip(ins, indices, strict=True) for x in pair],
-        new_axes={"z": length * d_v + d_v * d_k}, dtype=dtype, concatenate=True,
+        run,
+        (*b, "z"),
+        *[x for pair in zip(ins, indices, strict=True) for x in pair],
+        new_axes={"z": length * d_v + d_v * d_k},
+        dtype=dtype,
+        concatenate=True,
         meta=np.empty((0,) * (nb + 1), dtype=dtype),
     )
-    y = da.reshape(packed[..., :length * d_v], (*batch, length, d_v))
-    memory = da.reshape(packed[..., length * d_v:], (*batch, d_v, d_k))
+    y = da.reshape(packed[..., : length * d_v], (*batch, length, d_v))
+    memory = da.reshape(packed[..., length * d_v :], (*batch, d_v, d_k))
     return y, memory
 
 

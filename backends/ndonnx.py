@@ -51,9 +51,11 @@ class NdonnxBackend(Backend):
         try:
             return np.asarray(x.unwrap_numpy())
         except ValueError:
-            raise ValueError("this ndonnx array is symbolic (built from ndonnx.argument) and "
-                             "has no value; build the graph with ndonnx.build and run it in "
-                             "onnxruntime to get one") from None
+            raise ValueError(
+                "this ndonnx array is symbolic (built from ndonnx.argument) and "
+                "has no value; build the graph with ndonnx.build and run it in "
+                "onnxruntime to get one"
+            ) from None
 
     def concrete_values(self, x: Any) -> np.ndarray | None:
         try:
@@ -67,9 +69,21 @@ class NdonnxBackend(Backend):
         # whole sequence, and exact and cheapest for a streaming step (L = 1).
         return _attention.causal_parallel(qh, kh, v, w, pr, state, xp=xp)
 
-    def attention_delta(self, qh, kh, v, w, e, log_decay, reset, pr, state, causal,
-                        chunk_size, xp):
+    def attention_delta(self, qh, kh, v, w, e, log_decay, reset, pr, state, causal, chunk_size, xp):
         # The whole sequence as one chunk: no loop in the graph (ndonnx has no control
         # flow), O(L²) like the parallel form above, and the cheapest streaming step.
-        return _delta.chunked(qh, kh, v, w, e, log_decay, reset, pr, state, causal=causal,
-                              chunk_size=max(1, qh.shape[-2]), xp=xp, scan=self.scan)
+        return _delta.chunked(
+            qh,
+            kh,
+            v,
+            w,
+            e,
+            log_decay,
+            reset,
+            pr,
+            state,
+            causal=causal,
+            chunk_size=max(1, qh.shape[-2]),
+            xp=xp,
+            scan=self.scan,
+        )

@@ -81,13 +81,22 @@ class NumPyBackend(Backend):
             out *= pr[..., None]
         return out, memory
 
-    def attention_delta(self, qh, kh, v, w, e, log_decay, reset, pr, state, causal,
-                        chunk_size, xp):
+    def attention_delta(self, qh, kh, v, w, e, log_decay, reset, pr, state, causal, chunk_size, xp):
         # Fast path: the chunk-parallel part is the standard one; the pass over the
         # chunks is a Python loop that updates the memory in place and writes each
         # chunk's output straight into its slice of the result.
-        chunks = _delta.prepare(qh, kh, v, w, e, log_decay, reset, causal=causal,
-                                chunk_size=chunk_size, xp=self.namespace())
+        chunks = _delta.prepare(
+            qh,
+            kh,
+            v,
+            w,
+            e,
+            log_decay,
+            reset,
+            causal=causal,
+            chunk_size=chunk_size,
+            xp=self.namespace(),
+        )
         memory = np.array(state, copy=True)
         n, c = chunks.u.shape[-3], chunks.u.shape[-2]
         batch, d_v = memory.shape[:-2], memory.shape[-2]

@@ -61,8 +61,7 @@ class TorchBackend(Backend):
 
     def check_same_device(self, func, arrays):
         # Zero-dimensional CPU tensors mix with CUDA tensors in PyTorch: leave them out.
-        devices = {name: x.device for name, x in arrays.items()
-                   if x.ndim or x.device.type != "cpu"}
+        devices = {name: x.device for name, x in arrays.items() if x.ndim or x.device.type != "cpu"}
         device_mismatch(func, devices)
 
     def write(self, M, k, v, p_write, p_erase, normalize, eps, xp):
@@ -78,15 +77,15 @@ class TorchBackend(Backend):
     #: and 64).
     delta_chunk_size = 32
 
-    def attention_delta(self, qh, kh, v, w, e, log_decay, reset, pr, state, causal,
-                        chunk_size, xp):
+    def attention_delta(self, qh, kh, v, w, e, log_decay, reset, pr, state, causal, chunk_size, xp):
         # Fast path: the chunk-parallel part is the standard one; the pass over the
         # chunks runs on 3-d tensors with fused batched products (baddbmm), three to
         # four eager operations per chunk instead of six. Autograd sees plain ops.
         import torch
 
-        chunks = _delta.prepare(qh, kh, v, w, e, log_decay, reset, causal=causal,
-                                chunk_size=chunk_size, xp=xp)
+        chunks = _delta.prepare(
+            qh, kh, v, w, e, log_decay, reset, causal=causal, chunk_size=chunk_size, xp=xp
+        )
         batch = state.shape[:-2]
         n, c = chunks.u.shape[-3], chunks.u.shape[-2]
 

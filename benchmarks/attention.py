@@ -55,10 +55,10 @@ def hand_chunked(q: np.ndarray, k: np.ndarray, v: np.ndarray, c: int = 64) -> np
     out = np.empty_like(v)
     tril = np.tril(np.ones((c, c), dtype=q.dtype))
     for s in range(0, q.shape[1], c):
-        qc, kc, vc = qh[:, s:s + c], kh[:, s:s + c], v[:, s:s + c]
+        qc, kc, vc = qh[:, s : s + c], kh[:, s : s + c], v[:, s : s + c]
         n = qc.shape[1]
-        out[:, s:s + c] = (qc @ kc.transpose(0, 2, 1) * tril[:n, :n]) @ vc
-        out[:, s:s + c] += qc @ state.transpose(0, 2, 1)
+        out[:, s : s + c] = (qc @ kc.transpose(0, 2, 1) * tril[:n, :n]) @ vc
+        out[:, s : s + c] += qc @ state.transpose(0, 2, 1)
         state += vc.transpose(0, 2, 1) @ kc
     return out
 
@@ -119,14 +119,17 @@ def make_runner(backend: str, method: str, arrays: tuple[np.ndarray, ...]) -> Ca
             def run() -> Any:
                 with torch.no_grad():
                     return f()
+
             return run
 
-        return no_grad({
-            "NOA non-causal": lambda: namcore.attention(tq, tk, tv),
-            "NOA causal": lambda: namcore.attention(tq, tk, tv, causal=True),
-            "SDPA causal": lambda: sdpa(tq, tk, tv, is_causal=True),
-            "SDPA non-causal": lambda: sdpa(tq, tk, tv),
-        }[method])
+        return no_grad(
+            {
+                "NOA non-causal": lambda: namcore.attention(tq, tk, tv),
+                "NOA causal": lambda: namcore.attention(tq, tk, tv, causal=True),
+                "SDPA causal": lambda: sdpa(tq, tk, tv, is_causal=True),
+                "SDPA non-causal": lambda: sdpa(tq, tk, tv),
+            }[method]
+        )
     import jax
 
     jq, jk, jv = (jax.numpy.asarray(a) for a in arrays)
@@ -140,8 +143,9 @@ def crossover(rows: list[dict[str, Any]], backend: str, ours: str, theirs: str) 
     for r in rows:
         if (r["backend"], r["method"]) in ((backend, ours), ("torch", theirs), ("numpy", theirs)):
             by_len.setdefault(r["L"], {})[r["method"]] = r["ms"]
-    wins = [n for n, m in sorted(by_len.items())
-            if ours in m and theirs in m and m[ours] < m[theirs]]
+    wins = [
+        n for n, m in sorted(by_len.items()) if ours in m and theirs in m and m[ours] < m[theirs]
+    ]
     if not wins:
         return "not reached in the measured range"
     if wins[0] == min(by_len):
@@ -150,12 +154,18 @@ def crossover(rows: list[dict[str, Any]], backend: str, ours: str, theirs: str) 
 
 
 def render(rows: list[dict[str, Any]], header: str) -> str:
-    lines = [header, "", "| backend | method | L | ms | GFLOP/s | peak MiB (NumPy) |",
-             "|---|---|---:|---:|---:|---:|"]
+    lines = [
+        header,
+        "",
+        "| backend | method | L | ms | GFLOP/s | peak MiB (NumPy) |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
     for r in rows:
         peak = f"{r['peak']:.0f}" if r["peak"] is not None else "—"
-        lines.append(f"| {r['backend']} | {r['method']} | {r['L']:,} | {r['ms']:.1f} | "
-                     f"{r['gflops']:.1f} | {peak} |")
+        lines.append(
+            f"| {r['backend']} | {r['method']} | {r['L']:,} | {r['ms']:.1f} | "
+            f"{r['gflops']:.1f} | {peak} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -173,8 +183,13 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
         xs, ys = zip(*sorted(points), strict=True)
         style = "--" if "softmax" in label or "SDPA" in label else "-"
         ax.plot(xs, ys, style, marker="o", label=label)
-    ax.set(xscale="log", yscale="log", xlabel="sequence length L", ylabel="ms (best of N)",
-           title=f"NOA vs softmax attention, {HEADS} heads, d = {D}, float32, CPU")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="sequence length L",
+        ylabel="ms (best of N)",
+        title=f"NOA vs softmax attention, {HEADS} heads, d = {D}, float32, CPU",
+    )
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -186,8 +201,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="L up to 4,096, fewer repeats")
     parser.add_argument("--out", type=Path, default=DOCS / "attention.md")
     args = parser.parse_args()
-    lengths = [512, 1024, 2048, 4096] if args.quick else [512, 1024, 2048, 4096, 8192, 16384,
-                                                         32768]
+    lengths = [512, 1024, 2048, 4096] if args.quick else [512, 1024, 2048, 4096, 8192, 16384, 32768]
     repeats = 3 if args.quick else 5
     from tqdm import tqdm
 
@@ -202,29 +216,48 @@ def main() -> None:
         runner = make_runner(backend, method, data[length])
         ms = best_ms(runner, repeats)
         peak = numpy_peak_mib(runner) if backend == "numpy" else None
-        rows.append({"backend": backend, "method": method, "L": length, "ms": ms,
-                     "gflops": 4 * length * D * D * HEADS / (ms * 1e-3) / 1e9, "peak": peak})
-    versions = ", ".join(f"{n} {backends.get(n).version()}" for n in backends.installed()
-                         if n in ("numpy", "torch", "jax"))
+        rows.append(
+            {
+                "backend": backend,
+                "method": method,
+                "L": length,
+                "ms": ms,
+                "gflops": 4 * length * D * D * HEADS / (ms * 1e-3) / 1e9,
+                "peak": peak,
+            }
+        )
+    versions = ", ".join(
+        f"{n} {backends.get(n).version()}"
+        for n in backends.installed()
+        if n in ("numpy", "torch", "jax")
+    )
     cpu = platform.processor() or platform.machine()
-    header = (f"# Attention benchmark\n\nMeasured {dt.date.today()} on {cpu} "
-              f"({os.cpu_count()} cores), Python {platform.python_version()}, {versions}. "
-              f"batch x heads = {HEADS}, d_k = d_v = {D}, float32; best of {repeats}.\n"
-              f"Command: `python benchmarks/attention.py{' --quick' if args.quick else ''}`.")
+    header = (
+        f"# Attention benchmark\n\nMeasured {dt.date.today()} on {cpu} "
+        f"({os.cpu_count()} cores), Python {platform.python_version()}, {versions}. "
+        f"batch x heads = {HEADS}, d_k = d_v = {D}, float32; best of {repeats}.\n"
+        f"Command: `python benchmarks/attention.py{' --quick' if args.quick else ''}`."
+    )
     summary = ["", "## Summary", ""]
     by = {(r["backend"], r["method"], r["L"]): r["ms"] for r in rows}
     if ("numpy", "NOA causal", 4096) in by:
         ratio = by[("numpy", "NOA causal", 4096)] / by[("numpy", "hand-written chunk loop", 4096)]
-        summary.append(f"- NumPy causal NOA / hand-written chunk loop at L = 4,096: {ratio:.2f}x "
-                       "(target: at most 1.3x)")
+        summary.append(
+            f"- NumPy causal NOA / hand-written chunk loop at L = 4,096: {ratio:.2f}x "
+            "(target: at most 1.3x)"
+        )
         if ("torch", "SDPA causal", 4096) in by:
             speed = by[("torch", "SDPA causal", 4096)] / by[("numpy", "NOA causal", 4096)]
-            summary.append(f"- torch causal SDPA / NumPy causal NOA at L = 4,096: {speed:.1f}x "
-                           "(target: at least 5x)")
+            summary.append(
+                f"- torch causal SDPA / NumPy causal NOA at L = 4,096: {speed:.1f}x "
+                "(target: at least 5x)"
+            )
     for backend in ("numpy", "torch", "jax"):
         theirs = "SDPA causal" if backends.get("torch").is_installed() else "softmax causal"
-        summary.append(f"- crossover, {backend} causal NOA faster than {theirs}: "
-                       f"{crossover(rows, backend, 'NOA causal', theirs)}")
+        summary.append(
+            f"- crossover, {backend} causal NOA faster than {theirs}: "
+            f"{crossover(rows, backend, 'NOA causal', theirs)}"
+        )
     text = render(rows, header) + "\n".join(summary) + "\n\n![plot](benchmarks/attention.png)\n"
     atomic_write(args.out, text.encode())
     plot(rows, args.out.with_suffix(".png"))

@@ -59,14 +59,16 @@ def numpy_rows(repeats: int) -> list[dict[str, Any]]:
     def sequential() -> Any:
         qh, kh = namcore.unit(q), namcore.unit(k)
         state = np.zeros((1, 8, D, D), dtype=np.float32)
-        return _noa.recurrent(qh, kh, v, beta, beta, None, state, causal=True, xp=xp,
-                              scan=backends.get("numpy").scan)
+        return _noa.recurrent(
+            qh, kh, v, beta, beta, None, state, causal=True, xp=xp, scan=backends.get("numpy").scan
+        )
 
     runs = {
         "plain causal NOA": lambda: namcore.attention(q, k, v, causal=True),
         "erase": lambda: namcore.attention(q, k, v, causal=True, p_write=beta, p_erase=beta),
-        "erase + decay": lambda: namcore.attention(q, k, v, causal=True, p_write=beta,
-                                                   p_erase=beta, decay=decay),
+        "erase + decay": lambda: namcore.attention(
+            q, k, v, causal=True, p_write=beta, p_erase=beta, decay=decay
+        ),
         "decay": lambda: namcore.attention(q, k, v, causal=True, decay=decay),
         "erase, position by position": sequential,
     }
@@ -83,8 +85,10 @@ def numpy_rows(repeats: int) -> list[dict[str, Any]]:
     times = {name: min(values) for name, values in samples.items()}
     base = times["plain causal NOA"]
     goals = {"erase": "≤ 2×", "erase + decay": "≤ 2.5×"}
-    return [{"case": name, "ms": ms, "ratio": ms / base, "goal": goals.get(name, "")}
-            for name, ms in times.items()]
+    return [
+        {"case": name, "ms": ms, "ratio": ms / base, "goal": goals.get(name, "")}
+        for name, ms in times.items()
+    ]
 
 
 def load_fla(name: str) -> Any | None:
@@ -113,19 +117,36 @@ def torch_rows(lengths: list[int], repeats: int) -> list[dict[str, Any]]:
             return x / x.norm(dim=-1, keepdim=True)
 
         def ours(erase_only: bool, q=q, k=k, v=v, beta=beta, decay=decay) -> Any:
-            return namcore.attention(q, k, v, causal=True, p_write=beta, p_erase=beta,
-                                     decay=None if erase_only else decay)
+            return namcore.attention(
+                q,
+                k,
+                v,
+                causal=True,
+                p_write=beta,
+                p_erase=beta,
+                decay=None if erase_only else decay,
+            )
 
-        cases = {("erase", "namcore"): lambda: ours(True),
-                 ("erase + decay", "namcore"): lambda: ours(False)}
+        cases = {
+            ("erase", "namcore"): lambda: ours(True),
+            ("erase + decay", "namcore"): lambda: ours(False),
+        }
         if delta_rule is not None:
             cases[("erase", "fla")] = lambda q=q, k=k, v=v, beta=beta: (
-                delta_rule.delta_rule_chunkwise(unit(q) * D**0.5, unit(k), v, beta,
-                                                chunk_size=32)[0])
+                delta_rule.delta_rule_chunkwise(unit(q) * D**0.5, unit(k), v, beta, chunk_size=32)[
+                    0
+                ]
+            )
             cases[("erase + decay", "fla")] = lambda q=q, k=k, v=v, beta=beta, g=log_decay: (
                 gated.naive_chunk_gated_delta_rule(
-                    unit(q).transpose(1, 2), unit(k).transpose(1, 2), v.transpose(1, 2),
-                    g.transpose(1, 2), beta.transpose(1, 2), scale=1.0)[0])
+                    unit(q).transpose(1, 2),
+                    unit(k).transpose(1, 2),
+                    v.transpose(1, 2),
+                    g.transpose(1, 2),
+                    beta.transpose(1, 2),
+                    scale=1.0,
+                )[0]
+            )
         # gradients with respect to every input: q, k, v and β (namcore's and fla's
         # normalised copies are taken from the same leaves)
         leaves = [q, k, v, beta]
@@ -143,8 +164,16 @@ def torch_rows(lengths: list[int], repeats: int) -> list[dict[str, Any]]:
             backward = best_ms(both, repeats)
             for leaf in leaves:
                 leaf.requires_grad_(False)
-            rows.append({"backend": "torch", "case": case, "who": who, "L": length,
-                         "forward": forward, "forward+backward": backward})
+            rows.append(
+                {
+                    "backend": "torch",
+                    "case": case,
+                    "who": who,
+                    "L": length,
+                    "forward": forward,
+                    "forward+backward": backward,
+                }
+            )
     return rows
 
 
@@ -164,18 +193,28 @@ def jax_rows(lengths: list[int], repeats: int) -> list[dict[str, Any]]:
         def sequential(q, k, v, beta):
             qh, kh = namcore.unit(q), namcore.unit(k)
             state = jnp.zeros((1, 4, D, D), dtype=q.dtype)
-            return _noa.recurrent(qh, kh, v, beta, beta, None, state, causal=True, xp=xp,
-                                  scan=scan)[0]
+            return _noa.recurrent(
+                qh, kh, v, beta, beta, None, state, causal=True, xp=xp, scan=scan
+            )[0]
 
         for who, fn in (("namcore chunk form", chunked), ("sequential scan", sequential)):
             args = (a["q"], a["k"], a["v"], a["beta"])
             forward = jax.jit(fn)
             grad = jax.jit(jax.grad(lambda *x, fn=fn: jnp.sum(fn(*x)), argnums=(0, 1, 2, 3)))
-            rows.append({"backend": "jax", "case": "erase", "who": who, "L": length,
-                         "forward": best_ms(lambda f=forward, a=args: f(*a).block_until_ready(),
-                                            repeats),
-                         "forward+backward": best_ms(
-                             lambda g=grad, a=args: jax.block_until_ready(g(*a)), repeats)})
+            rows.append(
+                {
+                    "backend": "jax",
+                    "case": "erase",
+                    "who": who,
+                    "L": length,
+                    "forward": best_ms(
+                        lambda f=forward, a=args: f(*a).block_until_ready(), repeats
+                    ),
+                    "forward+backward": best_ms(
+                        lambda g=grad, a=args: jax.block_until_ready(g(*a)), repeats
+                    ),
+                }
+            )
     return rows
 
 
@@ -191,8 +230,15 @@ def long_rows(length: int) -> list[dict[str, Any]]:
         t["q"].requires_grad_(True)
 
         def run_torch() -> None:
-            namcore.attention(t["q"], t["k"], t["v"], causal=True, p_write=t["beta"],
-                              p_erase=t["beta"], decay=t["decay"]).sum().backward()
+            namcore.attention(
+                t["q"],
+                t["k"],
+                t["v"],
+                causal=True,
+                p_write=t["beta"],
+                p_erase=t["beta"],
+                decay=t["decay"],
+            ).sum().backward()
 
         rows.append({"backend": "torch", "L": length, "ms": best_ms(run_torch, 1)})
     if backends.get("jax").is_installed():
@@ -202,12 +248,26 @@ def long_rows(length: int) -> list[dict[str, Any]]:
         j = {n: jnp.asarray(x) for n, x in a.items()}
 
         def loss(q, v):
-            return jnp.sum(namcore.attention(q, j["k"], v, causal=True, p_write=j["beta"],
-                                             p_erase=j["beta"], decay=j["decay"]))
+            return jnp.sum(
+                namcore.attention(
+                    q,
+                    j["k"],
+                    v,
+                    causal=True,
+                    p_write=j["beta"],
+                    p_erase=j["beta"],
+                    decay=j["decay"],
+                )
+            )
 
         grad = jax.jit(jax.grad(loss, argnums=(0, 1)))
-        rows.append({"backend": "jax", "L": length,
-                     "ms": best_ms(lambda: jax.block_until_ready(grad(j["q"], j["v"])), 1)})
+        rows.append(
+            {
+                "backend": "jax",
+                "L": length,
+                "ms": best_ms(lambda: jax.block_until_ready(grad(j["q"], j["v"])), 1),
+            }
+        )
     return rows
 
 
@@ -217,8 +277,15 @@ def memory_rows(lengths: list[int]) -> list[dict[str, Any]]:
         a = inputs(4, length)
         tracemalloc.start()
         try:
-            namcore.attention(a["q"], a["k"], a["v"], causal=True, p_write=a["beta"],
-                              p_erase=a["beta"], decay=a["decay"])
+            namcore.attention(
+                a["q"],
+                a["k"],
+                a["v"],
+                causal=True,
+                p_write=a["beta"],
+                p_erase=a["beta"],
+                decay=a["decay"],
+            )
             numpy_peak = tracemalloc.get_traced_memory()[1] / 2**20
         finally:
             tracemalloc.stop()
@@ -230,8 +297,9 @@ def memory_rows(lengths: list[int]) -> list[dict[str, Any]]:
             j = {n: jnp.asarray(x) for n, x in a.items()}
 
             def fn(q, k, v, beta, decay):
-                return namcore.attention(q, k, v, causal=True, p_write=beta, p_erase=beta,
-                                         decay=decay)
+                return namcore.attention(
+                    q, k, v, causal=True, p_write=beta, p_erase=beta, decay=decay
+                )
 
             def loss(q, k, v, beta, decay):
                 return jnp.sum(fn(q, k, v, beta, decay))
@@ -245,33 +313,60 @@ def memory_rows(lengths: list[int]) -> list[dict[str, Any]]:
 
 
 def render(numpy_table, timing, long, memory, header) -> str:
-    out = [header, "", "#### NumPy, 8 heads, d = 64, L = 4,096", "",
-           "| case | ms | ratio to plain causal NOA | goal |", "|---|---:|---:|---|"]
-    out += [f"| {r['case']} | {r['ms']:.1f} | {r['ratio']:.2f}× | {r['goal']} |"
-            for r in numpy_table]
-    out += ["", "#### torch and JAX, 4 heads, d = 64", "",
-            "Ratios are to fla's reference (torch) or to the sequential scan (JAX) at the "
-            "same length, in the same run.", "",
-            "| backend | case | implementation | L | forward ms | ratio | fwd+bwd ms | ratio |",
-            "|---|---|---|---:|---:|---:|---:|---:|"]
-    base = {(r["backend"], r["case"], r["L"]): r for r in timing
-            if r["who"] in ("fla", "sequential scan")}
+    out = [
+        header,
+        "",
+        "#### NumPy, 8 heads, d = 64, L = 4,096",
+        "",
+        "| case | ms | ratio to plain causal NOA | goal |",
+        "|---|---:|---:|---|",
+    ]
+    out += [
+        f"| {r['case']} | {r['ms']:.1f} | {r['ratio']:.2f}× | {r['goal']} |" for r in numpy_table
+    ]
+    out += [
+        "",
+        "#### torch and JAX, 4 heads, d = 64",
+        "",
+        "Ratios are to fla's reference (torch) or to the sequential scan (JAX) at the "
+        "same length, in the same run.",
+        "",
+        "| backend | case | implementation | L | forward ms | ratio | fwd+bwd ms | ratio |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    base = {
+        (r["backend"], r["case"], r["L"]): r
+        for r in timing
+        if r["who"] in ("fla", "sequential scan")
+    }
     for r in timing:
         ref = base.get((r["backend"], r["case"], r["L"]))
         f_ratio = f"{r['forward'] / ref['forward']:.2f}×" if ref else "—"
         b_ratio = f"{r['forward+backward'] / ref['forward+backward']:.2f}×" if ref else "—"
-        out.append(f"| {r['backend']} | {r['case']} | {r['who']} | {r['L']:,} | "
-                   f"{r['forward']:.1f} | {f_ratio} | {r['forward+backward']:.1f} | {b_ratio} |")
+        out.append(
+            f"| {r['backend']} | {r['case']} | {r['who']} | {r['L']:,} | "
+            f"{r['forward']:.1f} | {f_ratio} | {r['forward+backward']:.1f} | {b_ratio} |"
+        )
     if long:
-        out += ["", f"#### Forward + backward at L = {long[0]['L']:,} (erase + decay)", "",
-                "| backend | s |", "|---|---:|"]
+        out += [
+            "",
+            f"#### Forward + backward at L = {long[0]['L']:,} (erase + decay)",
+            "",
+            "| backend | s |",
+            "|---|---:|",
+        ]
         out += [f"| {r['backend']} | {r['ms'] / 1e3:.2f} |" for r in long]
-    out += ["", "#### Peak memory (erase + decay, 4 heads, d = 64)", "",
-            "| L | NumPy traced peak MiB | JAX forward temp MiB | JAX gradient temp MiB |",
-            "|---:|---:|---:|---:|"]
+    out += [
+        "",
+        "#### Peak memory (erase + decay, 4 heads, d = 64)",
+        "",
+        "| L | NumPy traced peak MiB | JAX forward temp MiB | JAX gradient temp MiB |",
+        "|---:|---:|---:|---:|",
+    ]
     for r in memory:
-        cells = [f"{r[key]:.0f}" if r[key] is not None else "—"
-                 for key in ("numpy", "jax", "jax_grad")]
+        cells = [
+            f"{r[key]:.0f}" if r[key] is not None else "—" for key in ("numpy", "jax", "jax_grad")
+        ]
         out.append(f"| {r['L']:,} | " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
 
@@ -291,18 +386,31 @@ def plot(timing, memory, path: Path) -> None:
         xs, ys = zip(*sorted(points), strict=True)
         style = "--" if "fla" in label or "sequential" in label else "-"
         left.plot(xs, ys, style, marker="o", label=label)
-    left.set(xscale="log", yscale="log", xlabel="L", ylabel="forward + backward, ms",
-             title="Delta rule, 4 heads, d = 64, float32")
+    left.set(
+        xscale="log",
+        yscale="log",
+        xlabel="L",
+        ylabel="forward + backward, ms",
+        title="Delta rule, 4 heads, d = 64, float32",
+    )
     left.grid(True, which="both", alpha=0.3)
     left.legend(fontsize=7)
-    for key, label in (("numpy", "NumPy traced peak"), ("jax", "JAX forward temp"),
-                       ("jax_grad", "JAX gradient temp")):
+    for key, label in (
+        ("numpy", "NumPy traced peak"),
+        ("jax", "JAX forward temp"),
+        ("jax_grad", "JAX gradient temp"),
+    ):
         points = [(r["L"], r[key]) for r in memory if r[key] is not None]
         if points:
             xs, ys = zip(*points, strict=True)
             right.plot(xs, ys, marker="o", label=label)
-    right.set(xscale="log", yscale="log", xlabel="L", ylabel="MiB",
-              title="Peak memory grows linearly in L")
+    right.set(
+        xscale="log",
+        yscale="log",
+        xlabel="L",
+        ylabel="MiB",
+        title="Peak memory grows linearly in L",
+    )
     right.grid(True, which="both", alpha=0.3)
     right.legend(fontsize=8)
     fig.tight_layout()
@@ -334,12 +442,15 @@ def main() -> None:
             long = long_rows(16384 if args.quick else 65536)
         elif step == "memory":
             memory = memory_rows(memory_lengths)
-    versions = ", ".join(f"{n} {backends.get(n).version()}" for n in installed
-                         if n in ("numpy", "torch", "jax"))
+    versions = ", ".join(
+        f"{n} {backends.get(n).version()}" for n in installed if n in ("numpy", "torch", "jax")
+    )
     cpu = platform.processor() or platform.machine()
-    header = (f"Measured {dt.date.today()} on {cpu} ({os.cpu_count()} cores), Python "
-              f"{platform.python_version()}, {versions}; float32, best of {repeats}.\n"
-              f"Command: `python benchmarks/delta.py{' --quick' if args.quick else ''}`.")
+    header = (
+        f"Measured {dt.date.today()} on {cpu} ({os.cpu_count()} cores), Python "
+        f"{platform.python_version()}, {versions}; float32, best of {repeats}.\n"
+        f"Command: `python benchmarks/delta.py{' --quick' if args.quick else ''}`."
+    )
     text = render(numpy_table, timing, long, memory, header)
     atomic_write(args.out, text.encode())
     plot(timing, memory, args.out.with_suffix(".png"))

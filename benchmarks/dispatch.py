@@ -134,12 +134,14 @@ def _numpy(case: str) -> Workload:
     a = _inputs(case)
     M, k, v, q = a["M"], a["k"], a["v"], a["q"]
     if M.ndim == 2:
+
         def raw_write():
             return M + np.multiply.outer(v, k / np.linalg.norm(k))
 
         def raw_read():
             return M @ (q / np.linalg.norm(q))
     else:
+
         def raw_write():
             kh = k / np.linalg.norm(k, axis=-1, keepdims=True)
             return M + v[..., :, None] * kh[..., None, :]
@@ -182,12 +184,14 @@ def _torch(case: str) -> Workload:
     a = {name: torch.from_numpy(value) for name, value in _inputs(case).items()}
     M, k, v, q = a["M"], a["k"], a["v"], a["q"]
     if M.ndim == 2:
+
         def raw_write():
             return M + torch.outer(v, k / torch.linalg.vector_norm(k))
 
         def raw_read():
             return M @ (q / torch.linalg.vector_norm(q))
     else:
+
         def raw_write():
             kh = k / torch.linalg.vector_norm(k, dim=-1, keepdim=True)
             return M + v.unsqueeze(-1) * kh.unsqueeze(-2)
@@ -223,10 +227,14 @@ def _jax(case: str, *, jit: bool) -> Workload:
         ours_write, ours_read = jax.jit(ours_write), jax.jit(ours_read)
         raw_write, raw_read = jax.jit(raw_write), jax.jit(raw_read)
     return Workload(
-        write=(lambda: ours_write(M, k, v).block_until_ready(),
-               lambda: raw_write(M, k, v).block_until_ready()),
-        read=(lambda: ours_read(M, q).block_until_ready(),
-              lambda: raw_read(M, q).block_until_ready()),
+        write=(
+            lambda: ours_write(M, k, v).block_until_ready(),
+            lambda: raw_write(M, k, v).block_until_ready(),
+        ),
+        read=(
+            lambda: ours_read(M, q).block_until_ready(),
+            lambda: raw_read(M, q).block_until_ready(),
+        ),
         check=np.asarray,
     )
 
@@ -303,8 +311,13 @@ def _cpu_model() -> str:
 
 def _versions(backends: list[str]) -> list[str]:
     mods = ["namcore", "numpy", "array_api_compat"]
-    extra = {"torch": ["torch"], "jax": ["jax", "jaxlib"], "jax:jit": ["jax", "jaxlib"],
-             "array_api_strict": ["array_api_strict"], "cupy": ["cupy"]}
+    extra = {
+        "torch": ["torch"],
+        "jax": ["jax", "jaxlib"],
+        "jax:jit": ["jax", "jaxlib"],
+        "array_api_strict": ["array_api_strict"],
+        "cupy": ["cupy"],
+    }
     for b in backends:
         mods += [m for m in extra.get(b, []) if m not in mods]
     found = []
@@ -323,8 +336,16 @@ def _load() -> str:
         return "n/a"
 
 
-def render(rows: list[tuple[str, str, str, Timing]], *, skipped: list[str], ran: list[str],
-           command: str, repeat: int, min_time: float, load_before: str) -> str:
+def render(
+    rows: list[tuple[str, str, str, Timing]],
+    *,
+    skipped: list[str],
+    ran: list[str],
+    command: str,
+    repeat: int,
+    min_time: float,
+    load_before: str,
+) -> str:
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     threads = ""
     if "torch" in ran:
@@ -383,15 +404,27 @@ def write_atomically(path: Path, text: str) -> None:
 # --------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="3 repeats of 0.02 s loops instead of 5 of 0.1 s")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                        help=f"Markdown file to write (default: {DEFAULT_OUT.relative_to(ROOT)})")
-    parser.add_argument("--backends", default=",".join(BACKENDS),
-                        help=f"comma-separated subset of {', '.join(BACKENDS)}")
-    parser.add_argument("--torch-threads", type=int, default=1,
-                        help="torch.set_num_threads for the run (default: 1; on small "
-                             "arrays more threads add scheduling noise, not speed)")
+    parser.add_argument(
+        "--quick", action="store_true", help="3 repeats of 0.02 s loops instead of 5 of 0.1 s"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help=f"Markdown file to write (default: {DEFAULT_OUT.relative_to(ROOT)})",
+    )
+    parser.add_argument(
+        "--backends",
+        default=",".join(BACKENDS),
+        help=f"comma-separated subset of {', '.join(BACKENDS)}",
+    )
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=1,
+        help="torch.set_num_threads for the run (default: 1; on small "
+        "arrays more threads add scheduling noise, not speed)",
+    )
     args = parser.parse_args(argv)
     load_before = _load()
 
@@ -424,15 +457,27 @@ def main(argv: list[str] | None = None) -> int:
         if work is None:
             work = workloads[(backend, case)] = _make(backend, case)
         ours, raw = getattr(work, function)
-        np.testing.assert_allclose(work.check(ours()), work.check(raw()), rtol=1e-4,
-                                   atol=1e-5, err_msg=f"{backend} {case} {function}")
-        rows.append((backend, case, function,
-                     compare(ours, raw, repeat=repeat, min_time=min_time)))
+        np.testing.assert_allclose(
+            work.check(ours()),
+            work.check(raw()),
+            rtol=1e-4,
+            atol=1e-5,
+            err_msg=f"{backend} {case} {function}",
+        )
+        rows.append((backend, case, function, compare(ours, raw, repeat=repeat, min_time=min_time)))
 
-    command = "python benchmarks/dispatch.py" + (" " + " ".join(sys.argv[1:])
-                                                  if argv is None and sys.argv[1:] else "")
-    text = render(rows, skipped=skipped, ran=ran, command=command, repeat=repeat,
-                  min_time=min_time, load_before=load_before)
+    command = "python benchmarks/dispatch.py" + (
+        " " + " ".join(sys.argv[1:]) if argv is None and sys.argv[1:] else ""
+    )
+    text = render(
+        rows,
+        skipped=skipped,
+        ran=ran,
+        command=command,
+        repeat=repeat,
+        min_time=min_time,
+        load_before=load_before,
+    )
     print(text)
     write_atomically(args.out, text)
     print(f"wrote {args.out}", file=sys.stderr)

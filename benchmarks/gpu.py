@@ -105,8 +105,9 @@ def attention_rows(libraries: list[str], lengths: list[int]) -> list[dict[str, A
     for d in (64, 128):
         for dtype in ("float32", "bfloat16", "float16"):
             for length in lengths:
-                qkv = [rng.standard_normal((1, HEADS, length, d)).astype(np.float32)
-                       for _ in range(3)]
+                qkv = [
+                    rng.standard_normal((1, HEADS, length, d)).astype(np.float32) for _ in range(3)
+                ]
                 for library in libraries:
                     if library == "cupy" and dtype == "bfloat16":
                         continue  # CuPy has no bfloat16
@@ -118,22 +119,40 @@ def attention_rows(libraries: list[str], lengths: list[int]) -> list[dict[str, A
 
                         jitted = jax.jit(namcore.attention, static_argnames="causal")
                     for causal in (False, True):
+
                         def run(q=q, k=k, v=v, c=causal, f=jitted or namcore.attention):
                             return f(q, k, v, causal=c)
 
-                        rows.append({"d": d, "dtype": dtype, "L": length, "causal": causal,
-                                     "method": f"NOA {library}", "ms": best_ms(run, sync)})
+                        rows.append(
+                            {
+                                "d": d,
+                                "dtype": dtype,
+                                "L": length,
+                                "causal": causal,
+                                "method": f"NOA {library}",
+                                "ms": best_ms(run, sync),
+                            }
+                        )
                 if "torch" in libraries:
                     import torch.nn.functional as F
 
                     q, k, v = (as_library("torch", a, dtype) for a in qkv)
                     for causal in (False, True):
-                        rows.append({"d": d, "dtype": dtype, "L": length, "causal": causal,
-                                     "method": "torch SDPA",
-                                     "ms": best_ms(lambda q=q, k=k, v=v, c=causal:
-                                                   F.scaled_dot_product_attention(
-                                                       q, k, v, is_causal=c),
-                                                   synchronizer("torch"))})
+                        rows.append(
+                            {
+                                "d": d,
+                                "dtype": dtype,
+                                "L": length,
+                                "causal": causal,
+                                "method": "torch SDPA",
+                                "ms": best_ms(
+                                    lambda q=q, k=k, v=v, c=causal: F.scaled_dot_product_attention(
+                                        q, k, v, is_causal=c
+                                    ),
+                                    synchronizer("torch"),
+                                ),
+                            }
+                        )
     return rows
 
 
@@ -142,8 +161,9 @@ def write_rows(libraries: list[str]) -> list[dict[str, Any]]:
     rows = []
     rng = np.random.default_rng(1)
     batch, d = 4096, 128
-    m, k, v = (rng.standard_normal(s).astype(np.float32)
-               for s in ((batch, d, d), (batch, d), (batch, d)))
+    m, k, v = (
+        rng.standard_normal(s).astype(np.float32) for s in ((batch, d, d), (batch, d), (batch, d))
+    )
     for library in (lib for lib in libraries if lib in ("cupy", "torch")):
         M, K, V = (as_library(library, a, "float32") for a in (m, k, v))
         sync = synchronizer(library)
@@ -165,39 +185,66 @@ def write_rows(libraries: list[str]) -> list[dict[str, Any]]:
 
             def bare_copy(M=M):
                 return M.clone()
+
         ours = best_ms(lambda M=M, K=K, V=V: namcore.write(M, K, V), sync)
         bare = best_ms(bare_write, sync)
         copy = best_ms(bare_copy, sync)  # one read and one write of M: the bandwidth bound
         read = best_ms(lambda M=M, K=K: namcore.read(M, K), sync)
-        rows.append({"library": library, "write_ms": ours, "bare_write_ms": bare,
-                     "bound_ms": copy, "read_ms": read})
+        rows.append(
+            {
+                "library": library,
+                "write_ms": ours,
+                "bare_write_ms": bare,
+                "bound_ms": copy,
+                "read_ms": read,
+            }
+        )
     return rows
 
 
 def crossover(rows: list[dict[str, Any]], method: str, d: int, dtype: str) -> str:
     for length in sorted({r["L"] for r in rows}):
-        pick = {r["method"]: r["ms"] for r in rows
-                if r["L"] == length and r["causal"] and r["d"] == d and r["dtype"] == dtype}
+        pick = {
+            r["method"]: r["ms"]
+            for r in rows
+            if r["L"] == length and r["causal"] and r["d"] == d and r["dtype"] == dtype
+        }
         if method in pick and "torch SDPA" in pick and pick[method] < pick["torch SDPA"]:
             return f"L = {length}"
     return "not reached"
 
 
 def render(att: list[dict[str, Any]], writes: list[dict[str, Any]], device: str) -> str:
-    lines = [f"GPU benchmark on {device} (`python benchmarks/gpu.py`), milliseconds, "
-             f"best of 5, batch x heads = {HEADS}.", "",
-             "| d | dtype | L | causal | method | ms |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r['d']} | {r['dtype']} | {r['L']} | {r['causal']} | {r['method']} | "
-              f"{r['ms']:.3f} |" for r in att]
+    lines = [
+        f"GPU benchmark on {device} (`python benchmarks/gpu.py`), milliseconds, "
+        f"best of 5, batch x heads = {HEADS}.",
+        "",
+        "| d | dtype | L | causal | method | ms |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['d']} | {r['dtype']} | {r['L']} | {r['causal']} | {r['method']} | {r['ms']:.3f} |"
+        for r in att
+    ]
     methods = sorted({r["method"] for r in att if r["method"] != "torch SDPA"})
     lines += ["", "Crossover (causal NOA faster than causal SDPA from):", ""]
-    lines += [f"- {m}, d {d}, {t}: {crossover(att, m, d, t)}" for m in methods
-              for d in (64, 128) for t in ("float32", "bfloat16", "float16")]
-    lines += ["", "| library | write ms | bare write ms | bandwidth bound ms | write / bound |"
-              " read ms |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r['library']} | {r['write_ms']:.3f} | {r['bare_write_ms']:.3f} | "
-              f"{r['bound_ms']:.3f} | {r['write_ms'] / r['bound_ms']:.2f}x | "
-              f"{r['read_ms']:.3f} |" for r in writes]
+    lines += [
+        f"- {m}, d {d}, {t}: {crossover(att, m, d, t)}"
+        for m in methods
+        for d in (64, 128)
+        for t in ("float32", "bfloat16", "float16")
+    ]
+    lines += [
+        "",
+        "| library | write ms | bare write ms | bandwidth bound ms | write / bound | read ms |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['library']} | {r['write_ms']:.3f} | {r['bare_write_ms']:.3f} | "
+        f"{r['bound_ms']:.3f} | {r['write_ms'] / r['bound_ms']:.2f}x | "
+        f"{r['read_ms']:.3f} |"
+        for r in writes
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -207,8 +254,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     libraries = gpu_libraries()
     if not libraries:
-        print("benchmarks/gpu.py: no GPU visible to CuPy, torch or JAX; nothing measured, "
-              "nothing written")
+        print(
+            "benchmarks/gpu.py: no GPU visible to CuPy, torch or JAX; nothing measured, "
+            "nothing written"
+        )
         return 0
     lengths = [1024, 2048, 4096, 8192] + ([] if args.quick else [16384, 32768, 65536])
     device = "GPU"

@@ -84,8 +84,10 @@ def model_configs(d: int) -> list[tuple[str, Any]]:
 
     return [
         ("LSAM", LSAMConfig(vocab_size=VOCAB, d_model=d)),
-        ("LSAM, 1 layer", LSAMConfig(vocab_size=VOCAB, d_model=d, bidirectional=False,
-                                     decoder=False)),
+        (
+            "LSAM, 1 layer",
+            LSAMConfig(vocab_size=VOCAB, d_model=d, bidirectional=False, decoder=False),
+        ),
         ("NAMTM", NAMTMConfig(vocab_size=VOCAB, d_model=d, tape_length=LENGTH)),
         ("NAMTransformer", NAMTransformerConfig(vocab_size=VOCAB, d_model=d)),
         ("LSTMBaseline", LSTMBaselineConfig(vocab_size=VOCAB, d_model=d)),
@@ -95,12 +97,14 @@ def model_configs(d: int) -> list[tuple[str, Any]]:
 
 def describe() -> str:
     """What each model's configuration is."""
-    return ("LSAM: defaults (4 heads, bidirectional encoder + decoder: 3 recurrences, "
-            "feed-forward 2·d); LSAM, 1 layer: one unidirectional LSAM recurrence, no "
-            "decoder; NAMTM: defaults (4 tapes, 2 layers, bi-GRU controller, jumps, tape "
-            f"length {LENGTH}); NAMTransformer / TransformerBaseline: defaults (4 heads, 2 "
-            "blocks, MLP 4·d, non-causal); LSTMBaseline: bidirectional encoder + decoder with "
-            "attention")
+    return (
+        "LSAM: defaults (4 heads, bidirectional encoder + decoder: 3 recurrences, "
+        "feed-forward 2·d); LSAM, 1 layer: one unidirectional LSAM recurrence, no "
+        "decoder; NAMTM: defaults (4 tapes, 2 layers, bi-GRU controller, jumps, tape "
+        f"length {LENGTH}); NAMTransformer / TransformerBaseline: defaults (4 heads, 2 "
+        "blocks, MLP 4·d, non-causal); LSTMBaseline: bidirectional encoder + decoder with "
+        "attention"
+    )
 
 
 def cross_entropy(xp: Any, logits: Any, targets: Any) -> Any:
@@ -115,8 +119,10 @@ def lstm_layer_params(d: int) -> dict[str, np.ndarray]:
     from namcore.models import params as P
 
     specs = P.recurrent("lstm", "lstm", d, d)
-    return {name: spec.sample(np.random.default_rng(i)).astype(np.float32)
-            for i, (name, spec) in enumerate(specs.items())}
+    return {
+        name: spec.sample(np.random.default_rng(i)).astype(np.float32)
+        for i, (name, spec) in enumerate(specs.items())
+    }
 
 
 def lstm_layer(params: dict[str, Any], x: Any, tokens: Any) -> Any:
@@ -147,6 +153,7 @@ def torch_cases(d: int, rng: np.random.Generator) -> list[Case]:
         def run() -> Any:
             with torch.no_grad():
                 return f()
+
         return run
 
     lstm = torch.nn.LSTM(d, d, batch_first=True)
@@ -156,8 +163,16 @@ def torch_cases(d: int, rng: np.random.Generator) -> list[Case]:
         y, _ = lstm(x)
         y.square().mean().backward()
 
-    out.append(Case("torch.nn.LSTM", "torch", d, sum(p.numel() for p in lstm.parameters()),
-                    no_grad(lambda: lstm(x)), lstm_train))
+    out.append(
+        Case(
+            "torch.nn.LSTM",
+            "torch",
+            d,
+            sum(p.numel() for p in lstm.parameters()),
+            no_grad(lambda: lstm(x)),
+            lstm_train,
+        )
+    )
 
     layer = {k: torch.nn.Parameter(torch.from_numpy(v)) for k, v in lstm_layer_params(d).items()}
 
@@ -166,8 +181,16 @@ def torch_cases(d: int, rng: np.random.Generator) -> list[Case]:
             p.grad = None
         lstm_layer(layer, x, tokens).square().mean().backward()
 
-    out.append(Case("LSTM layer", "torch", d, sum(p.numel() for p in layer.values()),
-                    no_grad(lambda: lstm_layer(layer, x, tokens)), layer_train))
+    out.append(
+        Case(
+            "LSTM layer",
+            "torch",
+            d,
+            sum(p.numel() for p in layer.values()),
+            no_grad(lambda: lstm_layer(layer, x, tokens)),
+            layer_train,
+        )
+    )
 
     for label, config in model_configs(d):
         model = getattr(tm, type(config).__name__.removesuffix("Config"))(config)
@@ -177,8 +200,16 @@ def torch_cases(d: int, rng: np.random.Generator) -> list[Case]:
             logits = model(tokens)
             F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)).backward()
 
-        out.append(Case(label, "torch", d, model.parameter_count,
-                        no_grad(lambda model=model: model(tokens)), train))
+        out.append(
+            Case(
+                label,
+                "torch",
+                d,
+                model.parameter_count,
+                no_grad(lambda model=model: model(tokens)),
+                train,
+            )
+        )
     return out
 
 
@@ -201,10 +232,23 @@ def jax_cases(d: int, rng: np.random.Generator) -> list[Case]:
     out = []
     layer = {k: jnp.asarray(v) for k, v in lstm_layer_params(d).items()}
     fwd, c_fwd = compiled(lstm_layer, layer, x, tokens)
-    train, c_train = compiled(jax.value_and_grad(
-        lambda p, x, t: jnp.mean(jnp.square(lstm_layer(p, x, t)))), layer, x, tokens)
-    out.append(Case("LSTM layer", "jax", d, sum(int(v.size) for v in layer.values()), fwd, train,
-                    (c_fwd, c_train)))
+    train, c_train = compiled(
+        jax.value_and_grad(lambda p, x, t: jnp.mean(jnp.square(lstm_layer(p, x, t)))),
+        layer,
+        x,
+        tokens,
+    )
+    out.append(
+        Case(
+            "LSTM layer",
+            "jax",
+            d,
+            sum(int(v.size) for v in layer.values()),
+            fwd,
+            train,
+            (c_fwd, c_train),
+        )
+    )
     for label, config in model_configs(d):
         model = getattr(jm, type(config).__name__.removesuffix("Config"))(config)
         params = model.init(0)
@@ -214,8 +258,17 @@ def jax_cases(d: int, rng: np.random.Generator) -> list[Case]:
 
         fwd, c_fwd = compiled(model.apply, params, tokens)
         train, c_train = compiled(jax.value_and_grad(loss), params, tokens, targets)
-        out.append(Case(label, "jax", d, sum(int(v.size) for v in params.values()), fwd, train,
-                        (c_fwd, c_train)))
+        out.append(
+            Case(
+                label,
+                "jax",
+                d,
+                sum(int(v.size) for v in params.values()),
+                fwd,
+                train,
+                (c_fwd, c_train),
+            )
+        )
     return out
 
 
@@ -255,11 +308,14 @@ def baseline(cases: list[Case], d: int) -> Case:
 
 
 def render(cases: list[Case], header: str) -> str:
-    lines = [header, "",
-             "| d_model | model | backend | params | forward µs/token | forward ÷ LSTM | "
-             "train step µs/token | train ÷ LSTM | train ÷ LSTM, CPU time | train sys % | "
-             "compile s (fwd / train) |",
-             "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        header,
+        "",
+        "| d_model | model | backend | params | forward µs/token | forward ÷ LSTM | "
+        "train step µs/token | train ÷ LSTM | train ÷ LSTM, CPU time | train sys % | "
+        "compile s (fwd / train) |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for c in cases:
         base = baseline(cases, c.d)
         compile_s = "—" if c.compile_s is None else f"{c.compile_s[0]:.1f} / {c.compile_s[1]:.1f}"
@@ -271,7 +327,8 @@ def render(cases: list[Case], header: str) -> str:
             f"{us_per_token(c.best['train']):.2f} | "
             f"{c.best['train'] / base.best['train']:.1f}x | "
             f"{c.best_cpu['train'] / base.best_cpu['train']:.1f}x | "
-            f"{100 * c.sys_share('train'):.0f} | {compile_s} |")
+            f"{100 * c.sys_share('train'):.0f} | {compile_s} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -285,24 +342,33 @@ def summary(cases: list[Case]) -> str:
             cpu = c.best_cpu["train"] / base.best_cpu["train"]
             if c.model == "LSAM":
                 verdicts.append(ratio <= AIM)
-            lines.append(f"- d_model = {c.d}: JAX-jitted {c.model} training step / "
-                         f"torch.nn.LSTM training step, per token: **{ratio:.1f}x** "
-                         f"({'within' if ratio <= AIM else 'not within'} {AIM:g}x; "
-                         f"{cpu:.1f}x in CPU time)")
+            lines.append(
+                f"- d_model = {c.d}: JAX-jitted {c.model} training step / "
+                f"torch.nn.LSTM training step, per token: **{ratio:.1f}x** "
+                f"({'within' if ratio <= AIM else 'not within'} {AIM:g}x; "
+                f"{cpu:.1f}x in CPU time)"
+            )
     if verdicts:
-        met = "**met**" if all(verdicts) else (
-            "**not met**" if not any(verdicts) else "**met at some widths only**")
-        lines.insert(2, f"Aim: *the JAX-jitted LSAM within {AIM:g}x of torch.nn.LSTM's "
-                        f"training step per token at equal hidden size on CPU*: {met} "
-                        "(the model as configured above; the 1-layer row has as many "
-                        "recurrences as the baseline).\n")
+        met = (
+            "**met**"
+            if all(verdicts)
+            else ("**not met**" if not any(verdicts) else "**met at some widths only**")
+        )
+        lines.insert(
+            2,
+            f"Aim: *the JAX-jitted LSAM within {AIM:g}x of torch.nn.LSTM's "
+            f"training step per token at equal hidden size on CPU*: {met} "
+            "(the model as configured above; the 1-layer row has as many "
+            "recurrences as the baseline).\n",
+        )
     for d in sorted({c.d for c in cases}):
         by = {(c.model, c.backend): c for c in cases if c.d == d}
         for model in ("LSAM", "NAMTM", "LSTMBaseline"):
             if (model, "torch") in by and (model, "jax") in by:
                 speed = by[(model, "torch")].best["train"] / by[(model, "jax")].best["train"]
-                lines.append(f"- d_model = {d}: {model} training step, torch eager ÷ JAX jit: "
-                             f"{speed:.1f}x")
+                lines.append(
+                    f"- d_model = {d}: {model} training step, torch eager ÷ JAX jit: {speed:.1f}x"
+                )
     return "\n".join(lines) + "\n"
 
 
@@ -313,23 +379,34 @@ def plot(cases: list[Case], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     widths = sorted({c.d for c in cases})
-    labels = list(dict.fromkeys(f"{c.model} ({c.backend})" for c in cases
-                                if c.model != "torch.nn.LSTM"))
+    labels = list(
+        dict.fromkeys(f"{c.model} ({c.backend})" for c in cases if c.model != "torch.nn.LSTM")
+    )
     fig, ax = plt.subplots(figsize=(8, 0.25 * len(labels) * len(widths) + 1.5))
     height = 0.8 / len(widths)
     for j, d in enumerate(widths):
         base = baseline(cases, d).best["train"]
-        ratios = {f"{c.model} ({c.backend})": c.best["train"] / base for c in cases
-                  if c.d == d and c.model != "torch.nn.LSTM"}
+        ratios = {
+            f"{c.model} ({c.backend})": c.best["train"] / base
+            for c in cases
+            if c.d == d and c.model != "torch.nn.LSTM"
+        }
         ys = [i + j * height for i in range(len(labels))]
-        ax.barh(ys, [ratios.get(label, np.nan) for label in labels], height=height,
-                label=f"d_model = {d}")
+        ax.barh(
+            ys,
+            [ratios.get(label, np.nan) for label in labels],
+            height=height,
+            label=f"d_model = {d}",
+        )
     ax.axvline(1.0, color="black", linewidth=1)
     ax.axvline(AIM, color="red", linestyle="--", linewidth=1, label=f"aim for JAX LSAM: {AIM:g}x")
     ax.set_yticks([i + 0.4 - height / 2 for i in range(len(labels))], labels, fontsize=8)
     ax.invert_yaxis()
-    ax.set(xscale="log", xlabel="training step time ÷ torch.nn.LSTM's (same width, per token)",
-           title=f"Training step per token vs torch.nn.LSTM, batch {BATCH}, length {LENGTH}, CPU")
+    ax.set(
+        xscale="log",
+        xlabel="training step time ÷ torch.nn.LSTM's (same width, per token)",
+        title=f"Training step per token vs torch.nn.LSTM, batch {BATCH}, length {LENGTH}, CPU",
+    )
     ax.grid(True, axis="x", which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -339,16 +416,21 @@ def plot(cases: list[Case], path: Path) -> None:
 # ------------------------------------------------------------------------ main
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="d_model = 64 only, fewer rounds (about 2 minutes)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="cores the process is pinned to, and torch.set_num_threads")
+    parser.add_argument(
+        "--quick", action="store_true", help="d_model = 64 only, fewer rounds (about 2 minutes)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="cores the process is pinned to, and torch.set_num_threads",
+    )
     parser.add_argument("--out", type=Path, default=DOCS / "models.md")
     args = parser.parse_args()
     # Pin the process before torch and JAX start their thread pools: XLA sizes its pool
     # from the affinity mask (its thread flags alone still left two busy threads), and
     # every thread inherits the mask.
-    cores = sorted(os.sched_getaffinity(0))[:args.threads]
+    cores = sorted(os.sched_getaffinity(0))[: args.threads]
     os.sched_setaffinity(0, cores)
     import jax
     import torch
@@ -369,8 +451,9 @@ def main() -> None:
         for case in group:  # warm-up
             case.forward()
             case.train()
-        for i in (bar := tqdm(range(rounds * len(group)), desc=f"d_model={d}: timing",
-                              unit="case")):
+        for i in (
+            bar := tqdm(range(rounds * len(group)), desc=f"d_model={d}: timing", unit="case")
+        ):
             case = group[i % len(group)]
             bar.set_postfix_str(f"{case.model} ({case.backend})")
             time_round(case, budget_s, max_calls)
@@ -408,9 +491,9 @@ def main() -> None:
         "cores (time spent waiting for a core does not count). **train sys %**: the "
         "kernel's share of the CPU time of the training steps; "
         "for jitted functions it is mostly first-touch page faults of XLA's temporary "
-        "buffers, allocated afresh on every call.")
-    text = (render(cases, header) + "\n" + summary(cases)
-            + "\n![plot](../benchmarks/models.png)\n")
+        "buffers, allocated afresh on every call."
+    )
+    text = render(cases, header) + "\n" + summary(cases) + "\n![plot](../benchmarks/models.png)\n"
     atomic_write(args.out, text.encode())
     plot(cases, args.out.with_suffix(".png"))
     print(text)

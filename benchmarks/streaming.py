@@ -116,11 +116,18 @@ def make_models() -> list[Model]:
     from namcore.models import LSAMConfig, NAMTransformerConfig, init_numpy
 
     configs = [
-        ("causal LSAM", LSAMConfig(vocab_size=VOCAB, d_model=D_MODEL, n_heads=HEADS,
-                                   bidirectional=False, decoder=False)),
-        ("causal NAM Transformer", NAMTransformerConfig(vocab_size=VOCAB, d_model=D_MODEL,
-                                                        n_heads=HEADS, n_layers=LAYERS,
-                                                        causal=True)),
+        (
+            "causal LSAM",
+            LSAMConfig(
+                vocab_size=VOCAB, d_model=D_MODEL, n_heads=HEADS, bidirectional=False, decoder=False
+            ),
+        ),
+        (
+            "causal NAM Transformer",
+            NAMTransformerConfig(
+                vocab_size=VOCAB, d_model=D_MODEL, n_heads=HEADS, n_layers=LAYERS, causal=True
+            ),
+        ),
     ]
     out = []
     for label, config in configs:
@@ -130,8 +137,10 @@ def make_models() -> list[Model]:
         build_s = time.perf_counter() - start
         inlined, n_inlined = inline_matmul_guards(graph)
         model = Model(label, config, params, graph, inlined, build_s)
-        model.stats = graph_stats(graph) | {"inlined": n_inlined,
-                                            "inlined nodes": len(inlined.graph.node)}
+        model.stats = graph_stats(graph) | {
+            "inlined": n_inlined,
+            "inlined nodes": len(inlined.graph.node),
+        }
         out.append(model)
     return out
 
@@ -211,9 +220,13 @@ class ArrayStreamer(Streamer):
         self.tokens, self.state = tokens, None
 
     def step(self, t: int) -> Any:
-        logits, self.state = self.forward(self.params, self.tokens[:, t:t + 1],
-                                          config=self.config, state=self.state,
-                                          return_state=True)
+        logits, self.state = self.forward(
+            self.params,
+            self.tokens[:, t : t + 1],
+            config=self.config,
+            state=self.state,
+            return_state=True,
+        )
         return logits[:, 0]
 
     def context(self) -> contextlib.AbstractContextManager:
@@ -235,8 +248,9 @@ class OnnxStreamer(Streamer):
 
         self.name = RUNTIMES[3] if inlined else RUNTIMES[2]
         graph = model.inlined if inlined else model.graph
-        self.session = ort.InferenceSession(graph.SerializeToString(), ort.SessionOptions(),
-                                            providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(
+            graph.SerializeToString(), ort.SessionOptions(), providers=["CPUExecutionProvider"]
+        )
         self.config = model.config
         self.state_names = [i.name for i in self.session.get_inputs() if i.name != "token"]
         self.outputs = ["logits"] + [f"{n}_out" for n in self.state_names]
@@ -245,10 +259,14 @@ class OnnxStreamer(Streamer):
         c = self.config
         dh = c.d_model // c.n_heads
         if "hidden" in self.state_names:  # LSAM
-            return {"memory": np.zeros((1, c.n_heads, dh, dh), np.float32),
-                    "hidden": np.zeros((1, c.d_model), np.float32)}
-        return {"position": np.array(0, dtype=np.int64),
-                "memory": np.zeros((c.n_layers, 1, c.n_heads, dh, dh), np.float32)}
+            return {
+                "memory": np.zeros((1, c.n_heads, dh, dh), np.float32),
+                "hidden": np.zeros((1, c.d_model), np.float32),
+            }
+        return {
+            "position": np.array(0, dtype=np.int64),
+            "memory": np.zeros((c.n_layers, 1, c.n_heads, dh, dh), np.float32),
+        }
 
     def start(self, tokens: np.ndarray) -> None:
         self.tokens = np.ascontiguousarray(tokens.reshape(-1, 1))  # row t: token t, (1,)
@@ -262,8 +280,12 @@ class OnnxStreamer(Streamer):
 
 
 def streamers(model: Model) -> list[Streamer]:
-    return [ArrayStreamer(model, torch=False), ArrayStreamer(model, torch=True),
-            OnnxStreamer(model, inlined=False), OnnxStreamer(model, inlined=True)]
+    return [
+        ArrayStreamer(model, torch=False),
+        ArrayStreamer(model, torch=True),
+        OnnxStreamer(model, inlined=False),
+        OnnxStreamer(model, inlined=True),
+    ]
 
 
 # ------------------------------------------------------------------------ measuring
@@ -278,9 +300,13 @@ def check(model: Model, runners: list[Streamer]) -> None:
         with runner.context():
             got = np.stack([runner.logits(runner.step(t)) for t in range(CHECK_TOKENS)])
         np.testing.assert_allclose(
-            got.reshape(want.shape), want, rtol=1e-4, atol=1e-5,
+            got.reshape(want.shape),
+            want,
+            rtol=1e-4,
+            atol=1e-5,
             err_msg=f"{model.label}, {runner.name}: streamed logits differ from NumPy's "
-                    "whole-sequence forward")
+            "whole-sequence forward",
+        )
 
 
 def rss() -> int:
@@ -289,8 +315,9 @@ def rss() -> int:
     return psutil.Process().memory_info().rss
 
 
-def stream_together(runners: list[Streamer], tokens: np.ndarray, rows: list[Row],
-                    progress: Callable[[float], Any]) -> None:
+def stream_together(
+    runners: list[Streamer], tokens: np.ndarray, rows: list[Row], progress: Callable[[float], Any]
+) -> None:
     """Stream ``tokens`` (1, L) through every runner and fill its row's measurements.
 
     Each runner streams all L tokens one at a time from a zero state, but the runners
@@ -312,8 +339,9 @@ def stream_together(runners: list[Streamer], tokens: np.ndarray, rows: list[Row]
     for k, lo in enumerate(range(0, length, CHUNK)):
         hi = min(lo + CHUNK, length)
         turn = k % len(runners)
-        for runner, row in zip(runners[turn:] + runners[:turn], rows[turn:] + rows[:turn],
-                               strict=True):
+        for runner, row in zip(
+            runners[turn:] + runners[:turn], rows[turn:] + rows[:turn], strict=True
+        ):
             before = rss()
             with runner.context():
                 cpu = time.process_time()
@@ -346,14 +374,18 @@ def guard_cost(guarded: Streamer, inlined: Streamer, rounds: int) -> dict[str, f
         runner.start(tokens)
     times: tuple[list[float], list[float]] = ([], [])
     for k in range(rounds):
-        for i in ((0, 1) if k % 2 == 0 else (1, 0)):
+        for i in (0, 1) if k % 2 == 0 else (1, 0):
             start = time.perf_counter()
             for t in range(k * GUARD_BLOCK, (k + 1) * GUARD_BLOCK):
                 pair[i].step(t)
             times[i].append((time.perf_counter() - start) / GUARD_BLOCK * 1e6)
     with_guards, without = np.array(times[0]), np.array(times[1])
-    return {"guarded": float(with_guards.min()), "inlined": float(without.min()),
-            "ratio": float(np.median(without / with_guards)), "tokens": rounds * GUARD_BLOCK}
+    return {
+        "guarded": float(with_guards.min()),
+        "inlined": float(without.min()),
+        "ratio": float(np.median(without / with_guards)),
+        "tokens": rounds * GUARD_BLOCK,
+    }
 
 
 class PeakSampler:
@@ -397,8 +429,7 @@ def whole_sequence(model: Model, tokens: np.ndarray, row: Row) -> None:
 
 def estimate(rows: list[Row], model: str, runtime: str, length: int) -> tuple[float, float]:
     """(seconds, peak MiB) for ``length`` scaled linearly from the longest measured row."""
-    done = [r for r in rows if r.model == model and r.runtime == runtime
-            and r.seconds is not None]
+    done = [r for r in rows if r.model == model and r.runtime == runtime and r.seconds is not None]
     if not done:
         return 0.0, 0.0
     last = max(done, key=lambda r: r.length)
@@ -427,17 +458,19 @@ def cpu_model() -> str:
 
 
 def render(rows: list[Row]) -> str:
-    lines = ["| model | runtime | L | µs/token | ÷ NumPy | fastest turn µs/token | ÷ NumPy | "
-             "CPU µs/token | state KiB | "
-             "RSS growth MiB (end) | RSS growth MiB (peak) | wall s |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    base = {(r.model, r.length): r for r in rows
-            if r.runtime == "numpy" and r.seconds is not None}
+    lines = [
+        "| model | runtime | L | µs/token | ÷ NumPy | fastest turn µs/token | ÷ NumPy | "
+        "CPU µs/token | state KiB | "
+        "RSS growth MiB (end) | RSS growth MiB (peak) | wall s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    base = {(r.model, r.length): r for r in rows if r.runtime == "numpy" and r.seconds is not None}
     for r in rows:
         name = f"*{r.runtime}*" if r.runtime in (RUNTIMES[3], FULL) else r.runtime
         if r.skipped:
-            lines.append(f"| {r.model} | {name} | {r.length:,} | skipped: {r.skipped} "
-                         "| | | | | | | | |")
+            lines.append(
+                f"| {r.model} | {name} | {r.length:,} | skipped: {r.skipped} | | | | | | | | |"
+            )
             continue
         ref = base.get((r.model, r.length))
         ratio = f"{r.seconds / ref.seconds:.2f}" if ref is not None else "—"
@@ -446,9 +479,11 @@ def render(rows: list[Row]) -> str:
             best = "— | —"
         else:
             best = f"{r.best_turn:.1f} | {r.best_turn / ref.best_turn:.2f}"
-        lines.append(f"| {r.model} | {name} | {r.length:,} | {r.us:.1f} | {ratio} | {best} | "
-                     f"{r.cpu_seconds / r.length * 1e6:.1f} | {state} | {r.rss_end:+.1f} | "
-                     f"{r.rss_peak:+.1f} | {r.seconds:.1f} |")
+        lines.append(
+            f"| {r.model} | {name} | {r.length:,} | {r.us:.1f} | {ratio} | {best} | "
+            f"{r.cpu_seconds / r.length * 1e6:.1f} | {state} | {r.rss_end:+.1f} | "
+            f"{r.rss_peak:+.1f} | {r.seconds:.1f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -462,31 +497,54 @@ def summary(rows: list[Row], models: list[Model]) -> str:
                 continue
             us = [r.us for r in cells]
             grow = max(r.rss_peak for r in cells)
-            ratios = [r.seconds / b.seconds for r in cells for b in mine
-                      if b.runtime == "numpy" and b.length == r.length]
-            fastest = [r.best_turn / b.best_turn for r in cells for b in mine
-                       if b.runtime == "numpy" and b.length == r.length]
+            ratios = [
+                r.seconds / b.seconds
+                for r in cells
+                for b in mine
+                if b.runtime == "numpy" and b.length == r.length
+            ]
+            fastest = [
+                r.best_turn / b.best_turn
+                for r in cells
+                for b in mine
+                if b.runtime == "numpy" and b.length == r.length
+            ]
             lines.append(
                 f"- {m.label}, {runtime}: {min(us):.0f}–{max(us):.0f} µs/token over "
                 f"L = {cells[0].length:,}–{cells[-1].length:,}"
-                + (f", {min(ratios):.2f}–{max(ratios):.2f}x NumPy's time (fastest turns: "
-                   f"{min(fastest):.2f}–{max(fastest):.2f}x)" if runtime != "numpy" else "")
+                + (
+                    f", {min(ratios):.2f}–{max(ratios):.2f}x NumPy's time (fastest turns: "
+                    f"{min(fastest):.2f}–{max(fastest):.2f}x)"
+                    if runtime != "numpy"
+                    else ""
+                )
                 + f"; state {cells[0].state_bytes / 1024:.2f} KiB; largest peak RSS growth "
-                f"{grow:+.1f} MiB")
+                f"{grow:+.1f} MiB"
+            )
         longest = max((r.length for r in mine if r.runtime in RUNTIMES), default=0)
-        spread = [f"{r.runtime}: {r.us / r.best_turn:.2f}" for r in mine
-                  if r.runtime in RUNTIMES and r.length == longest and r.best_turn]
+        spread = [
+            f"{r.runtime}: {r.us / r.best_turn:.2f}"
+            for r in mine
+            if r.runtime in RUNTIMES and r.length == longest and r.best_turn
+        ]
         if longest > CHUNK and spread:
-            lines.append(f"- {m.label}, sensitivity to load at L = {longest:,}, mean ÷ "
-                         f"fastest turn: {'; '.join(spread)}")
+            lines.append(
+                f"- {m.label}, sensitivity to load at L = {longest:,}, mean ÷ "
+                f"fastest turn: {'; '.join(spread)}"
+            )
         full = [r for r in mine if r.runtime == FULL]
         if full:
             lines.append(
                 f"- {m.label}, whole-sequence NumPy forward: peak RSS growth "
                 + ", ".join(f"{r.rss_peak:+.1f} MiB at L = {r.length:,}" for r in full)
-                + f"; {min(r.us for r in full):.0f}–{max(r.us for r in full):.0f} µs/token")
-        pairs = [(a, b) for a in mine for b in mine if a.length == b.length
-                 and a.runtime == RUNTIMES[2] and b.runtime == RUNTIMES[3]]
+                + f"; {min(r.us for r in full):.0f}–{max(r.us for r in full):.0f} µs/token"
+            )
+        pairs = [
+            (a, b)
+            for a in mine
+            for b in mine
+            if a.length == b.length and a.runtime == RUNTIMES[2] and b.runtime == RUNTIMES[3]
+        ]
         if pairs:
             shares = [1 - b.seconds / a.seconds for a, b in pairs]
             overall = 1 - sum(b.seconds for _, b in pairs) / sum(a.seconds for a, _ in pairs)
@@ -499,7 +557,8 @@ def summary(rows: list[Row], models: list[Model]) -> str:
                 f"with the guards inlined and the condition nodes dropped: "
                 f"{s['inlined nodes']} nodes. The guards' share of the ONNX step time "
                 f"(1 − inlined ÷ guarded): {overall:.0%} over the table's streams together, "
-                f"{min(shares):.0%} to {max(shares):.0%} at single lengths.")
+                f"{min(shares):.0%} to {max(shares):.0%} at single lengths."
+            )
         if m.guards:
             g = m.guards
             lines.append(
@@ -508,12 +567,19 @@ def summary(rows: list[Row], models: list[Model]) -> str:
                 f"µs/token with the guards, {g['inlined']:.0f} without "
                 f"({1 - g['inlined'] / g['guarded']:.0%} less); median paired ratio "
                 f"without ÷ with {g['ratio']:.2f}, i.e. the guards take about "
-                f"{1 - g['ratio']:.0%} of the ONNX step time.")
+                f"{1 - g['ratio']:.0%} of the ONNX step time."
+            )
     return "\n".join(lines) + "\n"
 
 
-def header(args: argparse.Namespace, models: list[Model], notes: list[str],
-           load: tuple[float, float], torch_threads: int, total_s: float) -> str:
+def header(
+    args: argparse.Namespace,
+    models: list[Model],
+    notes: list[str],
+    load: tuple[float, float],
+    torch_threads: int,
+    total_s: float,
+) -> str:
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     command = " ".join(["python", "benchmarks/streaming.py", *sys.argv[1:]])
     builds = ", ".join(f"{m.label} {m.build_s:.1f} s" for m in models)
@@ -577,11 +643,20 @@ def header(args: argparse.Namespace, models: list[Model], notes: list[str],
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="L = 256 and 1,024 only")
-    parser.add_argument("--lengths", type=int, nargs="+", metavar="L",
-                        help="sequence lengths (default 1,024 4,096 16,384 65,536)")
-    parser.add_argument("--cell-limit", type=float, default=180.0, metavar="S",
-                        help="skip a streaming cell estimated to take more than S seconds "
-                             "(default 180)")
+    parser.add_argument(
+        "--lengths",
+        type=int,
+        nargs="+",
+        metavar="L",
+        help="sequence lengths (default 1,024 4,096 16,384 65,536)",
+    )
+    parser.add_argument(
+        "--cell-limit",
+        type=float,
+        default=180.0,
+        metavar="S",
+        help="skip a streaming cell estimated to take more than S seconds (default 180)",
+    )
     parser.add_argument("--out", type=Path, default=DOCS / "streaming.md")
     args = parser.parse_args()
     lengths = args.lengths or ([256, 1024] if args.quick else [1024, 4096, 16384, 65536])
@@ -605,8 +680,11 @@ def main() -> None:
     for m in tqdm(models, desc="matmul guards, paired", unit="model"):
         guarded, inlined = runners[m.label][2:4]
         m.guards = guard_cost(guarded, inlined, rounds=50 if args.quick else 200)
-    bar = tqdm(total=len(models) * len(lengths) * (len(RUNTIMES) + 1), unit="cell",
-               bar_format="{l_bar}{bar}| {n:.1f}/{total} cells [{elapsed}<{remaining}]")
+    bar = tqdm(
+        total=len(models) * len(lengths) * (len(RUNTIMES) + 1),
+        unit="cell",
+        bar_format="{l_bar}{bar}| {n:.1f}/{total} cells [{elapsed}<{remaining}]",
+    )
     for model in models:
         for length in lengths:
             tokens = np.random.default_rng(length).integers(0, VOCAB, (1, length))
@@ -629,19 +707,29 @@ def main() -> None:
             if seconds > FULL_LIMIT_S:
                 row.skipped = f"estimated {seconds:.1f} s > {FULL_LIMIT_S:g} s"
             elif peak_mib > available / 2:
-                row.skipped = (f"estimated {peak_mib:,.0f} MiB > half the available "
-                               f"{available:,.0f} MiB")
+                row.skipped = (
+                    f"estimated {peak_mib:,.0f} MiB > half the available {available:,.0f} MiB"
+                )
             else:
                 whole_sequence(model, tokens, row)
             rows.append(row)
             bar.update(1)
     bar.close()
-    notes += [f"Skipped: {r.model}, {r.runtime}, L = {r.length:,} ({r.skipped}, scaled "
-              "linearly from the longest length measured)" for r in rows if r.skipped]
+    notes += [
+        f"Skipped: {r.model}, {r.runtime}, L = {r.length:,} ({r.skipped}, scaled "
+        "linearly from the longest length measured)"
+        for r in rows
+        if r.skipped
+    ]
     total_s = time.perf_counter() - start_all
-    text = (header(args, models, notes, (load_before, os.getloadavg()[0]),
-                   torch.get_num_threads(), total_s)
-            + render(rows) + "\n" + summary(rows, models))
+    text = (
+        header(
+            args, models, notes, (load_before, os.getloadavg()[0]), torch.get_num_threads(), total_s
+        )
+        + render(rows)
+        + "\n"
+        + summary(rows, models)
+    )
     atomic_write(args.out, text.encode())
     print(text)
 

@@ -66,8 +66,9 @@ __all__ = [
 ]
 
 
-def forward(params: Any, tokens: Any, mask: Any = None, *, config: ModelConfig,
-            **options: Any) -> Any:
+def forward(
+    params: Any, tokens: Any, mask: Any = None, *, config: ModelConfig, **options: Any
+) -> Any:
     """Run the model ``config`` describes with ``params`` on ``tokens`` (any backend).
 
     ``params`` maps the shared names to arrays of one library; ``tokens`` is an

@@ -49,8 +49,15 @@ class ArrayModel:
     _backend_name = ""
     _model_name = ""
 
-    def __init__(self, config: ModelConfig, params: Mapping[str, Any] | None = None, *,
-                 seed: int = 0, dtype: str | None = None, device: Any = None) -> None:
+    def __init__(
+        self,
+        config: ModelConfig,
+        params: Mapping[str, Any] | None = None,
+        *,
+        seed: int = 0,
+        dtype: str | None = None,
+        device: Any = None,
+    ) -> None:
         check_config(type(self), config)
         backend = _backends.get(self._backend_name)
         if params is None:
@@ -59,9 +66,10 @@ class ArrayModel:
         else:
             check_params(config, params)
         self.config = config
-        self.params = {name: backend.from_numpy(_backends.for_array(a).to_numpy(a), dtype=dtype,
-                                                device=device)
-                       for name, a in params.items()}
+        self.params = {
+            name: backend.from_numpy(_backends.for_array(a).to_numpy(a), dtype=dtype, device=device)
+            for name, a in params.items()
+        }
 
     def __call__(self, tokens: Any, mask: Any = None, **options: Any) -> Any:
         """Logits for integer ``tokens`` (B, L); see the model's forward function."""
@@ -77,8 +85,9 @@ class ArrayModel:
         save(path, self.params, self.config, overwrite=overwrite)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike, *, dtype: str | None = None,
-                  device: Any = None) -> ArrayModel:
+    def from_file(
+        cls, path: str | os.PathLike, *, dtype: str | None = None, device: Any = None
+    ) -> ArrayModel:
         """Load a checkpoint written by any backend."""
         params, config = load(path, backend=cls._backend_name, dtype=dtype, device=device)
         check_config(cls, config)
@@ -95,10 +104,17 @@ def model_classes(backend: str, module: str, library: str) -> tuple[type, ...]:
     classes = []
     for name in _registry.MODEL_NAMES:
         config = _registry.by_name(name).config
-        doc = (f"{name} with {library} parameters, built from a "
-               f":class:`~namcore.models.{config.__name__}`.\n\n"
-               + (ArrayModel.__doc__ or "").split("\n", 2)[-1])
-        attrs = {"_model_name": name, "_backend_name": backend, "__module__": module,
-                 "__doc__": doc, "__qualname__": name}
+        doc = (
+            f"{name} with {library} parameters, built from a "
+            f":class:`~namcore.models.{config.__name__}`.\n\n"
+            + (ArrayModel.__doc__ or "").split("\n", 2)[-1]
+        )
+        attrs = {
+            "_model_name": name,
+            "_backend_name": backend,
+            "__module__": module,
+            "__doc__": doc,
+            "__qualname__": name,
+        }
         classes.append(type(name, (ArrayModel,), attrs))
     return tuple(classes)

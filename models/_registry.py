@@ -33,11 +33,14 @@ ENTRIES: dict[type[ModelConfig], Entry] = {
     for e in (
         Entry("LSAM", LSAMConfig, lsam.specs, lsam.forward),
         Entry("NAMTM", NAMTMConfig, namtm.specs, namtm.forward),
-        Entry("NAMTransformer", NAMTransformerConfig, transformer.specs,
-              transformer.forward_nam),
+        Entry("NAMTransformer", NAMTransformerConfig, transformer.specs, transformer.forward_nam),
         Entry("LSTMBaseline", LSTMBaselineConfig, lstm_baseline.specs, lstm_baseline.forward),
-        Entry("TransformerBaseline", TransformerBaselineConfig, transformer.specs,
-              transformer.forward_softmax),
+        Entry(
+            "TransformerBaseline",
+            TransformerBaselineConfig,
+            transformer.specs,
+            transformer.forward_softmax,
+        ),
         Entry("HAM", HAMConfig, ham.specs, ham.forward),
     )
 }
@@ -51,8 +54,10 @@ def entry(config: Any) -> Entry:
     try:
         return ENTRIES[type(config)]
     except KeyError:
-        raise TypeError(f"expected a model config ({', '.join(c.__name__ for c in ENTRIES)}), "
-                        f"got {type(config).__name__}") from None
+        raise TypeError(
+            f"expected a model config ({', '.join(c.__name__ for c in ENTRIES)}), "
+            f"got {type(config).__name__}"
+        ) from None
 
 
 def by_name(name: str) -> Entry:

@@ -63,7 +63,8 @@ class ModelConfig:
                 if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                     raise ValueError(
                         f"{type(self).__name__}: {field.name} must be a positive integer, "
-                        f"got {value!r}")
+                        f"got {value!r}"
+                    )
         self._validate()
 
     def _validate(self) -> None:
@@ -113,11 +114,14 @@ class LSAMConfig(ModelConfig):
     d_ff: int | None = None
 
     def _validate(self) -> None:
-        self._require(self.d_model % self.n_heads == 0,
-                      f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
-        self._require(not self.bidirectional or self.n_heads % 2 == 0,
-                      f"a bidirectional LSAM splits its heads in two: n_heads={self.n_heads} "
-                      "must be even")
+        self._require(
+            self.d_model % self.n_heads == 0,
+            f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}",
+        )
+        self._require(
+            not self.bidirectional or self.n_heads % 2 == 0,
+            f"a bidirectional LSAM splits its heads in two: n_heads={self.n_heads} must be even",
+        )
 
     @property
     def d_head(self) -> int:
@@ -173,13 +177,18 @@ class NAMTMConfig(ModelConfig):
     action_bias: float = 1.0
 
     def _validate(self) -> None:
-        self._require(self.controller in ("bigru", "lstm"),
-                      f"controller must be 'bigru' or 'lstm', got {self.controller!r}")
-        self._require(self.controller != "bigru" or self.d_model % 2 == 0,
-                      f"a bidirectional GRU controller needs an even d_model, got {self.d_model}")
-        self._require(self.head_dim is not None or self.d_model % self.n_tapes == 0,
-                      f"d_model={self.d_model} must be divisible by n_tapes={self.n_tapes} "
-                      "(or set head_dim)")
+        self._require(
+            self.controller in ("bigru", "lstm"),
+            f"controller must be 'bigru' or 'lstm', got {self.controller!r}",
+        )
+        self._require(
+            self.controller != "bigru" or self.d_model % 2 == 0,
+            f"a bidirectional GRU controller needs an even d_model, got {self.d_model}",
+        )
+        self._require(
+            self.head_dim is not None or self.d_model % self.n_tapes == 0,
+            f"d_model={self.d_model} must be divisible by n_tapes={self.n_tapes} (or set head_dim)",
+        )
 
     @property
     def tape_head_dim(self) -> int:
@@ -207,12 +216,18 @@ class _TransformerConfig(ModelConfig):
     n_classes: int | None = None
 
     def _validate(self) -> None:
-        self._require(self.d_model % self.n_heads == 0,
-                      f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
-        self._require(self.positions in ("sinusoidal", "learned"),
-                      f"positions must be 'sinusoidal' or 'learned', got {self.positions!r}")
-        self._require(self.positions != "sinusoidal" or self.d_model % 2 == 0,
-                      f"sinusoidal positions need an even d_model, got {self.d_model}")
+        self._require(
+            self.d_model % self.n_heads == 0,
+            f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}",
+        )
+        self._require(
+            self.positions in ("sinusoidal", "learned"),
+            f"positions must be 'sinusoidal' or 'learned', got {self.positions!r}",
+        )
+        self._require(
+            self.positions != "sinusoidal" or self.d_model % 2 == 0,
+            f"sinusoidal positions need an even d_model, got {self.d_model}",
+        )
 
     @property
     def d_head(self) -> int:
@@ -253,8 +268,10 @@ class NAMTransformerConfig(_TransformerConfig):
 
     def _validate(self) -> None:
         super()._validate()
-        self._require(not (self.causal and self.cls),
-                      "a causal model cannot use a CLS token (it would see nothing)")
+        self._require(
+            not (self.causal and self.cls),
+            "a causal model cannot use a CLS token (it would see nothing)",
+        )
 
 
 @dataclass(frozen=True)
@@ -288,8 +305,10 @@ class LSTMBaselineConfig(ModelConfig):
     attention: bool = True
 
     def _validate(self) -> None:
-        self._require(self.d_model % 2 == 0,
-                      f"a bidirectional encoder needs an even d_model, got {self.d_model}")
+        self._require(
+            self.d_model % 2 == 0,
+            f"a bidirectional encoder needs an even d_model, got {self.d_model}",
+        )
 
 
 @dataclass(frozen=True)
@@ -331,17 +350,26 @@ class HAMConfig(ModelConfig):
     memory_size: int | None = None
 
     def _validate(self) -> None:
-        self._require(self.access in ("hard", "soft"),
-                      f"access must be 'hard' or 'soft', got {self.access!r}")
-        self._require(self.controller in ("lstm", "none"),
-                      f"controller must be 'lstm' or 'none', got {self.controller!r}")
-        self._require(self.memory in ("inputs", "empty"),
-                      f"memory must be 'inputs' or 'empty', got {self.memory!r}")
+        self._require(
+            self.access in ("hard", "soft"), f"access must be 'hard' or 'soft', got {self.access!r}"
+        )
+        self._require(
+            self.controller in ("lstm", "none"),
+            f"controller must be 'lstm' or 'none', got {self.controller!r}",
+        )
+        self._require(
+            self.memory in ("inputs", "empty"),
+            f"memory must be 'inputs' or 'empty', got {self.memory!r}",
+        )
         size = self.memory_size
-        self._require(size is None or size & (size - 1) == 0,
-                      f"memory_size must be a power of two, got {size}")
-        self._require(self.d_node is not None or self.d_model >= 2,
-                      f"d_model={self.d_model} is too small for the default d_node")
+        self._require(
+            size is None or size & (size - 1) == 0,
+            f"memory_size must be a power of two, got {size}",
+        )
+        self._require(
+            self.d_node is not None or self.d_model >= 2,
+            f"d_model={self.d_model} is too small for the default d_node",
+        )
 
     @property
     def node_size(self) -> int:
@@ -351,8 +379,14 @@ class HAMConfig(ModelConfig):
 
 _CONFIGS: dict[str, type[ModelConfig]] = {
     cls.model: cls
-    for cls in (LSAMConfig, NAMTMConfig, NAMTransformerConfig, TransformerBaselineConfig,
-                LSTMBaselineConfig, HAMConfig)
+    for cls in (
+        LSAMConfig,
+        NAMTMConfig,
+        NAMTransformerConfig,
+        TransformerBaselineConfig,
+        LSTMBaselineConfig,
+        HAMConfig,
+    )
 }
 
 

@@ -91,8 +91,10 @@ def tree_size(config: HAMConfig, length: int) -> int:
     """Number of leaves for inputs of ``length`` tokens (``ValueError`` if they do not fit)."""
     n = config.memory_size or 1 << max(length - 1, 0).bit_length()
     if config.memory == "inputs" and n < length:
-        raise ValueError(f"HAM: memory_size={n} leaves cannot hold an input of {length} "
-                         "tokens (memory='inputs' puts one token per leaf)")
+        raise ValueError(
+            f"HAM: memory_size={n} leaves cannot hold an input of {length} "
+            "tokens (memory='inputs' puts one token per leaf)"
+        )
     return n
 
 
@@ -128,8 +130,9 @@ def _bernoulli_entropy(p: Any, xp: Any, eps: float = 1e-12) -> Any:
     return -(p * xp.log(xp.clip(p, min=eps)) + q * xp.log(xp.clip(q, min=eps)))
 
 
-def _initial_tree(params: L.Params, x: Any, mask: Any, ctx: L.Context, config: HAMConfig,
-                  n: int, nets: _Networks) -> Any:
+def _initial_tree(
+    params: L.Params, x: Any, mask: Any, ctx: L.Context, config: HAMConfig, n: int, nets: _Networks
+) -> Any:
     xp = ctx.xp
     batch, length = mask.shape
     k = config.node_size
@@ -143,8 +146,15 @@ def _initial_tree(params: L.Params, x: Any, mask: Any, ctx: L.Context, config: H
     return ham.build(leaves, nets.join)
 
 
-def forward(params: L.Params, tokens: Any, mask: Any = None, *, config: HAMConfig,
-            uniform: Any = None, return_policy: bool = False) -> Any:
+def forward(
+    params: L.Params,
+    tokens: Any,
+    mask: Any = None,
+    *,
+    config: HAMConfig,
+    uniform: Any = None,
+    return_policy: bool = False,
+) -> Any:
     """Logits ``(B, L, output_size)`` of a HAM model for integer ``tokens`` (B, L).
 
     Parameters
@@ -159,16 +169,20 @@ def forward(params: L.Params, tokens: Any, mask: Any = None, *, config: HAMConfi
     xp = ctx.xp
     batch, length = tokens.shape
     if batch is None or length is None:
-        raise ValueError("HAM: the tree size follows the input length, which must be "
-                         "concrete (no symbolic graph inputs)")
+        raise ValueError(
+            "HAM: the tree size follows the input length, which must be "
+            "concrete (no symbolic graph inputs)"
+        )
     hard = config.access == "hard"
     if not hard and (uniform is not None or return_policy):
         raise ValueError("HAM: `uniform` and `return_policy` need access='hard'")
     n = tree_size(config, length)
     levels = n.bit_length() - 1
     if uniform is not None and tuple(uniform.shape) != (batch, length, levels):
-        raise ValueError(f"HAM: uniform must have shape (batch, length, log2 n) = "
-                         f"{(batch, length, levels)}, got {tuple(uniform.shape)}")
+        raise ValueError(
+            f"HAM: uniform must have shape (batch, length, log2 n) = "
+            f"{(batch, length, levels)}, got {tuple(uniform.shape)}"
+        )
     nets = _Networks(params, xp)
     x = L.embed(params, "embed", tokens, xp)
     tree = _initial_tree(params, x, mask, ctx, config, n, nets)
@@ -187,8 +201,7 @@ def forward(params: L.Params, tokens: Any, mask: Any = None, *, config: HAMConfi
         state, tree, read = carry
         x_t, m_t, *u_t = inputs
         if lstm:
-            gates = xp.matmul(xp.concat([x_t, read], axis=-1), w_x) + b + xp.matmul(state[0],
-                                                                                   w_h)
+            gates = xp.matmul(xp.concat([x_t, read], axis=-1), w_x) + b + xp.matmul(state[0], w_h)
             new_state = L.lstm_cell(gates, state[1], xp)
             c = new_state[0]
         else:
@@ -197,17 +210,17 @@ def forward(params: L.Params, tokens: Any, mask: Any = None, *, config: HAMConfi
             access = ham.hard_access(tree, c, nets.search, uniform=u_t[0] if u_t else None)
             r = access.value
             new_tree = ham.write(tree, access.leaf, nets.write(r, c), nets.join)
-            extras = (access.log_prob,
-                      xp.sum(_bernoulli_entropy(access.p_right, xp), axis=-1))
+            extras = (access.log_prob, xp.sum(_bernoulli_entropy(access.p_right, xp), axis=-1))
         else:
             weights, r = ham.soft_access(tree, c, nets.search)
-            leaves = tree[:, n - 1:, :]
-            new_tree = ham.soft_write(tree, weights, nets.write(leaves, c[:, None, :]),
-                                      nets.join)
+            leaves = tree[:, n - 1 :, :]
+            new_tree = ham.soft_write(tree, weights, nets.write(leaves, c[:, None, :]), nets.join)
             extras = ()
-        carry = (tuple(L.keep_where(m_t, a, s, xp) for a, s in zip(new_state, state,
-                                                                    strict=True)),
-                 L.keep_where(m_t, new_tree, tree, xp), L.keep_where(m_t, r, read, xp))
+        carry = (
+            tuple(L.keep_where(m_t, a, s, xp) for a, s in zip(new_state, state, strict=True)),
+            L.keep_where(m_t, new_tree, tree, xp),
+            L.keep_where(m_t, r, read, xp),
+        )
         return carry, (c, r, *extras)
 
     _, outputs = L.run_scan(ctx, step, (state, tree, read), tuple(xs))

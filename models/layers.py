@@ -55,8 +55,9 @@ class Context:
     def unit(self, x: Any) -> Any:
         return self.backend.unit(x, -1, _EPS, self.xp)
 
-    def write(self, M: Any, k: Any, v: Any, p_write: Any, p_erase: Any, *,
-              normalize: bool = True) -> Any:
+    def write(
+        self, M: Any, k: Any, v: Any, p_write: Any, p_erase: Any, *, normalize: bool = True
+    ) -> Any:
         return self.backend.write(M, k, v, p_write, p_erase, normalize, _EPS, self.xp)
 
     def read(self, M: Any, q: Any, p_read: Any = 1.0, *, normalize: bool = True) -> Any:
@@ -75,16 +76,19 @@ def context(params: Params, tokens: Any, mask: Any | None, func: str) -> tuple[C
         arrays["mask"] = mask
     xp = _v.namespace(func, **arrays)
     if tokens.ndim != 2 or not xp.isdtype(tokens.dtype, "integral"):
-        raise ValueError(f"{func}: tokens must be an integer array of shape (batch, length), "
-                         f"got dtype {tokens.dtype} and shape {tuple(tokens.shape)}")
+        raise ValueError(
+            f"{func}: tokens must be an integer array of shape (batch, length), "
+            f"got dtype {tokens.dtype} and shape {tuple(tokens.shape)}"
+        )
     if mask is None:
         # (ndonnx's ones_like forgets the known sizes of a symbolic array; == keeps them)
-        mask = (xp.ones_like(tokens, dtype=xp.bool) if None not in tokens.shape
-                else tokens == tokens)
+        mask = xp.ones_like(tokens, dtype=xp.bool) if None not in tokens.shape else tokens == tokens
     elif tuple(mask.shape) != tuple(tokens.shape) or not xp.isdtype(mask.dtype, "bool"):
-        raise ValueError(f"{func}: mask must be a boolean array shaped like tokens "
-                         f"{tuple(tokens.shape)}, got dtype {mask.dtype} and shape "
-                         f"{tuple(mask.shape)}")
+        raise ValueError(
+            f"{func}: mask must be a boolean array shaped like tokens "
+            f"{tuple(tokens.shape)}, got dtype {mask.dtype} and shape "
+            f"{tuple(mask.shape)}"
+        )
     ctx = Context(xp, _backends.for_namespace(xp), first.dtype, _v.device_of(first))
     return ctx, mask
 
@@ -162,8 +166,9 @@ def keep_where(m: Any, new: Any, old: Any, xp: Any) -> Any:
     return xp.where(flag, new, old)
 
 
-def run_scan(ctx: Context, step: Callable, carry: Any, xs: tuple, *, reverse: bool = False
-             ) -> tuple[Any, Any]:
+def run_scan(
+    ctx: Context, step: Callable, carry: Any, xs: tuple, *, reverse: bool = False
+) -> tuple[Any, Any]:
     """Scan ``step`` over axis 0 of the time-major arrays ``xs`` (backwards if ``reverse``)."""
     xp = ctx.xp
     if reverse:
@@ -191,16 +196,24 @@ def lstm_cell(gates: Any, c: Any, xp: Any) -> tuple[Any, Any]:
     """New ``(h, c)`` of an LSTM from its pre-activations ``gates`` (B, 4H), order i, f, g, o."""
     hidden = c.shape[-1]
     i = sigmoid(gates[:, :hidden], xp)
-    f = sigmoid(gates[:, hidden:2 * hidden], xp)
-    cand = xp.tanh(gates[:, 2 * hidden:3 * hidden])
-    o = sigmoid(gates[:, 3 * hidden:], xp)
+    f = sigmoid(gates[:, hidden : 2 * hidden], xp)
+    cand = xp.tanh(gates[:, 2 * hidden : 3 * hidden])
+    o = sigmoid(gates[:, 3 * hidden :], xp)
     c_new = f * c + i * cand
     return o * xp.tanh(c_new), c_new
 
 
-def recurrent(params: Params, prefix: str, kind: str, x: Any, mask: Any, ctx: Context, *,
-              reverse: bool = False, initial: tuple[Any, ...] | None = None
-              ) -> tuple[Any, tuple[Any, ...]]:
+def recurrent(
+    params: Params,
+    prefix: str,
+    kind: str,
+    x: Any,
+    mask: Any,
+    ctx: Context,
+    *,
+    reverse: bool = False,
+    initial: tuple[Any, ...] | None = None,
+) -> tuple[Any, tuple[Any, ...]]:
     """Run a GRU or LSTM cell over ``x`` (B, L, n_in); return outputs (B, L, H) and final state.
 
     Padded positions (``mask`` False) leave the state unchanged and output it again,
@@ -216,6 +229,7 @@ def recurrent(params: Params, prefix: str, kind: str, x: Any, mask: Any, ctx: Co
         initial = tuple(batch_zeros(ctx, x, (hidden,)) for _ in range(2 if kind == "lstm" else 1))
 
     if kind == "lstm":
+
         def step(state, inputs):
             h, c = state
             gx, m_t = inputs
@@ -230,8 +244,8 @@ def recurrent(params: Params, prefix: str, kind: str, x: Any, mask: Any, ctx: Co
             gx, m_t = inputs
             gh = xp.matmul(h, w_h)
             r = sigmoid(gx[:, :hidden] + gh[:, :hidden], xp)
-            z = sigmoid(gx[:, hidden:2 * hidden] + gh[:, hidden:2 * hidden], xp)
-            n = xp.tanh(gx[:, 2 * hidden:] + r * (gh[:, 2 * hidden:] + b_hn))
+            z = sigmoid(gx[:, hidden : 2 * hidden] + gh[:, hidden : 2 * hidden], xp)
+            n = xp.tanh(gx[:, 2 * hidden :] + r * (gh[:, 2 * hidden :] + b_hn))
             h_new = keep_where(m_t, (1.0 - z) * n + z * h, h, xp)
             return (h_new,), h_new
 
@@ -239,8 +253,9 @@ def recurrent(params: Params, prefix: str, kind: str, x: Any, mask: Any, ctx: Co
     return time_major(ys, xp), final
 
 
-def bidirectional(params: Params, prefix: str, kind: str, x: Any, mask: Any, ctx: Context
-                  ) -> tuple[Any, tuple[Any, ...]]:
+def bidirectional(
+    params: Params, prefix: str, kind: str, x: Any, mask: Any, ctx: Context
+) -> tuple[Any, tuple[Any, ...]]:
     """Forward (``prefix.fw``) and backward (``prefix.bw``) cells, outputs concatenated."""
     xp = ctx.xp
     y_f, s_f = recurrent(params, f"{prefix}.fw", kind, x, mask, ctx)

@@ -65,9 +65,19 @@ def specs(config: LSAMConfig) -> dict[str, P.Spec]:
     return out
 
 
-def layer(params: L.Params, prefix: str, x: Any, mask: Any, ctx: L.Context, *, heads: int,
-          reverse: bool = False, memory: Any = None, hidden: Any = None,
-          return_hidden: bool = False) -> tuple[Any, ...]:
+def layer(
+    params: L.Params,
+    prefix: str,
+    x: Any,
+    mask: Any,
+    ctx: L.Context,
+    *,
+    heads: int,
+    reverse: bool = False,
+    memory: Any = None,
+    hidden: Any = None,
+    return_hidden: bool = False,
+) -> tuple[Any, ...]:
     """Run one LSAM direction over ``x`` (B, L, n_in).
 
     Parameters
@@ -111,23 +121,29 @@ def layer(params: L.Params, prefix: str, x: Any, mask: Any, ctx: L.Context, *, h
         gx, m_t = inputs
         z = gx + xp.matmul(h, w_h)
         q = xp.reshape(z[:, :d], (-1, heads, d_head))
-        k = xp.reshape(z[:, d:2 * d], (-1, heads, d_head))
-        v = xp.reshape(z[:, 2 * d:3 * d], (-1, heads, d_head))
-        p_read = L.sigmoid(z[:, 3 * d:3 * d + heads], xp)
-        p_write = L.sigmoid(z[:, 3 * d + heads:], xp) * ctx.floats(m_t)[:, None]
+        k = xp.reshape(z[:, d : 2 * d], (-1, heads, d_head))
+        v = xp.reshape(z[:, 2 * d : 3 * d], (-1, heads, d_head))
+        p_read = L.sigmoid(z[:, 3 * d : 3 * d + heads], xp)
+        p_write = L.sigmoid(z[:, 3 * d + heads :], xp) * ctx.floats(m_t)[:, None]
         M = ctx.write(M, k, v, p_write, p_write)
         h_new = xp.reshape(ctx.read(M, q, p_read), (-1, d))
         h_new = L.keep_where(m_t, h_new, h, xp)
         return (M, h_new), h_new
 
-    (memory, hidden), ys = L.run_scan(ctx, step, (memory, hidden), (gates_x, m),
-                                      reverse=reverse)
+    (memory, hidden), ys = L.run_scan(ctx, step, (memory, hidden), (gates_x, m), reverse=reverse)
     outputs = L.time_major(ys, xp)
     return (outputs, memory, hidden) if return_hidden else (outputs, memory)
 
 
-def forward(params: L.Params, tokens: Any, mask: Any = None, *, config: LSAMConfig,
-            state: Any = None, return_state: bool = False) -> Any:
+def forward(
+    params: L.Params,
+    tokens: Any,
+    mask: Any = None,
+    *,
+    config: LSAMConfig,
+    state: Any = None,
+    return_state: bool = False,
+) -> Any:
     """Logits ``(B, L, output_size)`` of an LSAM model for integer ``tokens`` (B, L).
 
     A causal LSAM (``bidirectional=False, decoder=False``) can stream: ``state`` (from
@@ -141,11 +157,22 @@ def forward(params: L.Params, tokens: Any, mask: Any = None, *, config: LSAMConf
     x = L.embed(params, "embed", tokens, xp)
     if state is not None or return_state:
         if config.bidirectional or config.decoder:
-            raise ValueError("LSAM: state and return_state need a causal model "
-                             "(LSAMConfig(bidirectional=False, decoder=False))")
+            raise ValueError(
+                "LSAM: state and return_state need a causal model "
+                "(LSAMConfig(bidirectional=False, decoder=False))"
+            )
         memory, hidden = (None, None) if state is None else state
-        y, memory, hidden = layer(params, "encoder.fw", x, mask, ctx, heads=heads,
-                                  memory=memory, hidden=hidden, return_hidden=True)
+        y, memory, hidden = layer(
+            params,
+            "encoder.fw",
+            x,
+            mask,
+            ctx,
+            heads=heads,
+            memory=memory,
+            hidden=hidden,
+            return_hidden=True,
+        )
         logits = _head(params, x + y, xp)
         return (logits, (memory, hidden)) if return_state else logits
     if config.bidirectional:

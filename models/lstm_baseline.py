@@ -36,8 +36,7 @@ def specs(config: LSTMBaselineConfig) -> dict[str, P.Spec]:
     return out
 
 
-def forward(params: L.Params, tokens: Any, mask: Any = None, *,
-            config: LSTMBaselineConfig) -> Any:
+def forward(params: L.Params, tokens: Any, mask: Any = None, *, config: LSTMBaselineConfig) -> Any:
     """Logits ``(B, L, output_size)`` of the LSTM baseline for integer ``tokens`` (B, L)."""
     ctx, mask = L.context(params, tokens, mask, "LSTMBaseline")
     xp = ctx.xp
@@ -45,10 +44,12 @@ def forward(params: L.Params, tokens: Any, mask: Any = None, *,
     encoded, state = L.bidirectional(params, "encoder", "lstm", x, mask, ctx)
     decoded, _ = L.recurrent(params, "decoder", "lstm", encoded, mask, ctx, initial=state)
     if config.attention:
-        scores = xp.matmul(L.dense(params, "attention.score", decoded, xp),
-                           xp.matrix_transpose(encoded))
+        scores = xp.matmul(
+            L.dense(params, "attention.score", decoded, xp), xp.matrix_transpose(encoded)
+        )
         scores = xp.where(mask[:, None, :], scores, xp.full_like(scores, -1e30))
         context = xp.matmul(L.softmax(scores, xp), encoded)
-        decoded = xp.tanh(L.dense(params, "attention.combine",
-                                  xp.concat([decoded, context], axis=-1), xp))
+        decoded = xp.tanh(
+            L.dense(params, "attention.combine", xp.concat([decoded, context], axis=-1), xp)
+        )
     return L.dense(params, "head.out", decoded, xp)

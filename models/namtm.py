@@ -36,8 +36,17 @@ from . import layers as L
 from . import params as P
 from .config import NAMTMConfig
 
-__all__ = ["LEFT", "NOOP", "RIGHT", "JUMP", "forward", "initial_state", "move", "specs",
-           "tape_step"]
+__all__ = [
+    "LEFT",
+    "NOOP",
+    "RIGHT",
+    "JUMP",
+    "forward",
+    "initial_state",
+    "move",
+    "specs",
+    "tape_step",
+]
 
 #: Index of each action in the action distributions.
 LEFT, NOOP, RIGHT, JUMP = 0, 1, 2, 3
@@ -71,8 +80,16 @@ def specs(config: NAMTMConfig) -> dict[str, P.Spec]:
     return out
 
 
-def initial_state(ctx: L.Context, batch: Any, tapes: int, cell: int, tape_length: int, *,
-                  jump: bool, tape: Any = None) -> tuple[Any, ...]:
+def initial_state(
+    ctx: L.Context,
+    batch: Any,
+    tapes: int,
+    cell: int,
+    tape_length: int,
+    *,
+    jump: bool,
+    tape: Any = None,
+) -> tuple[Any, ...]:
     """``(T, J, H_read, H_write)``: empty tapes (or ``tape``), heads at position 0.
 
     ``batch`` is the batch size, or an array ``(B, ...)`` whose (possibly symbolic)
@@ -98,17 +115,31 @@ def move(H: Any, actions: Any, jump_target: Any, xp: Any) -> Any:
     ``actions`` (..., 3 or 4) are the action probabilities; ``jump_target`` is used
     only when there are four.
     """
-    out = (actions[..., LEFT:LEFT + 1] * xp.roll(H, -1, axis=-1)
-           + actions[..., NOOP:NOOP + 1] * H
-           + actions[..., RIGHT:RIGHT + 1] * xp.roll(H, 1, axis=-1))
+    out = (
+        actions[..., LEFT : LEFT + 1] * xp.roll(H, -1, axis=-1)
+        + actions[..., NOOP : NOOP + 1] * H
+        + actions[..., RIGHT : RIGHT + 1] * xp.roll(H, 1, axis=-1)
+    )
     if actions.shape[-1] > JUMP:
-        out = out + actions[..., JUMP:JUMP + 1] * jump_target
+        out = out + actions[..., JUMP : JUMP + 1] * jump_target
     return out
 
 
-def tape_step(ctx: L.Context, state: tuple[Any, ...], *, value: Any, key: Any, query_read: Any,
-              query_write: Any, act_read: Any, act_write: Any, p_read: Any, p_write: Any,
-              p_erase: Any, normalize_heads: bool) -> tuple[tuple[Any, ...], Any]:
+def tape_step(
+    ctx: L.Context,
+    state: tuple[Any, ...],
+    *,
+    value: Any,
+    key: Any,
+    query_read: Any,
+    query_write: Any,
+    act_read: Any,
+    act_write: Any,
+    p_read: Any,
+    p_write: Any,
+    p_erase: Any,
+    normalize_heads: bool,
+) -> tuple[tuple[Any, ...], Any]:
     """One NAM-TM step for every tape; returns the new state and the read ``(B, tapes, d)``.
 
     ``state`` is ``(T, J, H_read, H_write)`` as from :func:`initial_state`. ``value``,
@@ -131,8 +162,16 @@ def tape_step(ctx: L.Context, state: tuple[Any, ...], *, value: Any, key: Any, q
     return (T, J, H_read, H_write), r
 
 
-def _layer(params: L.Params, prefix: str, x: Any, mask: Any, ctx: L.Context,
-           config: NAMTMConfig, tape_length: int, tape: Any) -> tuple[Any, Any]:
+def _layer(
+    params: L.Params,
+    prefix: str,
+    x: Any,
+    mask: Any,
+    ctx: L.Context,
+    config: NAMTMConfig,
+    tape_length: int,
+    tape: Any,
+) -> tuple[Any, Any]:
     """One NAM-TM layer over ``x`` (B, L, d): reads (B, L, tapes * cell), final tape."""
     xp = ctx.xp
     length = mask.shape[1]  # known even where x's is not (ndonnx after a matmul)
@@ -141,34 +180,63 @@ def _layer(params: L.Params, prefix: str, x: Any, mask: Any, ctx: L.Context,
         hidden, _ = L.bidirectional(params, f"{prefix}.controller", "gru", x, mask, ctx)
     else:
         hidden, _ = L.recurrent(params, f"{prefix}.controller.fw", "lstm", x, mask, ctx)
-    logits = xp.reshape(L.dense(params, f"{prefix}.actions", hidden, xp),
-                        (-1, length, tapes, 2 * n_act + config.n_gates))
+    logits = xp.reshape(
+        L.dense(params, f"{prefix}.actions", hidden, xp),
+        (-1, length, tapes, 2 * n_act + config.n_gates),
+    )
     act_read = L.softmax(logits[..., :n_act], xp)
-    act_write = L.softmax(logits[..., n_act:2 * n_act], xp)
-    gates = L.sigmoid(logits[..., 2 * n_act:], xp)
+    act_write = L.softmax(logits[..., n_act : 2 * n_act], xp)
+    gates = L.sigmoid(logits[..., 2 * n_act :], xp)
     written = ctx.floats(mask)[:, :, None]
     p_read, p_write = gates[..., 0], gates[..., 1] * written
     p_erase = gates[..., 2] * written if config.separate_erase else p_write
     value = xp.reshape(L.dense(params, f"{prefix}.value", x, xp), (-1, length, tapes, cell))
     if config.jump:
-        key = ctx.unit(xp.reshape(L.dense(params, f"{prefix}.key", x, xp),
-                                  (-1, length, tapes, cell)))
-        query = xp.reshape(L.dense(params, f"{prefix}.query", hidden, xp),
-                           (-1, length, 2, tapes, cell))
+        key = ctx.unit(
+            xp.reshape(L.dense(params, f"{prefix}.key", x, xp), (-1, length, tapes, cell))
+        )
+        query = xp.reshape(
+            L.dense(params, f"{prefix}.query", hidden, xp), (-1, length, 2, tapes, cell)
+        )
         query_read, query_write = query[:, :, 0, ...], query[:, :, 1, ...]
     else:  # placeholders of the right shape keep the scan inputs uniform
         key = query_read = query_write = value
-    xs = tuple(L.time_major(a, xp) for a in (
-        value, key, query_read, query_write, act_read, act_write, p_read, p_write, p_erase, mask))
+    xs = tuple(
+        L.time_major(a, xp)
+        for a in (
+            value,
+            key,
+            query_read,
+            query_write,
+            act_read,
+            act_write,
+            p_read,
+            p_write,
+            p_erase,
+            mask,
+        )
+    )
 
     def step(state, inputs):
         *per_step, m_t = inputs
-        names = ("value", "key", "query_read", "query_write", "act_read", "act_write",
-                 "p_read", "p_write", "p_erase")
-        new, r = tape_step(ctx, state, **dict(zip(names, per_step, strict=True)),
-                           normalize_heads=config.normalize_heads)
-        heads = tuple(L.keep_where(m_t, a, b, xp) for a, b in zip(new[2:], state[2:],
-                                                                     strict=True))
+        names = (
+            "value",
+            "key",
+            "query_read",
+            "query_write",
+            "act_read",
+            "act_write",
+            "p_read",
+            "p_write",
+            "p_erase",
+        )
+        new, r = tape_step(
+            ctx,
+            state,
+            **dict(zip(names, per_step, strict=True)),
+            normalize_heads=config.normalize_heads,
+        )
+        heads = tuple(L.keep_where(m_t, a, b, xp) for a, b in zip(new[2:], state[2:], strict=True))
         return (new[0], new[1], *heads), r
 
     state = initial_state(ctx, x, tapes, cell, tape_length, jump=config.jump, tape=tape)
@@ -177,8 +245,14 @@ def _layer(params: L.Params, prefix: str, x: Any, mask: Any, ctx: L.Context,
     return xp.reshape(reads, (-1, length, tapes * cell)), final[0]
 
 
-def forward(params: L.Params, tokens: Any, mask: Any = None, *, config: NAMTMConfig,
-            tape_length: int | None = None) -> Any:
+def forward(
+    params: L.Params,
+    tokens: Any,
+    mask: Any = None,
+    *,
+    config: NAMTMConfig,
+    tape_length: int | None = None,
+) -> Any:
     """Logits ``(B, L, output_size)`` of a NAM-TM model for integer ``tokens`` (B, L).
 
     ``tape_length`` overrides ``config.tape_length`` for this call.

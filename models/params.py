@@ -63,8 +63,9 @@ class Spec:
         return math.prod(self.shape)
 
 
-def dense(prefix: str, n_in: int, n_out: int, *, bias: bool = True,
-          bias_values: tuple[float, ...] = ()) -> dict[str, Spec]:
+def dense(
+    prefix: str, n_in: int, n_out: int, *, bias: bool = True, bias_values: tuple[float, ...] = ()
+) -> dict[str, Spec]:
     """Specs of a dense layer ``x @ w + b``: ``prefix.w`` (n_in, n_out), ``prefix.b``.
 
     Weights are U(±1/sqrt(n_in)) as in PyTorch's ``nn.Linear``; the bias is zero, or
@@ -72,8 +73,11 @@ def dense(prefix: str, n_in: int, n_out: int, *, bias: bool = True,
     """
     out = {f"{prefix}.w": Spec((n_in, n_out), "uniform", 1.0 / math.sqrt(n_in))}
     if bias:
-        out[f"{prefix}.b"] = (Spec((n_out,), "constant", values=bias_values) if bias_values
-                              else Spec((n_out,), "zeros"))
+        out[f"{prefix}.b"] = (
+            Spec((n_out,), "constant", values=bias_values)
+            if bias_values
+            else Spec((n_out,), "zeros")
+        )
     return out
 
 
@@ -124,8 +128,9 @@ def parameter_count(config: ModelConfig) -> int:
     return sum(spec.size for spec in _specs(config).values())
 
 
-def init_numpy(config: ModelConfig, seed: int = 0, dtype: Any = np.float32
-               ) -> dict[str, np.ndarray]:
+def init_numpy(
+    config: ModelConfig, seed: int = 0, dtype: Any = np.float32
+) -> dict[str, np.ndarray]:
     """Initial parameters as NumPy arrays (the source of every backend's initial weights)."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")

@@ -48,8 +48,9 @@ def _safetensors() -> Any:
     try:
         import safetensors.numpy
     except ImportError:  # pragma: no cover - depends on the environment
-        raise ImportError("saving and loading models needs safetensors: "
-                          "pip install 'namcore[models]'") from None
+        raise ImportError(
+            "saving and loading models needs safetensors: pip install 'namcore[models]'"
+        ) from None
     return safetensors
 
 
@@ -62,8 +63,13 @@ def _to_numpy(name: str, x: Any) -> np.ndarray:
         raise TypeError(f"parameter {name!r} is a {type(x).__name__}, not an array") from None
 
 
-def save(path: str | os.PathLike, params: Mapping[str, Any], config: ModelConfig, *,
-         overwrite: bool = False) -> None:
+def save(
+    path: str | os.PathLike,
+    params: Mapping[str, Any],
+    config: ModelConfig,
+    *,
+    overwrite: bool = False,
+) -> None:
     """Write ``params`` (arrays of any backend) and ``config`` to ``path`` atomically.
 
     The file is written to a temporary file in the same folder and renamed, so a
@@ -89,15 +95,15 @@ def save(path: str | os.PathLike, params: Mapping[str, Any], config: ModelConfig
     """
     st = _safetensors()
     path = Path(path)
-    tensors = {name: np.ascontiguousarray(_to_numpy(name, params[name]))
-               for name in sorted(params)}
+    tensors = {name: np.ascontiguousarray(_to_numpy(name, params[name])) for name in sorted(params)}
     check_params(config, tensors)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     dtypes = {str(a.dtype) for a in tensors.values()}
     if len(dtypes) != 1 or next(iter(dtypes)) not in _FLOAT_DTYPES:
-        raise TypeError(f"parameters must share one dtype among {_FLOAT_DTYPES}, "
-                        f"found {sorted(dtypes)}")
+        raise TypeError(
+            f"parameters must share one dtype among {_FLOAT_DTYPES}, found {sorted(dtypes)}"
+        )
     metadata = {_KEY_FORMAT: str(FORMAT_VERSION), _KEY_CONFIG: json.dumps(config.to_dict())}
     blob = st.numpy.save(tensors, metadata=metadata)
     atomic_write(path, blob, overwrite=overwrite)
@@ -112,25 +118,29 @@ def _open(path: Path) -> tuple[dict[str, str], dict[str, np.ndarray]]:
             metadata = handle.metadata() or {}
             tensors = {name: handle.get_tensor(name) for name in handle.keys()}
     except Exception as error:  # safetensors raises its own error types
-        raise ValueError(f"{path} is not a readable checkpoint (truncated, or not a "
-                         f"safetensors file): {error}") from None
+        raise ValueError(
+            f"{path} is not a readable checkpoint (truncated, or not a safetensors file): {error}"
+        ) from None
     return metadata, tensors
 
 
 def _config(path: Path, metadata: Mapping[str, str]) -> ModelConfig:
     if _KEY_FORMAT not in metadata or _KEY_CONFIG not in metadata:
-        raise ValueError(f"{path} is a safetensors file but not a namcore checkpoint "
-                         "(no namcore config in its metadata)")
+        raise ValueError(
+            f"{path} is a safetensors file but not a namcore checkpoint "
+            "(no namcore config in its metadata)"
+        )
     try:
         version = int(metadata[_KEY_FORMAT])
     except ValueError:
-        raise ValueError(f"{path}: unreadable format version "
-                         f"{metadata[_KEY_FORMAT]!r}") from None
+        raise ValueError(f"{path}: unreadable format version {metadata[_KEY_FORMAT]!r}") from None
     if version < 1:
         raise ValueError(f"{path}: invalid checkpoint format version {version}")
     if version > FORMAT_VERSION:
-        raise ValueError(f"{path} was written in checkpoint format {version}, newer than this "
-                         f"namcore reads ({FORMAT_VERSION}); upgrade namcore to load it")
+        raise ValueError(
+            f"{path} was written in checkpoint format {version}, newer than this "
+            f"namcore reads ({FORMAT_VERSION}); upgrade namcore to load it"
+        )
     try:
         data = json.loads(metadata[_KEY_CONFIG])
     except json.JSONDecodeError as error:
@@ -145,8 +155,9 @@ def load_config(path: str | os.PathLike) -> ModelConfig:
     return _config(path, metadata)
 
 
-def load(path: str | os.PathLike, backend: str = "numpy", *, dtype: str | None = None,
-         device: Any = None) -> tuple[dict[str, Any], ModelConfig]:
+def load(
+    path: str | os.PathLike, backend: str = "numpy", *, dtype: str | None = None, device: Any = None
+) -> tuple[dict[str, Any], ModelConfig]:
     """Read a checkpoint written by :func:`save` into arrays of ``backend``.
 
     Parameters
@@ -181,12 +192,16 @@ def load(path: str | os.PathLike, backend: str = "numpy", *, dtype: str | None =
     check_params(config, tensors, source=f"the tensors in {path}")
     dtypes = {str(a.dtype) for a in tensors.values()}
     if len(dtypes) != 1 or next(iter(dtypes)) not in _FLOAT_DTYPES:
-        raise ValueError(f"{path}: parameters must share one floating dtype, found "
-                         f"{sorted(dtypes)}")
+        raise ValueError(
+            f"{path}: parameters must share one floating dtype, found {sorted(dtypes)}"
+        )
     target = _backends.get(backend)
     if not target.is_installed():
-        raise ImportError(f"backend {backend!r} is not installed (pip install "
-                          f"'namcore[{backend}]')")
-    params = {name: target.from_numpy(tensors[name], dtype=dtype, device=device)
-              for name in sorted(tensors)}
+        raise ImportError(
+            f"backend {backend!r} is not installed (pip install 'namcore[{backend}]')"
+        )
+    params = {
+        name: target.from_numpy(tensors[name], dtype=dtype, device=device)
+        for name in sorted(tensors)
+    }
     return params, config

@@ -54,15 +54,23 @@ def specs(config: _TransformerConfig) -> dict[str, P.Spec]:
 def positions(index: Any, d: int, xp: Any, dtype: Any) -> Any:
     """Sinusoidal position embeddings ``(L, d)`` for integer positions ``index`` (L,)."""
     half = d // 2
-    freq = xp.exp(xp.astype(xp.arange(half, device=L._v.device_of(index)), dtype)
-                  * (-2.0 * math.log(10000.0) / d))
+    freq = xp.exp(
+        xp.astype(xp.arange(half, device=L._v.device_of(index)), dtype)
+        * (-2.0 * math.log(10000.0) / d)
+    )
     angle = xp.astype(index, dtype)[:, None] * freq[None, :]
-    both = xp.stack([xp.sin(angle), xp.cos(angle)], axis=-1)   # interleave sin, cos
+    both = xp.stack([xp.sin(angle), xp.cos(angle)], axis=-1)  # interleave sin, cos
     return xp.reshape(both, (-1, d))
 
 
-def _embed(params: L.Params, tokens: Any, mask: Any, ctx: L.Context, config: _TransformerConfig,
-           offset: Any) -> tuple[Any, Any]:
+def _embed(
+    params: L.Params,
+    tokens: Any,
+    mask: Any,
+    ctx: L.Context,
+    config: _TransformerConfig,
+    offset: Any,
+) -> tuple[Any, Any]:
     """Token embeddings (a CLS token first, if asked) plus position embeddings.
 
     The CLS token takes position 0, so a zero-initialised CLS still starts non-zero.
@@ -83,9 +91,11 @@ def _embed(params: L.Params, tokens: Any, mask: Any, ctx: L.Context, config: _Tr
         end = (length or 0) + (offset if isinstance(offset, int) else 0)
         if end > config.max_length:
             cls_note = " (including the CLS token)" if config.cls else ""
-            raise ValueError(f"positions up to {end}{cls_note} exceed max_length="
-                             f"{config.max_length} of the learned position embeddings; "
-                             "use sinusoidal positions for longer sequences or streams")
+            raise ValueError(
+                f"positions up to {end}{cls_note} exceed max_length="
+                f"{config.max_length} of the learned position embeddings; "
+                "use sinusoidal positions for longer sequences or streams"
+            )
         x = x + L.embed(params, "positions", index, xp)[None, ...]
     else:
         x = x + positions(index, config.d_model, xp, ctx.dtype)[None, ...]
@@ -97,7 +107,7 @@ def _heads(params: L.Params, name: str, x: Any, n_heads: int, xp: Any) -> Any:
     y = L.dense(params, name, x, xp)
     length, d_head = y.shape[1], params[f"{name}.w"].shape[1] // n_heads
     if length is None:  # symbolic batch and length: split by slicing, not reshaping
-        return xp.stack([y[..., h * d_head:(h + 1) * d_head] for h in range(n_heads)], axis=1)
+        return xp.stack([y[..., h * d_head : (h + 1) * d_head] for h in range(n_heads)], axis=1)
     return xp.permute_dims(xp.reshape(y, (-1, length, n_heads, d_head)), (0, 2, 1, 3))
 
 
@@ -115,20 +125,24 @@ def _softmax_attention(q: Any, k: Any, v: Any, mask: Any, xp: Any, d_head: int) 
     return xp.matmul(L.softmax(scores, xp), v)
 
 
-def _encode(params: L.Params, x: Any, mask: Any, ctx: L.Context, config: _TransformerConfig,
-            attend: Any) -> Any:
+def _encode(
+    params: L.Params, x: Any, mask: Any, ctx: L.Context, config: _TransformerConfig, attend: Any
+) -> Any:
     """The blocks and the final LayerNorm; ``attend(i, q, k, v)`` is the attention."""
     xp = ctx.xp
     for i in range(config.n_layers):
         prefix = f"blocks.{i}"
         h = L.layer_norm(params, f"{prefix}.norm1", x, xp)
-        q, k, v = (_heads(params, f"{prefix}.{name}", h, config.n_heads, xp)
-                   for name in ("query", "key", "value"))
+        q, k, v = (
+            _heads(params, f"{prefix}.{name}", h, config.n_heads, xp)
+            for name in ("query", "key", "value")
+        )
         attended = _merge(attend(i, q, k, v), xp, config.n_heads)
         x = x + L.dense(params, f"{prefix}.out", attended, xp)
         h = L.layer_norm(params, f"{prefix}.norm2", x, xp)
-        x = x + L.dense(params, f"{prefix}.mlp2",
-                        L.gelu(L.dense(params, f"{prefix}.mlp1", h, xp), xp), xp)
+        x = x + L.dense(
+            params, f"{prefix}.mlp2", L.gelu(L.dense(params, f"{prefix}.mlp1", h, xp), xp), xp
+        )
     return L.layer_norm(params, "norm", x, xp)
 
 
@@ -144,9 +158,15 @@ def _head(params: L.Params, x: Any, mask: Any, ctx: L.Context, config: _Transfor
     return L.dense(params, "head.out", pooled, xp)
 
 
-def forward_nam(params: L.Params, tokens: Any, mask: Any = None, *,
-                config: NAMTransformerConfig, state: Any = None, return_state: bool = False
-                ) -> Any:
+def forward_nam(
+    params: L.Params,
+    tokens: Any,
+    mask: Any = None,
+    *,
+    config: NAMTransformerConfig,
+    state: Any = None,
+    return_state: bool = False,
+) -> Any:
     """NAM Transformer logits: ``(B, L, output_size)``, or ``(B, n_classes)`` with a classifier.
 
     With ``config.causal``, ``state`` (from a previous call with ``return_state=True``)
@@ -155,8 +175,10 @@ def forward_nam(params: L.Params, tokens: Any, mask: Any = None, *,
     """
     ctx, mask = L.context(params, tokens, mask, "NAMTransformer")
     if (state is not None or return_state) and not config.causal:
-        raise ValueError("NAMTransformer: state and return_state need a causal model "
-                         "(NAMTransformerConfig(causal=True))")
+        raise ValueError(
+            "NAMTransformer: state and return_state need a causal model "
+            "(NAMTransformerConfig(causal=True))"
+        )
     offset, memories = (0, (None,) * config.n_layers) if state is None else state
     x, mask = _embed(params, tokens, mask, ctx, config, offset)
     heads_mask = mask[:, None, :]  # broadcast over the heads by namcore.attention
@@ -165,8 +187,9 @@ def forward_nam(params: L.Params, tokens: Any, mask: Any = None, *,
     def attend(i, q, k, v):
         if not config.causal:
             return namcore.attention(q, k, v, mask=heads_mask)
-        y, memory = namcore.attention(q, k, v, causal=True, mask=heads_mask, state=memories[i],
-                                      return_state=True)
+        y, memory = namcore.attention(
+            q, k, v, causal=True, mask=heads_mask, state=memories[i], return_state=True
+        )
         new_memories.append(memory)
         return y
 
@@ -176,12 +199,20 @@ def forward_nam(params: L.Params, tokens: Any, mask: Any = None, *,
     return logits
 
 
-def forward_softmax(params: L.Params, tokens: Any, mask: Any = None, *,
-                    config: TransformerBaselineConfig) -> Any:
+def forward_softmax(
+    params: L.Params, tokens: Any, mask: Any = None, *, config: TransformerBaselineConfig
+) -> Any:
     """Softmax Transformer baseline logits, shaped as :func:`forward_nam`'s."""
     ctx, mask = L.context(params, tokens, mask, "TransformerBaseline")
     x, mask = _embed(params, tokens, mask, ctx, config, 0)
-    y = _encode(params, x, mask, ctx, config,
-                lambda i, q, k, v: _softmax_attention(q, k, v, mask, ctx.xp,
-                                                      config.d_model // config.n_heads))
+    y = _encode(
+        params,
+        x,
+        mask,
+        ctx,
+        config,
+        lambda i, q, k, v: _softmax_attention(
+            q, k, v, mask, ctx.xp, config.d_model // config.n_heads
+        ),
+    )
     return _head(params, y, mask, ctx, config)

@@ -52,8 +52,9 @@ def _decay(q: Any, k: Any, v: Any, decay: Any) -> Any:
 
 
 def _gated_delta(q: Any, k: Any, v: Any, beta: Any, decay: Any) -> Any:
-    return namcore.attention(q, k, v, causal=True, p_write=beta, p_erase=beta, decay=decay,
-                             chunk_size=8)
+    return namcore.attention(
+        q, k, v, causal=True, p_write=beta, p_erase=beta, decay=decay, chunk_size=8
+    )
 
 
 #: A check case: the function, its NumPy arguments, and the features it uses that
@@ -73,8 +74,9 @@ def _model_cases(seed: int) -> dict[str, Case]:
         "LSAM": models.LSAMConfig(vocab_size=11, d_model=16),
         "NAMTM": models.NAMTMConfig(vocab_size=11, d_model=16, n_tapes=2, tape_length=8),
         "NAMTransformer": models.NAMTransformerConfig(vocab_size=11, d_model=16),
-        "NAMTransformer (causal)": models.NAMTransformerConfig(vocab_size=11, d_model=16,
-                                                               causal=True),
+        "NAMTransformer (causal)": models.NAMTransformerConfig(
+            vocab_size=11, d_model=16, causal=True
+        ),
         "LSTMBaseline": models.LSTMBaselineConfig(vocab_size=11, d_model=16),
         "TransformerBaseline": models.TransformerBaselineConfig(vocab_size=11, d_model=16),
         "HAM": models.HAMConfig(vocab_size=11, d_model=16),
@@ -85,8 +87,9 @@ def _model_cases(seed: int) -> dict[str, Case]:
         params = models.init_numpy(config, seed, dtype=np.float64)
 
         def run(tokens: Any, mask: Any, *arrays: Any, _names=tuple(params), _config=config):
-            return models.forward(dict(zip(_names, arrays, strict=True)), tokens, mask,
-                                  config=_config)
+            return models.forward(
+                dict(zip(_names, arrays, strict=True)), tokens, mask, config=_config
+            )
 
         # features with known backend limitations (see namcore.testing._known)
         features = {"sin/cos"} if getattr(config, "positions", "") == "sinusoidal" else set()
@@ -103,8 +106,7 @@ def _cases(seed: int) -> dict[str, Case]:
     return {
         "unit": (namcore.unit, (a["k"],), set()),
         "write": (namcore.write, (a["M"], a["k"], a["v"]), set()),
-        "write (gated, erase)": (namcore.write, (a["M"], a["k"], a["v"], a["p"], a["p2"]),
-                                 set()),
+        "write (gated, erase)": (namcore.write, (a["M"], a["k"], a["v"], a["p"], a["p2"]), set()),
         "read": (namcore.read, (a["M"], a["k"]), set()),
         "read (gated)": (namcore.read, (a["M"], a["k"], a["p"]), set()),
         "attention": (namcore.attention, qkv, set()),
@@ -120,15 +122,18 @@ def _cases(seed: int) -> dict[str, Case]:
 CASES: tuple[str, ...] = tuple(_cases(0))
 
 
-def run_checks(backends: Sequence[str] | None = None,
-               dtypes: Sequence[str] = ("float32", "float64"), seed: int = 0,
-               progress: Callable[[str], None] | None = None,
-               ) -> dict[str, list[BackendReport]]:
+def run_checks(
+    backends: Sequence[str] | None = None,
+    dtypes: Sequence[str] = ("float32", "float64"),
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, list[BackendReport]]:
     """Compare each case on each backend; returns ``{case name: reports}``."""
     results: dict[str, list[BackendReport]] = {}
     for name, (fn, args, features) in _cases(seed).items():
         if progress is not None:
             progress(name)
-        results[name] = compare_backends(fn, *args, backends=backends, dtypes=dtypes,
-                                         skip=skips(features))
+        results[name] = compare_backends(
+            fn, *args, backends=backends, dtypes=dtypes, skip=skips(features)
+        )
     return results

@@ -20,8 +20,9 @@ from pathlib import Path
 __all__ = ["atomic_write"]
 
 
-def atomic_write(path: str | os.PathLike, data: bytes | Callable[[str], None], *,
-                 overwrite: bool = True) -> None:
+def atomic_write(
+    path: str | os.PathLike, data: bytes | Callable[[str], None], *, overwrite: bool = True
+) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder, then rename.
 
     Parameters

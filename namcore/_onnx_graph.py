@@ -75,8 +75,14 @@ def inline_matmul_guards(model: Any) -> tuple[Any, int]:
             nodes.append(node)
             continue
         # the MatMul reads names of the outer graph; rename its output to the If's
-        nodes.append(helper.make_node("MatMul", list(matmul.input), [node.output[0]],
-                                      name=f"{node.name or 'matmul'}_inlined"))
+        nodes.append(
+            helper.make_node(
+                "MatMul",
+                list(matmul.input),
+                [node.output[0]],
+                name=f"{node.name or 'matmul'}_inlined",
+            )
+        )
         replaced += 1
     needed = {o.name for o in out.graph.output}
     kept = []

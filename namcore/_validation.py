@@ -24,9 +24,7 @@ __all__ = [
     "probability",
 ]
 
-_ACCEPTED = (
-    "an array of an array-API library (NumPy, CuPy, PyTorch, JAX, array-api-strict, ...)"
-)
+_ACCEPTED = "an array of an array-API library (NumPy, CuPy, PyTorch, JAX, array-api-strict, ...)"
 
 Shape = tuple[int | None, ...]
 
@@ -61,13 +59,14 @@ def namespace(func: str, **arrays: Any) -> Any:
 def _namespace_slow(func: str, arrays: dict[str, Any]) -> Any:
     for name, x in arrays.items():
         if not _compat.is_array_api_obj(x):
-            hint = " (convert it first, e.g. with numpy.asarray)" if isinstance(
-                x, list | tuple) else ""
+            hint = (
+                " (convert it first, e.g. with numpy.asarray)"
+                if isinstance(x, list | tuple)
+                else ""
+            )
             scalar_ok = name.startswith("p_") or name == "decay"  # floats broadcast
             accepted = f"a Python float or {_ACCEPTED}" if scalar_ok else _ACCEPTED
-            raise TypeError(
-                f"{func}: `{name}` must be {accepted}, got {type(x).__name__}{hint}"
-            )
+            raise TypeError(f"{func}: `{name}` must be {accepted}, got {type(x).__name__}{hint}")
     try:
         return _compat.array_namespace(*arrays.values())
     except TypeError:
@@ -107,8 +106,9 @@ def broadcast_shapes(func: str, **shapes: Shape) -> Shape:
     return tuple(result)
 
 
-def probability(func: str, name: str, p: Any, *, xp: Any, batch: Shape, dtype: Any,
-                backend: Any) -> Any:
+def probability(
+    func: str, name: str, p: Any, *, xp: Any, batch: Shape, dtype: Any, backend: Any
+) -> Any:
     """Check a probability argument and return it ready for the agnostic layer.
 
     A Python number comes back as a float; an array comes back cast to ``dtype``.
@@ -117,8 +117,7 @@ def probability(func: str, name: str, p: Any, *, xp: Any, batch: Shape, dtype: A
     if isinstance(p, bool) or not isinstance(p, int | float):
         if type(p) not in _NAMESPACE_BY_TYPE and not _compat.is_array_api_obj(p):
             raise TypeError(
-                f"{func}: `{name}` must be a Python float or {_ACCEPTED}, "
-                f"got {type(p).__name__}"
+                f"{func}: `{name}` must be a Python float or {_ACCEPTED}, got {type(p).__name__}"
             )
         check_float(func, name, p, xp)
         p_shape = tuple(p.shape)
@@ -132,9 +131,7 @@ def probability(func: str, name: str, p: Any, *, xp: Any, batch: Shape, dtype: A
                 f"{tuple(batch)} (one probability per memory; no feature axis)"
             )
         values = backend.concrete_values(p)
-        if values is not None and values.size and not (
-            values.min() >= 0 and values.max() <= 1
-        ):
+        if values is not None and values.size and not (values.min() >= 0 and values.max() <= 1):
             raise ValueError(
                 f"{func}: `{name}` must lie in [0, 1], got values in "
                 f"[{values.min()}, {values.max()}]"
@@ -147,8 +144,10 @@ def probability(func: str, name: str, p: Any, *, xp: Any, batch: Shape, dtype: A
 
 def check_eps(func: str, eps: Any) -> float:
     """``eps`` must be a positive finite Python number."""
-    if isinstance(eps, bool) or not isinstance(eps, int | float) or not (
-        math.isfinite(eps) and eps > 0
+    if (
+        isinstance(eps, bool)
+        or not isinstance(eps, int | float)
+        or not (math.isfinite(eps) and eps > 0)
     ):
         raise ValueError(f"{func}: `eps` must be a positive finite float, got {eps!r}")
     return float(eps)
@@ -163,8 +162,15 @@ def check_min_ndim(func: str, name: str, x: Any, ndim: int, layout: str) -> None
         )
 
 
-def check_last_dim(func: str, name: str, x: Any, expected: int | None, meaning: str,
-                   other: str, other_shape: Sequence[int | None]) -> None:
+def check_last_dim(
+    func: str,
+    name: str,
+    x: Any,
+    expected: int | None,
+    meaning: str,
+    other: str,
+    other_shape: Sequence[int | None],
+) -> None:
     """``ValueError`` unless ``x.shape[-1] == expected`` (unknown sizes pass)."""
     got = x.shape[-1]
     if got is not None and expected is not None and got != expected:
@@ -188,15 +194,18 @@ def mask(func: str, m: Any, *, xp: Any, batch: Shape, dtype: Any, expand: bool =
     (for symbolic arrays whose batch sizes are unknown).
     """
     if not xp.isdtype(m.dtype, "bool"):
-        raise TypeError(f"{func}: `mask` must be a boolean array (True = real token), "
-                        f"got dtype {m.dtype}")
+        raise TypeError(
+            f"{func}: `mask` must be a boolean array (True = real token), got dtype {m.dtype}"
+        )
     try:
         combined = broadcast_shapes(func, mask=tuple(m.shape), expected=batch)
     except ValueError:
         combined = None
     if m.ndim > len(batch) or combined != tuple(batch):
-        raise ValueError(f"{func}: `mask` of shape {tuple(m.shape)} must broadcast to "
-                         f"{tuple(batch)} (batch..., L)")
+        raise ValueError(
+            f"{func}: `mask` of shape {tuple(m.shape)} must broadcast to "
+            f"{tuple(batch)} (batch..., L)"
+        )
     floats = xp.astype(m, dtype)
     return xp.broadcast_to(floats, tuple(batch)) if expand else floats
 
@@ -206,8 +215,11 @@ def array_arguments(**maybe_arrays: Any) -> dict[str, Any]:
 
     Probability arrays join the one-library check of :func:`namespace`.
     """
-    return {name: x for name, x in maybe_arrays.items()
-            if x is not None and not isinstance(x, int | float)}
+    return {
+        name: x
+        for name, x in maybe_arrays.items()
+        if x is not None and not isinstance(x, int | float)
+    }
 
 
 def check_bool(func: str, name: str, value: Any) -> None:

@@ -17,10 +17,22 @@ __all__ = ["attention"]
 _EPS = 1e-12
 
 
-def attention(q: Any, k: Any, v: Any, /, *, causal: bool = False, p_write: Any = None,
-              p_erase: Any = None, p_read: Any = None, decay: Any = None, mask: Any = None,
-              state: Any = None, return_state: bool = False,
-              chunk_size: int | None = None) -> Any:
+def attention(
+    q: Any,
+    k: Any,
+    v: Any,
+    /,
+    *,
+    causal: bool = False,
+    p_write: Any = None,
+    p_erase: Any = None,
+    p_read: Any = None,
+    decay: Any = None,
+    mask: Any = None,
+    state: Any = None,
+    return_state: bool = False,
+    chunk_size: int | None = None,
+) -> Any:
     r"""Normalized outer-product attention: write every (key, value), read with each query.
 
     The memory after position :math:`t` is
@@ -103,8 +115,9 @@ def attention(q: Any, k: Any, v: Any, /, *, causal: bool = False, p_write: Any =
     True
     """
     func = "attention"
-    optional = _v.array_arguments(p_write=p_write, p_erase=p_erase, p_read=p_read, decay=decay,
-                                  mask=mask, state=state)
+    optional = _v.array_arguments(
+        p_write=p_write, p_erase=p_erase, p_read=p_read, decay=decay, mask=mask, state=state
+    )
     xp = _v.namespace(func, q=q, k=k, v=v, **optional)
     _v.check_bool(func, "causal", causal)
     _v.check_bool(func, "return_state", return_state)
@@ -116,19 +129,25 @@ def attention(q: Any, k: Any, v: Any, /, *, causal: bool = False, p_write: Any =
     length = k.shape[-2]
     for name, x in (("q", q), ("v", v)):
         if x.shape[-2] != length:
-            raise ValueError(f"{func}: `{name}` has length {x.shape[-2]} (shape "
-                             f"{tuple(x.shape)}) but `k` has length {length} (shape "
-                             f"{tuple(k.shape)}); q, k and v need the same L")
+            raise ValueError(
+                f"{func}: `{name}` has length {x.shape[-2]} (shape "
+                f"{tuple(x.shape)}) but `k` has length {length} (shape "
+                f"{tuple(k.shape)}); q, k and v need the same L"
+            )
     _v.check_last_dim(func, "q", q, k.shape[-1], "d_k", "k", k.shape)
     shapes = {"q": tuple(q.shape[:-2]), "k": tuple(k.shape[:-2]), "v": tuple(v.shape[:-2])}
     if state is not None:
         _v.check_float(func, "state", state, xp)
         _v.check_min_ndim(func, "state", state, 2, "(..., d_v, d_k)")
         expected = (v.shape[-1], k.shape[-1])
-        if any(None not in (got, want) and got != want
-               for got, want in zip(state.shape[-2:], expected, strict=True)):
-            raise ValueError(f"{func}: `state` has shape {tuple(state.shape)}, expected "
-                             f"(..., d_v, d_k) = (..., {expected[0]}, {expected[1]})")
+        if any(
+            None not in (got, want) and got != want
+            for got, want in zip(state.shape[-2:], expected, strict=True)
+        ):
+            raise ValueError(
+                f"{func}: `state` has shape {tuple(state.shape)}, expected "
+                f"(..., d_v, d_k) = (..., {expected[0]}, {expected[1]})"
+            )
         shapes["state"] = tuple(state.shape[:-2])
     batch = _v.broadcast_shapes(func, **shapes)
     sequence = (*batch, length)
@@ -161,8 +180,9 @@ def attention(q: Any, k: Any, v: Any, /, *, causal: bool = False, p_write: Any =
         w = m if w is None else xp.where(real, w, xp.zeros_like(w))
         e = None if e is None else xp.where(real, e, xp.zeros_like(e))
         gamma = None if gamma is None else xp.where(real, gamma, xp.ones_like(gamma))
-    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(
-            chunk_size, int) or chunk_size < 1):
+    if chunk_size is not None and (
+        isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
+    ):
         raise ValueError(f"{func}: `chunk_size` must be a positive int, got {chunk_size!r}")
 
     qh = backend.unit(xp.astype(q, acc, copy=False), -1, _EPS, xp)
@@ -181,20 +201,34 @@ def attention(q: Any, k: Any, v: Any, /, *, causal: bool = False, p_write: Any =
         state = state if dynamic else xp.broadcast_to(state, memory_shape)
 
     if (e is not None or gamma is not None) and dynamic:  # no chunks without known sizes
-        y, memory = _noa.recurrent(qh, kh, va, w, e, pr, state, causal=causal, xp=xp,
-                                   scan=backend.scan, decay=gamma)
+        y, memory = _noa.recurrent(
+            qh, kh, va, w, e, pr, state, causal=causal, xp=xp, scan=backend.scan, decay=gamma
+        )
     elif e is not None or gamma is not None:
         # no reset to track when the decays are known and none is 0 (cheap to read)
         values = None if constant or gamma is None else backend.concrete_values(decay)
-        positive = (constant and decay > 0) or (values is not None and bool(
-            values.size and values.min() > 0))
+        positive = (constant and decay > 0) or (
+            values is not None and bool(values.size and values.min() > 0)
+        )
         log_decay, reset = _log_decay(gamma, positive=positive, xp=xp)
-        y, memory = backend.attention_delta(qh, kh, va, w, e, log_decay, reset, pr, state,
-                                            causal, chunk_size or backend.delta_chunk_size,
-                                            xp)
+        y, memory = backend.attention_delta(
+            qh,
+            kh,
+            va,
+            w,
+            e,
+            log_decay,
+            reset,
+            pr,
+            state,
+            causal,
+            chunk_size or backend.delta_chunk_size,
+            xp,
+        )
     elif causal:
-        y, memory = backend.attention_causal(qh, kh, va, w, pr, state,
-                                             chunk_size or backend.chunk_size, xp)
+        y, memory = backend.attention_causal(
+            qh, kh, va, w, pr, state, chunk_size or backend.chunk_size, xp
+        )
     else:
         y, memory = _noa.noncausal(qh, kh, va, w, pr, state, xp=xp)
     y = xp.astype(y, dtype) if y.dtype != dtype else y

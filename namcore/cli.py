@@ -41,112 +41,174 @@ examples:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="namcore", description=_DESCRIPTION, epilog=_EPILOG,
+        prog="namcore",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.add_parser("info", help="versions and devices of namcore and each backend",
-                   description="Show versions of namcore and of each array library, "
-                               "and the devices each one sees.")
-    check = sub.add_parser(
-        "check", help="compare every primitive on every backend with NumPy float64",
-        description="Run unit, write and read on every installed backend (JAX also "
-                    "under jax.jit) from the same NumPy inputs, and compare with the "
-                    "NumPy float64 result. Prints a backend x function table and exits "
-                    "with status 1 if any backend disagrees.",
+    sub.add_parser(
+        "info",
+        help="versions and devices of namcore and each backend",
+        description="Show versions of namcore and of each array library, "
+        "and the devices each one sees.",
     )
-    check.add_argument("--backends", default=None,
-                       help="comma-separated backends (default: all installed with a "
-                            "device), from: numpy, array_api_strict, torch, jax, cupy")
-    check.add_argument("--dtypes", default="float32,float64",
-                       help="comma-separated dtypes to check (default: float32,float64)")
+    check = sub.add_parser(
+        "check",
+        help="compare every primitive on every backend with NumPy float64",
+        description="Run unit, write and read on every installed backend (JAX also "
+        "under jax.jit) from the same NumPy inputs, and compare with the "
+        "NumPy float64 result. Prints a backend x function table and exits "
+        "with status 1 if any backend disagrees.",
+    )
+    check.add_argument(
+        "--backends",
+        default=None,
+        help="comma-separated backends (default: all installed with a "
+        "device), from: numpy, array_api_strict, torch, jax, cupy",
+    )
+    check.add_argument(
+        "--dtypes",
+        default="float32,float64",
+        help="comma-separated dtypes to check (default: float32,float64)",
+    )
     check.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
-    check.add_argument("--verbose", action="store_true",
-                       help="also print the per-backend error table of every function")
+    check.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also print the per-backend error table of every function",
+    )
     train = sub.add_parser(
-        "train", help="train a model on a task (PyTorch or JAX)",
+        "train",
+        help="train a model on a task (PyTorch or JAX)",
         description="Train a model on an algorithmic task. The run folder gets run.json, "
-                    "metrics.jsonl (one line per evaluation), last/best/optimizer "
-                    "checkpoints (safetensors, written atomically); --resume continues it "
-                    "exactly. Errors exit with status 2 and change nothing on disk.")
+        "metrics.jsonl (one line per evaluation), last/best/optimizer "
+        "checkpoints (safetensors, written atomically); --resume continues it "
+        "exactly. Errors exit with status 2 and change nothing on disk.",
+    )
     train.add_argument("--task", required=True, help="task name, e.g. reduce, add, reverse")
-    train.add_argument("--model", required=True,
-                       help="lsam, namtm, namtm-nojump, lstm, transformer, nam-transformer")
+    train.add_argument(
+        "--model",
+        required=True,
+        help="lsam, namtm, namtm-nojump, lstm, transformer, nam-transformer",
+    )
     train.add_argument("--backend", required=True, help="torch or jax")
-    train.add_argument("--preset", default=None,
-                       help="smoke, quick or paper (default: quick, or the run's own on "
-                            "--resume)")
+    train.add_argument(
+        "--preset",
+        default=None,
+        help="smoke, quick or paper (default: quick, or the run's own on --resume)",
+    )
     train.add_argument("--out", required=True, help="run folder, e.g. runs/NAME")
     train.add_argument("--seed", type=int, default=None, help="seed (default 0)")
-    train.add_argument("--steps", type=int, default=None,
-                       help="total optimiser steps (default: the preset's)")
-    train.add_argument("--resume", action="store_true",
-                       help="continue the run in --out from its last checkpoint")
+    train.add_argument(
+        "--steps", type=int, default=None, help="total optimiser steps (default: the preset's)"
+    )
+    train.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
+    )
     evaluate = sub.add_parser(
-        "eval", help="score a trained run on every split",
+        "eval",
+        help="score a trained run on every split",
         description="Load the best (else last) checkpoint of a run on a backend, score it "
-                    "on every split of its task, print a table and write RUN/eval.json "
-                    "(accuracy per split and per input length).")
+        "on every split of its task, print a table and write RUN/eval.json "
+        "(accuracy per split and per input length).",
+    )
     evaluate.add_argument("run", help="run folder written by namcore train")
-    evaluate.add_argument("--backend", default="numpy",
-                          help="numpy, cupy, torch, jax or dask (default numpy)")
-    evaluate.add_argument("--size", type=int, default=None,
-                          help="samples per split (default: the run's eval size)")
-    evaluate.add_argument("--chunk", type=int, default=None,
-                          help="samples per Dask task (--backend dask; default 1024)")
-    evaluate.add_argument("--scheduler", default=None,
-                          help="dask.distributed scheduler address, e.g. tcp://host:8786 "
-                               "(--backend dask; default: local threads)")
+    evaluate.add_argument(
+        "--backend", default="numpy", help="numpy, cupy, torch, jax or dask (default numpy)"
+    )
+    evaluate.add_argument(
+        "--size", type=int, default=None, help="samples per split (default: the run's eval size)"
+    )
+    evaluate.add_argument(
+        "--chunk",
+        type=int,
+        default=None,
+        help="samples per Dask task (--backend dask; default 1024)",
+    )
+    evaluate.add_argument(
+        "--scheduler",
+        default=None,
+        help="dask.distributed scheduler address, e.g. tcp://host:8786 "
+        "(--backend dask; default: local threads)",
+    )
     repro = sub.add_parser(
-        "reproduce", help="train and score a grid of models x tasks; report beside Table 2",
+        "reproduce",
+        help="train and score a grid of models x tasks; report beside Table 2",
         description="Train every model on every task (one run folder each under OUT/runs, "
-                    "resumable), score them, and write OUT/results.md (our sequence accuracy "
-                    "beside the paper's Table 2), OUT/results.json and "
-                    "OUT/accuracy_vs_length.png. Running it again on the same OUT resumes.")
+        "resumable), score them, and write OUT/results.md (our sequence accuracy "
+        "beside the paper's Table 2), OUT/results.json and "
+        "OUT/accuracy_vs_length.png. Running it again on the same OUT resumes.",
+    )
     repro.add_argument("--preset", default="quick", help="smoke, quick or paper (default quick)")
     repro.add_argument("--out", required=True, help="output folder, e.g. runs/repro")
-    repro.add_argument("--grid", default="table2", choices=("table2", "ham"),
-                       help="table2: transformer, lstm, lsam, namtm, namtm-nojump, "
-                            "nam-transformer on reverse, add, reduce, dyck, scan (default); "
-                            "ham: ham, ham-soft, lstm on reverse, sort, merge, search, stack, "
-                            "queue, priority-queue")
-    repro.add_argument("--models", default=None,
-                       help="comma-separated models (default: the grid's)")
-    repro.add_argument("--tasks", default=None,
-                       help="comma-separated tasks (default: the grid's)")
-    repro.add_argument("--backend", default=None,
-                       help="training backend, torch or jax (default: jax if installed)")
-    repro.add_argument("--eval-backend", default=None,
-                       help="backend of the final scoring: numpy, cupy, torch or jax "
-                            "(default: the training backend)")
+    repro.add_argument(
+        "--grid",
+        default="table2",
+        choices=("table2", "ham"),
+        help="table2: transformer, lstm, lsam, namtm, namtm-nojump, "
+        "nam-transformer on reverse, add, reduce, dyck, scan (default); "
+        "ham: ham, ham-soft, lstm on reverse, sort, merge, search, stack, "
+        "queue, priority-queue",
+    )
+    repro.add_argument(
+        "--models", default=None, help="comma-separated models (default: the grid's)"
+    )
+    repro.add_argument("--tasks", default=None, help="comma-separated tasks (default: the grid's)")
+    repro.add_argument(
+        "--backend", default=None, help="training backend, torch or jax (default: jax if installed)"
+    )
+    repro.add_argument(
+        "--eval-backend",
+        default=None,
+        help="backend of the final scoring: numpy, cupy, torch or jax "
+        "(default: the training backend)",
+    )
     repro.add_argument("--seed", type=int, default=0, help="seed of every run (default 0)")
-    repro.add_argument("--jobs", type=int, default=None,
-                       help="runs trained at once, one process each (default: CPUs, at "
-                            "most 4)")
+    repro.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="runs trained at once, one process each (default: CPUs, at most 4)",
+    )
     export = sub.add_parser(
-        "export", help="export a trained model (ONNX through ndonnx)",
+        "export",
+        help="export a trained model (ONNX through ndonnx)",
         description="Export a trained model. The only format is ONNX: namcore's model code "
-                    "runs on ndonnx arrays, which record the graph.")
+        "runs on ndonnx arrays, which record the graph.",
+    )
     formats = export.add_subparsers(dest="format", metavar="FORMAT", required=True)
     onnx = formats.add_parser(
-        "onnx", help="write the inference graph or streaming step as an .onnx file",
+        "onnx",
+        help="write the inference graph or streaming step as an .onnx file",
         description="Write RUN's best (else last) checkpoint as an ONNX model. Causal "
-                    "LSAM and the causal NAM Transformer export a streaming step by "
-                    "default (token and memory state in, prediction and new state out); "
-                    "other models export the whole forward pass (tokens and mask in, "
-                    "logits out), with a fixed --length for the recurrent ones.")
+        "LSAM and the causal NAM Transformer export a streaming step by "
+        "default (token and memory state in, prediction and new state out); "
+        "other models export the whole forward pass (tokens and mask in, "
+        "logits out), with a fixed --length for the recurrent ones.",
+    )
     onnx.add_argument("run", help="run folder written by namcore train, or a .safetensors file")
     onnx.add_argument("--out", required=True, help="the .onnx file to write")
-    onnx.add_argument("--kind", default=None, choices=("step", "sequence"),
-                      help="streaming step or whole sequence (default: step if the model "
-                           "can stream)")
-    onnx.add_argument("--length", type=int, default=None,
-                      help="sequence length of a recurrent model's sequence graph")
+    onnx.add_argument(
+        "--kind",
+        default=None,
+        choices=("step", "sequence"),
+        help="streaming step or whole sequence (default: step if the model can stream)",
+    )
+    onnx.add_argument(
+        "--length",
+        type=int,
+        default=None,
+        help="sequence length of a recurrent model's sequence graph",
+    )
     onnx.add_argument("--dtype", default="float32", choices=("float32", "float64"))
-    onnx.add_argument("--no-matmul-guards", action="store_true",
-                      help="replace ndonnx's If guard around each matmul by the matmul: "
-                           "faster, exact unless an input has a zero-sized dimension")
+    onnx.add_argument(
+        "--no-matmul-guards",
+        action="store_true",
+        help="replace ndonnx's If guard around each matmul by the matmul: "
+        "faster, exact unless an input has a zero-sized dimension",
+    )
     onnx.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     return parser
 
@@ -159,13 +221,22 @@ def _export(args: argparse.Namespace) -> int:
     from namcore.export import export_onnx
 
     try:
-        spec = export_onnx(args.run, args.out, kind=args.kind, length=args.length,
-                           dtype=args.dtype, matmul_guards=not args.no_matmul_guards,
-                           overwrite=args.overwrite)
+        spec = export_onnx(
+            args.run,
+            args.out,
+            kind=args.kind,
+            length=args.length,
+            dtype=args.dtype,
+            matmul_guards=not args.no_matmul_guards,
+            overwrite=args.overwrite,
+        )
     except (OSError, ValueError, TypeError) as error:
         message = str(error).splitlines()[0].removeprefix("export: ")
-        for api, flag in (("overwrite=True", "--overwrite"), ("length=N", "--length N"),
-                          ("kind='sequence'", "--kind sequence")):
+        for api, flag in (
+            ("overwrite=True", "--overwrite"),
+            ("length=N", "--length N"),
+            ("kind='sequence'", "--kind sequence"),
+        ):
             message = message.replace(api, flag)
         return _fail("export", message)
     print(f"wrote {args.out} ({spec.kind} graph)")
@@ -185,8 +256,16 @@ def _train(args: argparse.Namespace) -> int:
     from namcore.training import TrainingError, train
 
     try:
-        lines = train(args.task, args.model, args.backend, args.out, preset=args.preset,
-                      seed=args.seed, steps=args.steps, resume=args.resume)
+        lines = train(
+            args.task,
+            args.model,
+            args.backend,
+            args.out,
+            preset=args.preset,
+            seed=args.seed,
+            steps=args.steps,
+            resume=args.resume,
+        )
     except TrainingError as error:
         return _fail("train", str(error))
     if lines:
@@ -201,8 +280,14 @@ def _eval(args: argparse.Namespace) -> int:
     from namcore.training.evaluate import evaluate, format_table
 
     try:
-        result = evaluate(args.run, args.backend, size=args.size, chunk=args.chunk,
-                          scheduler=args.scheduler, progress=args.backend == "dask")
+        result = evaluate(
+            args.run,
+            args.backend,
+            size=args.size,
+            chunk=args.chunk,
+            scheduler=args.scheduler,
+            progress=args.backend == "dask",
+        )
     except TrainingError as error:
         return _fail("eval", str(error))
     print(format_table(result))
@@ -215,19 +300,28 @@ def _reproduce(args: argparse.Namespace) -> int:
 
     command = "namcore " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["reproduce"] else None
     try:
-        summary = reproduce(args.out, preset=args.preset, models=_split(args.models),
-                            task_names=_split(args.tasks), backend=args.backend,
-                            eval_backend=args.eval_backend, seed=args.seed, jobs=args.jobs,
-                            command=command, grid_name=args.grid)
+        summary = reproduce(
+            args.out,
+            preset=args.preset,
+            models=_split(args.models),
+            task_names=_split(args.tasks),
+            backend=args.backend,
+            eval_backend=args.eval_backend,
+            seed=args.seed,
+            jobs=args.jobs,
+            command=command,
+            grid_name=args.grid,
+        )
     except TrainingError as error:
         return _fail("reproduce", str(error))
     print()
     print(console_table(summary))
-    print(f"\nwrote {args.out}/results.md, results.json and accuracy_vs_length.png "
-          f"({summary['wall_s'] / 60:.1f} min)")
+    print(
+        f"\nwrote {args.out}/results.md, results.json and accuracy_vs_length.png "
+        f"({summary['wall_s'] / 60:.1f} min)"
+    )
     for failure in summary["failures"]:
-        print(f"FAILED {failure['task']}/{failure['model']}: {failure['error']}",
-              file=sys.stderr)
+        print(f"FAILED {failure['task']}/{failure['model']}: {failure['error']}", file=sys.stderr)
     return 1 if summary["failures"] else 0
 
 
@@ -235,8 +329,10 @@ def _info() -> int:
     import namcore
     from namcore import backends
 
-    print(f"namcore {namcore.__version__}  (Python {platform.python_version()}, "
-          f"{platform.system()} {platform.machine()})")
+    print(
+        f"namcore {namcore.__version__}  (Python {platform.python_version()}, "
+        f"{platform.system()} {platform.machine()})"
+    )
     import array_api_compat
     import numpy
 
@@ -269,8 +365,10 @@ def _check(args: argparse.Namespace) -> int:
     names = _split(args.backends)
     for name in names or []:
         if name not in backends.NAMES:
-            print(f"namcore check: unknown backend {name!r}; choose from "
-                  f"{', '.join(backends.NAMES)}", file=sys.stderr)
+            print(
+                f"namcore check: unknown backend {name!r}; choose from {', '.join(backends.NAMES)}",
+                file=sys.stderr,
+            )
             return 2
     if "jax" in (names or usable_backends()):
         import jax  # float64 references need x64; this is our own process
@@ -287,7 +385,8 @@ def _check(args: argparse.Namespace) -> int:
     print("max relative error vs NumPy float64, per backend (rows) and function (columns)")
     widths = [max(len(n), 12) + 2 for n in results]
     header = f"{'backend':<18} {'dtype':<8}" + "".join(
-        f"{n:>{w}}" for n, w in zip(results, widths, strict=True))
+        f"{n:>{w}}" for n, w in zip(results, widths, strict=True)
+    )
     print(header)
     print("-" * len(header))
     failed = False

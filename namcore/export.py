@@ -62,9 +62,15 @@ def _streams(name: str, config: Any) -> bool:
     return name == "NAMTransformer" and bool(config.causal)
 
 
-def build_graph(params: dict[str, Any], config: Any, *, kind: str | None = None,
-                length: int | None = None, dtype: str = "float32",
-                matmul_guards: bool = True) -> tuple[Any, GraphSpec]:
+def build_graph(
+    params: dict[str, Any],
+    config: Any,
+    *,
+    kind: str | None = None,
+    length: int | None = None,
+    dtype: str = "float32",
+    matmul_guards: bool = True,
+) -> tuple[Any, GraphSpec]:
     """The ONNX model (an ``onnx.ModelProto``) of a model's inference graph.
 
     Parameters
@@ -99,30 +105,41 @@ def build_graph(params: dict[str, Any], config: Any, *, kind: str | None = None,
 
     entry = _registry.entry(config)
     if entry.name == "HAM":
-        raise ValueError("export: HAM models cannot be exported to ONNX: the tree's size and "
-                         "depth follow the input length, which ndonnx graphs leave symbolic")
+        raise ValueError(
+            "export: HAM models cannot be exported to ONNX: the tree's size and "
+            "depth follow the input length, which ndonnx graphs leave symbolic"
+        )
     kinds = graph_kinds(config)
     kind = kinds[0] if kind is None else kind
     if kind not in ("step", "sequence"):
         raise ValueError(f"export: kind must be 'step' or 'sequence', got {kind!r}")
     if kind not in kinds:
-        raise ValueError(f"export: this {entry.name} config cannot stream (only causal "
-                         "LSAM, bidirectional=False and decoder=False, and the causal NAM "
-                         "Transformer can); export kind='sequence' instead")
+        raise ValueError(
+            f"export: this {entry.name} config cannot stream (only causal "
+            "LSAM, bidirectional=False and decoder=False, and the causal NAM "
+            "Transformer can); export kind='sequence' instead"
+        )
     if dtype not in ("float32", "float64"):
         raise ValueError(f"export: dtype must be 'float32' or 'float64', got {dtype!r}")
     unrolled = kind == "sequence" and entry.name in _RECURRENT
     if unrolled and length is None:
-        raise ValueError(f"export: the {entry.name} sequence graph unrolls its recurrence (ONNX "
-                         "graphs from ndonnx have no loops): pass length=N, the sequence "
-                         "length it will take")
-    if length is not None and (not unrolled or isinstance(length, bool)
-                               or not isinstance(length, int) or length < 1):
-        raise ValueError("export: length is only for recurrent sequence graphs and must be a "
-                         f"positive int, got {length!r} for the {entry.name} {kind} graph")
+        raise ValueError(
+            f"export: the {entry.name} sequence graph unrolls its recurrence (ONNX "
+            "graphs from ndonnx have no loops): pass length=N, the sequence "
+            "length it will take"
+        )
+    if length is not None and (
+        not unrolled or isinstance(length, bool) or not isinstance(length, int) or length < 1
+    ):
+        raise ValueError(
+            "export: length is only for recurrent sequence graphs and must be a "
+            f"positive int, got {length!r} for the {entry.name} {kind} graph"
+        )
     target = backends.get("ndonnx")
-    weights = {name: target.from_numpy(backends.for_array(a).to_numpy(a), dtype=dtype)
-               for name, a in params.items()}
+    weights = {
+        name: target.from_numpy(backends.for_array(a).to_numpy(a), dtype=dtype)
+        for name, a in params.items()
+    }
     float_type = getattr(ndx, dtype)
     if kind == "sequence":
         dims = ("batch", length if unrolled else "length")
@@ -154,13 +171,15 @@ def _lsam_step(weights: dict[str, Any], config: Any, float_type: Any) -> tuple[d
     memory = ndx.argument(shape=("batch", heads, d // heads, d // heads), dtype=float_type)
     hidden = ndx.argument(shape=("batch", d), dtype=float_type)
     logits, (new_memory, new_hidden) = lsam.forward(
-        weights, token[:, None], config=config, state=(memory, hidden), return_state=True)
-    return ({"token": token, "memory": memory, "hidden": hidden},
-            {"logits": logits[:, 0, :], "memory_out": new_memory, "hidden_out": new_hidden})
+        weights, token[:, None], config=config, state=(memory, hidden), return_state=True
+    )
+    return (
+        {"token": token, "memory": memory, "hidden": hidden},
+        {"logits": logits[:, 0, :], "memory_out": new_memory, "hidden_out": new_hidden},
+    )
 
 
-def _transformer_step(weights: dict[str, Any], config: Any, float_type: Any
-                      ) -> tuple[dict, dict]:
+def _transformer_step(weights: dict[str, Any], config: Any, float_type: Any) -> tuple[dict, dict]:
     import ndonnx as ndx
 
     from namcore.models import transformer
@@ -168,14 +187,19 @@ def _transformer_step(weights: dict[str, Any], config: Any, float_type: Any
     layers, heads, d = config.n_layers, config.n_heads, config.d_model
     token = ndx.argument(shape=("batch",), dtype=ndx.int64)
     position = ndx.argument(shape=(), dtype=ndx.int64)
-    memory = ndx.argument(shape=(layers, "batch", heads, d // heads, d // heads),
-                          dtype=float_type)
+    memory = ndx.argument(shape=(layers, "batch", heads, d // heads, d // heads), dtype=float_type)
     state = (position, tuple(memory[i, ...] for i in range(layers)))
     logits, (new_position, memories) = transformer.forward_nam(
-        weights, token[:, None], config=config, state=state, return_state=True)
-    return ({"token": token, "position": position, "memory": memory},
-            {"logits": logits[:, 0, :], "position_out": new_position,
-             "memory_out": ndx.stack(list(memories), axis=0)})
+        weights, token[:, None], config=config, state=state, return_state=True
+    )
+    return (
+        {"token": token, "position": position, "memory": memory},
+        {
+            "logits": logits[:, 0, :],
+            "position_out": new_position,
+            "memory_out": ndx.stack(list(memories), axis=0),
+        },
+    )
 
 
 def _describe(arrays: dict[str, Any]) -> dict[str, tuple[tuple[int | str, ...], str]]:
@@ -186,9 +210,17 @@ def _describe(arrays: dict[str, Any]) -> dict[str, tuple[tuple[int | str, ...], 
     return out
 
 
-def export_onnx(source: str | os.PathLike, out: str | os.PathLike, *, kind: str | None = None,
-                length: int | None = None, dtype: str = "float32", checkpoint: str | None = None,
-                matmul_guards: bool = True, overwrite: bool = False) -> GraphSpec:
+def export_onnx(
+    source: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    kind: str | None = None,
+    length: int | None = None,
+    dtype: str = "float32",
+    checkpoint: str | None = None,
+    matmul_guards: bool = True,
+    overwrite: bool = False,
+) -> GraphSpec:
     """Export a trained model's inference graph to an ONNX file.
 
     Parameters
@@ -244,8 +276,9 @@ def export_onnx(source: str | os.PathLike, out: str | os.PathLike, *, kind: str 
     if out.exists() and not overwrite:
         raise FileExistsError(f"export: {out} exists; pass overwrite=True to replace it")
     params, config = load(source)
-    model, spec = build_graph(params, config, kind=kind, length=length, dtype=dtype,
-                              matmul_guards=matmul_guards)
+    model, spec = build_graph(
+        params, config, kind=kind, length=length, dtype=dtype, matmul_guards=matmul_guards
+    )
     _annotate(model, config, spec, source)
     atomic_write(out, model.SerializeToString(), overwrite=overwrite)
     return spec
@@ -258,9 +291,12 @@ def _annotate(model: Any, config: Any, spec: GraphSpec, source: Path) -> None:
 
     model.producer_name = "namcore"
     model.producer_version = namcore.__version__
-    meta = {"namcore.model": _registry.entry(config).name,
-            "namcore.config": json.dumps(config.to_dict()),
-            "namcore.kind": spec.kind, "namcore.checkpoint": source.name}
+    meta = {
+        "namcore.model": _registry.entry(config).name,
+        "namcore.config": json.dumps(config.to_dict()),
+        "namcore.kind": spec.kind,
+        "namcore.checkpoint": source.name,
+    }
     for key, value in meta.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value

@@ -40,8 +40,16 @@ from typing import Any
 
 from namcore import _compat
 
-__all__ = ["HardAccess", "build", "depth", "hard_access", "leaf_weights", "soft_access",
-           "soft_write", "write"]
+__all__ = [
+    "HardAccess",
+    "build",
+    "depth",
+    "hard_access",
+    "leaf_weights",
+    "soft_access",
+    "soft_write",
+    "write",
+]
 
 Join = Callable[[Any, Any], Any]
 Search = Callable[[Any, Any], Any]
@@ -53,9 +61,11 @@ def depth(tree_or_leaves: Any, *, leaves: bool = False) -> int:
     n = size if leaves else (size + 1) // 2
     if n < 1 or n & (n - 1) or (not leaves and 2 * n - 1 != size):
         what = "leaves" if leaves else "tree nodes"
-        raise ValueError(f"HAM: {what} axis has size {size}; expected "
-                         f"{'a power of two' if leaves else '2n - 1 with n a power of two'}"
-                         " (pad the inputs to a power of two)")
+        raise ValueError(
+            f"HAM: {what} axis has size {size}; expected "
+            f"{'a power of two' if leaves else '2n - 1 with n a power of two'}"
+            " (pad the inputs to a power of two)"
+        )
     return n.bit_length() - 1
 
 
@@ -86,13 +96,13 @@ def leaf_weights(tree: Any, c: Any, search: Search) -> Any:
     """
     xp = _compat.array_namespace(tree, c)
     levels = depth(tree)
-    n = 2 ** levels
+    n = 2**levels
     weights = xp.ones((*tree.shape[:-2], 1), dtype=tree.dtype)
     if levels == 0:
         return weights
-    p_right = search(tree[..., :n - 1, :], c[..., None, :])
+    p_right = search(tree[..., : n - 1, :], c[..., None, :])
     for level in range(levels):
-        p = p_right[..., 2 ** level - 1:2 ** (level + 1) - 1]
+        p = p_right[..., 2**level - 1 : 2 ** (level + 1) - 1]
         weights = xp.stack([weights * (1 - p), weights * p], axis=-1)
         weights = xp.reshape(weights, (*weights.shape[:-2], 2 ** (level + 1)))
     return weights
@@ -103,14 +113,14 @@ def soft_access(tree: Any, c: Any, search: Search) -> tuple[Any, Any]:
     xp = _compat.array_namespace(tree, c)
     n = 2 ** depth(tree)
     weights = leaf_weights(tree, c, search)
-    read = xp.matmul(weights[..., None, :], tree[..., n - 1:, :])[..., 0, :]
+    read = xp.matmul(weights[..., None, :], tree[..., n - 1 :, :])[..., 0, :]
     return weights, read
 
 
 def soft_write(tree: Any, weights: Any, new_leaves: Any, join: Join) -> Any:
     """DHAM write: ``h_i := a_i new_i + (1 - a_i) h_i`` for every leaf, then rebuild."""
     n = 2 ** depth(tree)
-    leaves = tree[..., n - 1:, :]
+    leaves = tree[..., n - 1 :, :]
     a = weights[..., None]
     return build(a * new_leaves + (1 - a) * leaves, join)
 
@@ -161,8 +171,9 @@ def _rows(flat: Any, index: Any, xp: Any) -> Any:
     return xp.reshape(picked, (*index.shape, flat.shape[-1]))
 
 
-def hard_access(tree: Any, c: Any, search: Search, *, uniform: Any = None,
-                eps: float = 1e-12) -> HardAccess:
+def hard_access(
+    tree: Any, c: Any, search: Search, *, uniform: Any = None, eps: float = 1e-12
+) -> HardAccess:
     """Walk from the root to one leaf: ``log2 n`` SEARCH calls on single nodes.
 
     Parameters
@@ -193,7 +204,7 @@ def hard_access(tree: Any, c: Any, search: Search, *, uniform: Any = None,
         turns.append(right)
         probs.append(p)
         node = 2 * node + 1 + xp.astype(right, node.dtype)
-    n = 2 ** levels
+    n = 2**levels
     empty = (*batch, 0)
     return HardAccess(
         leaf=node - (n - 1),
@@ -213,8 +224,8 @@ def _set_rows(flat: Any, index: Any, rows: Any, xp: Any, assign: bool) -> Any:
     """
     if not assign:  # a masked where over all rows (O(n))
         positions = xp.astype(xp.arange(flat.shape[0]), index.dtype)
-        hit = positions[:, None] == index[None, :]                     # (N, B)
-        scattered = xp.matmul(xp.astype(hit, flat.dtype), rows)       # (N, d)
+        hit = positions[:, None] == index[None, :]  # (N, B)
+        scattered = xp.matmul(xp.astype(hit, flat.dtype), rows)  # (N, d)
         return xp.where(xp.any(hit, axis=1)[:, None], scattered, flat)
     import array_api_extra as xpx
 
@@ -241,7 +252,7 @@ def write(tree: Any, leaf: Any, value: Any, join: Join, *, inplace: bool = False
     xp = _compat.array_namespace(tree, value)
     assign = backends.for_namespace(xp).integer_index_assignment
     levels = depth(tree)
-    n = 2 ** levels
+    n = 2**levels
     flat, offsets, batch = _flat(tree, xp, copy=None if inplace else True)
     node = xp.reshape(leaf + (n - 1), batch) + offsets
     current = xp.reshape(xp.astype(value, tree.dtype), (-1, tree.shape[-1]))

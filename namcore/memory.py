@@ -58,8 +58,9 @@ def unit(x: Any, /, *, axis: int = -1, eps: float = 1e-12) -> Any:
     return _backends.for_namespace(xp).unit(x, axis, eps, xp)
 
 
-def write(M: Any, k: Any, v: Any, /, p_write: Any = 1.0, p_erase: Any = 0.0, *,
-          normalize: bool = True) -> Any:
+def write(
+    M: Any, k: Any, v: Any, /, p_write: Any = 1.0, p_erase: Any = 0.0, *, normalize: bool = True
+) -> Any:
     r"""Write the pair ``(k, v)`` into the memory ``M`` (the paper's WR).
 
     .. math:: M' = M + p_w\, v \hat k^\top - p_e\, M \hat k \hat k^\top,
@@ -117,10 +118,12 @@ def write(M: Any, k: Any, v: Any, /, p_write: Any = 1.0, p_erase: Any = 0.0, *,
     backend = _backends.for_namespace(xp)
     backend.check_same_device("write", {"M": M, "k": k, "v": v, **probabilities})
     dtype = xp.result_type(M, k, v)
-    pw = _v.probability("write", "p_write", p_write, xp=xp, batch=batch, dtype=dtype,
-                        backend=backend)
-    pe = _v.probability("write", "p_erase", p_erase, xp=xp, batch=batch, dtype=dtype,
-                        backend=backend)
+    pw = _v.probability(
+        "write", "p_write", p_write, xp=xp, batch=batch, dtype=dtype, backend=backend
+    )
+    pe = _v.probability(
+        "write", "p_erase", p_erase, xp=xp, batch=batch, dtype=dtype, backend=backend
+    )
     return backend.write(M, k, v, pw, pe, normalize, _EPS, xp)
 
 
@@ -163,8 +166,9 @@ def read(M: Any, q: Any, /, p_read: Any = 1.0, *, normalize: bool = True) -> Any
     batch = _check_memory("read", M, xp, q=(q, -1, "d_k"))
     backend = _backends.for_namespace(xp)
     backend.check_same_device("read", {"M": M, "q": q, **probabilities})
-    pr = _v.probability("read", "p_read", p_read, xp=xp, batch=batch,
-                        dtype=xp.result_type(M, q), backend=backend)
+    pr = _v.probability(
+        "read", "p_read", p_read, xp=xp, batch=batch, dtype=xp.result_type(M, q), backend=backend
+    )
     return backend.read(M, q, pr, normalize, _EPS, xp)
 
 

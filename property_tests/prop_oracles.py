@@ -51,14 +51,16 @@ def _gate(p: Any) -> np.ndarray:
     return np.asarray(p, dtype=np.float64)[..., None]
 
 
-def np_write(M: np.ndarray, k: np.ndarray, v: np.ndarray, p_write: Any = 1.0,
-             p_erase: Any = 0.0) -> np.ndarray:
+def np_write(
+    M: np.ndarray, k: np.ndarray, v: np.ndarray, p_write: Any = 1.0, p_erase: Any = 0.0
+) -> np.ndarray:
     """``M + p_w v k̂ᵀ - p_e M k̂ k̂ᵀ`` (the paper's WR with a normalised key)."""
     kh = np_unit(k)
     Mk = np.matmul(M, kh[..., None])[..., 0]
     pw, pe = _gate(p_write)[..., None], _gate(p_erase)[..., None]
-    return M + pw * np.einsum("...i,...j->...ij", v, kh) - pe * np.einsum(
-        "...i,...j->...ij", Mk, kh)
+    return (
+        M + pw * np.einsum("...i,...j->...ij", v, kh) - pe * np.einsum("...i,...j->...ij", Mk, kh)
+    )
 
 
 def np_read(M: np.ndarray, q: np.ndarray, p_read: Any = 1.0) -> np.ndarray:
@@ -68,8 +70,7 @@ def np_read(M: np.ndarray, q: np.ndarray, p_read: Any = 1.0) -> np.ndarray:
 
 def amax(*arrays: Any) -> float:
     """Largest magnitude over all ``arrays`` (0.0 if they are all empty)."""
-    return max((float(np.max(np.abs(np.asarray(a)), initial=0.0)) for a in arrays),
-               default=0.0)
+    return max((float(np.max(np.abs(np.asarray(a)), initial=0.0)) for a in arrays), default=0.0)
 
 
 def memory_scale(M: np.ndarray, v: Any = 0.0) -> float:
@@ -81,8 +82,9 @@ def memory_scale(M: np.ndarray, v: Any = 0.0) -> float:
     return (M.shape[-1] + 1) * amax(M) + amax(v)
 
 
-def assert_close(actual: Any, expected: np.ndarray, *, xp: Any, scale: float = 0.0,
-                 rtol: float = RTOL) -> None:
+def assert_close(
+    actual: Any, expected: np.ndarray, *, xp: Any, scale: float = 0.0, rtol: float = RTOL
+) -> None:
     """``actual`` is a float64 array of ``xp`` within ``rtol * max(scale, max|expected|)``.
 
     Delegates to :func:`namcore.testing.assert_matches_numpy` (which also checks the
@@ -91,8 +93,7 @@ def assert_close(actual: Any, expected: np.ndarray, *, xp: Any, scale: float = 0
     expected = np.asarray(expected, dtype=np.float64)
     ref = amax(expected)
     bound = rtol * max(scale, ref)
-    assert_matches_numpy(actual, expected, xp=xp, dtype="float64",
-                         rtol=bound / (ref or 1.0))
+    assert_matches_numpy(actual, expected, xp=xp, dtype="float64", rtol=bound / (ref or 1.0))
 
 
 def on(xp: Any, device: Any, value: Any) -> Any:

@@ -50,8 +50,9 @@ TINY = 1e-30
 
 def elements(bound: float = BOUND) -> st.SearchStrategy[float]:
     """Finite float64 values in ``[-bound, bound]``, zero or of magnitude >= ``TINY``."""
-    return st.floats(-bound, bound, allow_nan=False, allow_infinity=False,
-                     allow_subnormal=False, width=64).map(lambda x: 0.0 if abs(x) < TINY else x)
+    return st.floats(
+        -bound, bound, allow_nan=False, allow_infinity=False, allow_subnormal=False, width=64
+    ).map(lambda x: 0.0 if abs(x) < TINY else x)
 
 
 #: The feature dimensions drawn: 1 (degenerate), small ones, and the largest. A short
@@ -71,11 +72,13 @@ def batch_shapes(max_dims: int = 2, max_side: int = 3) -> st.SearchStrategy[Shap
     return hnp.array_shapes(min_dims=0, max_dims=max_dims, min_side=1, max_side=max_side)
 
 
-def broadcast_batches(num: int, max_dims: int = 2,
-                      max_side: int = 3) -> st.SearchStrategy[hnp.BroadcastableShapes]:
+def broadcast_batches(
+    num: int, max_dims: int = 2, max_side: int = 3
+) -> st.SearchStrategy[hnp.BroadcastableShapes]:
     """``num`` batch shapes that broadcast together (``.input_shapes``, ``.result_shape``)."""
-    return hnp.mutually_broadcastable_shapes(num_shapes=num, min_dims=0, max_dims=max_dims,
-                                             min_side=1, max_side=max_side)
+    return hnp.mutually_broadcastable_shapes(
+        num_shapes=num, min_dims=0, max_dims=max_dims, min_side=1, max_side=max_side
+    )
 
 
 def arrays(shape: Shape, bound: float = BOUND) -> st.SearchStrategy[np.ndarray]:
@@ -84,8 +87,9 @@ def arrays(shape: Shape, bound: float = BOUND) -> st.SearchStrategy[np.ndarray]:
 
 
 @st.composite
-def keys(draw: st.DrawFn, shape: Shape, min_norm: float = MIN_KEY_NORM,
-         bound: float = BOUND) -> np.ndarray:
+def keys(
+    draw: st.DrawFn, shape: Shape, min_norm: float = MIN_KEY_NORM, bound: float = BOUND
+) -> np.ndarray:
     """float64 arrays of ``shape`` whose every vector (last axis) has norm > ``min_norm``.
 
     A drawn vector that is too short gets one coordinate set to a value of magnitude
@@ -103,11 +107,13 @@ def keys(draw: st.DrawFn, shape: Shape, min_norm: float = MIN_KEY_NORM,
     return k
 
 
-def probabilities(shape: Shape, low: float = 0.0,
-                  high: float = 1.0) -> st.SearchStrategy[np.ndarray]:
+def probabilities(
+    shape: Shape, low: float = 0.0, high: float = 1.0
+) -> st.SearchStrategy[np.ndarray]:
     """float64 arrays of ``shape`` with values in ``[low, high]``."""
-    return hnp.arrays(np.float64, shape,
-                      elements=st.floats(low, high, allow_subnormal=False, width=64))
+    return hnp.arrays(
+        np.float64, shape, elements=st.floats(low, high, allow_subnormal=False, width=64)
+    )
 
 
 def probability_args(shape: Shape) -> st.SearchStrategy[float | np.ndarray]:
@@ -141,8 +147,9 @@ class MemoryCase(NamedTuple):
 
 
 @st.composite
-def memory_cases(draw: st.DrawFn, *, min_d_k: int = 1, broadcast: bool = True,
-                 float_probabilities: bool = True) -> MemoryCase:
+def memory_cases(
+    draw: st.DrawFn, *, min_d_k: int = 1, broadcast: bool = True, float_probabilities: bool = True
+) -> MemoryCase:
     """A :class:`MemoryCase`.
 
     ``broadcast=False`` gives ``M``, ``k``, ``v`` the same batch shape;

@@ -76,8 +76,9 @@ def loss_cases(draw) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
 
 
 def _loss(inputs: dict[str, Any], W: Any, W2: Any, sum_: Any) -> Any:
-    written = namcore.write(inputs["M"], inputs["k"], inputs["v"], inputs["p_write"],
-                            inputs["p_erase"])
+    written = namcore.write(
+        inputs["M"], inputs["k"], inputs["v"], inputs["p_write"], inputs["p_erase"]
+    )
     read = namcore.read(inputs["M2"], inputs["q"], inputs["p_read"])
     return sum_(W * written) + sum_(W2 * read)
 
@@ -93,17 +94,22 @@ def _loss_scale(inputs: dict[str, np.ndarray], W: np.ndarray, W2: np.ndarray) ->
 
 def _numpy_gradients(inputs, W, W2) -> dict[str, np.ndarray]:
     """Central differences of the loss, evaluated with namcore on NumPy float64."""
+
     def loss(values):
         return float(_loss(values, W, W2, np.sum))
 
-    return {name: numerical_gradient(lambda x, name=name: loss({**inputs, name: x}),
-                                     inputs[name], step=STEP)
-            for name in NAMES}
+    return {
+        name: numerical_gradient(
+            lambda x, name=name: loss({**inputs, name: x}), inputs[name], step=STEP
+        )
+        for name in NAMES
+    }
 
 
 def _torch_gradients(torch, inputs, W, W2) -> dict[str, np.ndarray]:
-    leaves = {n: torch.tensor(a, dtype=torch.float64, requires_grad=True)
-              for n, a in inputs.items()}
+    leaves = {
+        n: torch.tensor(a, dtype=torch.float64, requires_grad=True) for n, a in inputs.items()
+    }
     loss = _loss(leaves, torch.from_numpy(W), torch.from_numpy(W2), torch.sum)
     loss.backward()
     for name, leaf in leaves.items():
@@ -135,12 +141,14 @@ def _assert_gradients_close(got, want, inputs, *, rtol, floor, what):
     for name in NAMES:
         assert got[name].shape == inputs[name].shape, (
             f"{what}: gradient of {name} has shape {got[name].shape}, "
-            f"input has {inputs[name].shape}")
+            f"input has {inputs[name].shape}"
+        )
         err = float(np.max(np.abs(got[name] - want[name]), initial=0.0))
         bound = rtol * float(np.max(np.abs(want[name]), initial=0.0)) + floor
         assert err <= bound, (
             f"{what}: gradient of {name} is off by {err:.3e} (allowed {bound:.3e})\n"
-            f"got  {got[name]!r}\nwant {want[name]!r}")
+            f"got  {got[name]!r}\nwant {want[name]!r}"
+        )
 
 
 def _fd_floor(inputs, W, W2) -> float:
@@ -152,28 +160,40 @@ def _fd_floor(inputs, W, W2) -> float:
 @given(case=loss_cases())
 def test_torch_gradients_match_finite_differences(torch, case):
     inputs, W, W2 = case
-    _assert_gradients_close(_torch_gradients(torch, inputs, W, W2),
-                            _numpy_gradients(inputs, W, W2), inputs,
-                            rtol=FD_RTOL, floor=_fd_floor(inputs, W, W2),
-                            what="torch vs finite differences")
+    _assert_gradients_close(
+        _torch_gradients(torch, inputs, W, W2),
+        _numpy_gradients(inputs, W, W2),
+        inputs,
+        rtol=FD_RTOL,
+        floor=_fd_floor(inputs, W, W2),
+        what="torch vs finite differences",
+    )
 
 
 @given(case=loss_cases())
 def test_jax_gradients_match_finite_differences(jax, case):
     inputs, W, W2 = case
-    _assert_gradients_close(_jax_gradients(jax, inputs, W, W2),
-                            _numpy_gradients(inputs, W, W2), inputs,
-                            rtol=FD_RTOL, floor=_fd_floor(inputs, W, W2),
-                            what="jax vs finite differences")
+    _assert_gradients_close(
+        _jax_gradients(jax, inputs, W, W2),
+        _numpy_gradients(inputs, W, W2),
+        inputs,
+        rtol=FD_RTOL,
+        floor=_fd_floor(inputs, W, W2),
+        what="jax vs finite differences",
+    )
 
 
 @given(case=loss_cases())
 def test_torch_and_jax_gradients_agree(torch, jax, case):
     inputs, W, W2 = case
-    _assert_gradients_close(_torch_gradients(torch, inputs, W, W2),
-                            _jax_gradients(jax, inputs, W, W2), inputs,
-                            rtol=AD_RTOL, floor=AD_RTOL * _loss_scale(inputs, W, W2),
-                            what="torch vs jax")
+    _assert_gradients_close(
+        _torch_gradients(torch, inputs, W, W2),
+        _jax_gradients(jax, inputs, W, W2),
+        inputs,
+        rtol=AD_RTOL,
+        floor=AD_RTOL * _loss_scale(inputs, W, W2),
+        what="torch vs jax",
+    )
 
 
 @pytest.mark.parametrize("library", ["torch", "jax"])
@@ -191,7 +211,8 @@ def test_unit_gradient_at_zero_is_finite(library):
         import jax.numpy as jnp
 
         mod.config.update("jax_enable_x64", True)
-        grad = np.asarray(mod.grad(lambda a: jnp.sum(jnp.asarray(w) * namcore.unit(a)))(
-            jnp.asarray(x)))
+        grad = np.asarray(
+            mod.grad(lambda a: jnp.sum(jnp.asarray(w) * namcore.unit(a)))(jnp.asarray(x))
+        )
     assert np.all(np.isfinite(grad))
     np.testing.assert_allclose(grad, w / EPS, rtol=1e-12)

@@ -27,9 +27,11 @@ def np_join(w):
 
 def mlp_search(xp, u):
     """SEARCH(h, c) = sigmoid(<[h : c], u>)."""
+
     def search(h, c):
         hc = xp.concat([h, xp.broadcast_to(c, (*h.shape[:-1], c.shape[-1]))], axis=-1)
         return 1 / (1 + xp.exp(-xp.sum(hc * u, axis=-1)))
+
     return search
 
 
@@ -40,16 +42,21 @@ def trees(draw):
     batch = draw(batch_shapes(max_dims=2, max_side=2))
     d, l_ = draw(dims(1, 4)), draw(dims(1, 3))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    leaves = rng.standard_normal((*batch, 2 ** levels, d))
-    return (leaves, rng.standard_normal((2 * d, d)) / np.sqrt(d),
-            rng.standard_normal(d + l_), rng.standard_normal((*batch, l_)))
+    leaves = rng.standard_normal((*batch, 2**levels, d))
+    return (
+        leaves,
+        rng.standard_normal((2 * d, d)) / np.sqrt(d),
+        rng.standard_normal(d + l_),
+        rng.standard_normal((*batch, l_)),
+    )
 
 
 def np_tree(leaves, join):
     """The oracle: inner nodes filled one by one in heap order, from the bottom."""
     n = leaves.shape[-2]
-    tree = np.concatenate([np.zeros((*leaves.shape[:-2], n - 1, leaves.shape[-1])), leaves],
-                          axis=-2)
+    tree = np.concatenate(
+        [np.zeros((*leaves.shape[:-2], n - 1, leaves.shape[-1])), leaves], axis=-2
+    )
     for i in reversed(range(n - 1)):
         tree[..., i, :] = join(tree[..., 2 * i + 1, :], tree[..., 2 * i + 2, :])
     return tree
@@ -66,13 +73,19 @@ def test_every_inner_node_is_the_join_of_its_children(xp, device, case):
 def test_write_changes_the_leaf_and_its_ancestors_only(xp, device, case, data):
     leaves, w, _, _ = case
     batch, n, d = leaves.shape[:-2], leaves.shape[-2], leaves.shape[-1]
-    leaf = np.asarray(data.draw(st.lists(st.integers(0, n - 1), min_size=int(np.prod(batch)),
-                                         max_size=int(np.prod(batch))))).reshape(batch)
+    leaf = np.asarray(
+        data.draw(
+            st.lists(
+                st.integers(0, n - 1), min_size=int(np.prod(batch)), max_size=int(np.prod(batch))
+            )
+        )
+    ).reshape(batch)
     value = np.random.default_rng(0).standard_normal((*batch, d))
     before = np_tree(leaves, np_join(w))
     tree = ham.build(on(xp, device, leaves), mlp_join(xp, on(xp, device, w)))
-    after = ham.write(tree, on(xp, device, leaf), on(xp, device, value),
-                      mlp_join(xp, on(xp, device, w)))
+    after = ham.write(
+        tree, on(xp, device, leaf), on(xp, device, value), mlp_join(xp, on(xp, device, w))
+    )
     expected_leaves = leaves.copy()
     for index in np.ndindex(*batch):
         expected_leaves[index][leaf[index]] = value[index]
@@ -110,8 +123,12 @@ def test_hard_access_path_and_log_probability(xp, device, case, sample):
     tree_np = np_tree(leaves, np_join(w))
     uniform = np.random.default_rng(1).uniform(size=(*leaves.shape[:-2], levels))
     tree = ham.build(on(xp, device, leaves), mlp_join(xp, on(xp, device, w)))
-    access = ham.hard_access(tree, on(xp, device, c), mlp_search(xp, on(xp, device, u)),
-                             uniform=on(xp, device, uniform) if sample else None)
+    access = ham.hard_access(
+        tree,
+        on(xp, device, c),
+        mlp_search(xp, on(xp, device, u)),
+        uniform=on(xp, device, uniform) if sample else None,
+    )
     leaf, nodes = to_numpy(access.leaf), to_numpy(access.nodes)
     assert nodes.shape == (*leaves.shape[:-2], levels)
     log_prob = np.zeros(leaves.shape[:-2])
@@ -126,18 +143,27 @@ def test_hard_access_path_and_log_probability(xp, device, case, sample):
             node = 2 * node + 1 + int(right)
         assert leaf[index] == node - (n - 1)
     assert_close(access.log_prob, log_prob, xp=xp, scale=1.0)
-    assert_close(access.value, np.take_along_axis(
-        leaves, leaf[..., None, None], axis=-2)[..., 0, :], xp=xp, scale=1.0)
+    assert_close(
+        access.value,
+        np.take_along_axis(leaves, leaf[..., None, None], axis=-2)[..., 0, :],
+        xp=xp,
+        scale=1.0,
+    )
 
 
 @given(st.integers(0, 5), st.data())
 def test_saturated_search_is_binary_search(xp, device, levels, data):
     """With 0/1 SEARCH over sorted keys, hard access finds what ``searchsorted`` finds."""
-    n = 2 ** levels
-    keys = np.sort(np.asarray(data.draw(st.lists(st.integers(-50, 50), min_size=n,
-                                                 max_size=n)), dtype=np.float64))
-    queries = np.asarray(data.draw(st.lists(st.integers(-60, 60), min_size=1, max_size=4)),
-                         dtype=np.float64)
+    n = 2**levels
+    keys = np.sort(
+        np.asarray(
+            data.draw(st.lists(st.integers(-50, 50), min_size=n, max_size=n)), dtype=np.float64
+        )
+    )
+    queries = np.asarray(
+        data.draw(st.lists(st.integers(-60, 60), min_size=1, max_size=4)), dtype=np.float64
+    )
+
     # a node holds (largest key below it, largest key of its left subtree)
     def join(left, right):
         return xp.stack([xp.maximum(left[..., 0], right[..., 0]), left[..., 0]], axis=-1)

@@ -45,8 +45,13 @@ def _write(xp, device, case: MemoryCase, p_write=None, p_erase=None):
     """``write`` on the backend, with the case's probabilities unless overridden."""
     pw = case.p_write if p_write is None else p_write
     pe = case.p_erase if p_erase is None else p_erase
-    return write(on(xp, device, case.M), on(xp, device, case.k), on(xp, device, case.v),
-                 on(xp, device, pw), on(xp, device, pe))
+    return write(
+        on(xp, device, case.M),
+        on(xp, device, case.k),
+        on(xp, device, case.v),
+        on(xp, device, pw),
+        on(xp, device, pe),
+    )
 
 
 def _move_first(a: np.ndarray, batch: tuple[int, ...]) -> np.ndarray:
@@ -71,8 +76,7 @@ def orthonormal_cases(draw):
     n_keys = draw(st.integers(1, d_k))
     # Q of a QR decomposition is orthogonal whatever the rank of the drawn matrix.
     basis = np.linalg.qr(draw(arrays((*batch, d_k, d_k))))[0]
-    lengths = draw(hnp.arrays(np.float64, (n_keys, *batch, 1),
-                              elements=st.floats(0.1, 10.0)))
+    lengths = draw(hnp.arrays(np.float64, (n_keys, *batch, 1), elements=st.floats(0.1, 10.0)))
     K = np.moveaxis(basis[..., :n_keys], -1, 0) * lengths  # (S, *batch, d_k)
     V = draw(arrays((n_keys, *batch, d_v)))
     return K, V
@@ -181,15 +185,15 @@ def test_one_hot_key_overwrites_one_tape_cell_only(xp, device, d, n_cells, batch
     v = data.draw(arrays((*batch, d)), label="v")
     i = data.draw(st.integers(0, n_cells - 1), label="i")
     e_i = np.eye(n_cells)[i]
-    out = write(on(xp, device, T), on(xp, device, e_i), on(xp, device, v), 1.0, 1.0,
-                normalize=False)
+    out = write(
+        on(xp, device, T), on(xp, device, e_i), on(xp, device, v), 1.0, 1.0, normalize=False
+    )
     expected = T.copy()
     expected[..., :, i] = v
     assert_close(out, expected, xp=xp, scale=amax(T, v))
     others = np.arange(n_cells) != i
     assert np.array_equal(to_numpy(out)[..., others], T[..., others])
-    assert_close(read(out, on(xp, device, e_i), normalize=False), v, xp=xp,
-                 scale=amax(T, v))
+    assert_close(read(out, on(xp, device, e_i), normalize=False), v, xp=xp, scale=amax(T, v))
 
 
 # --------------------------------------------------------------------------------------
@@ -208,8 +212,7 @@ def test_read_gate_is_linear(xp, device, shapes, d_k, d_v, data):
 
     full = read(Mx, qx)
     assert_close(full, np.broadcast_to(np_read(M, q), (*batch, d_v)), xp=xp, scale=scale)
-    assert_close(read(Mx, qx, on(xp, device, p)), p[..., None] * to_numpy(full), xp=xp,
-                 scale=scale)
+    assert_close(read(Mx, qx, on(xp, device, p)), p[..., None] * to_numpy(full), xp=xp, scale=scale)
     assert_close(read(Mx, qx, 1.0), to_numpy(full), xp=xp, scale=scale)
     zeros = np.zeros((*batch, d_v))
     assert_close(read(Mx, qx, 0.0), zeros, xp=xp, scale=0.0)  # exactly zero
@@ -233,8 +236,13 @@ def test_batched_calls_equal_per_element_calls(xp, device, case, data):
     vb = np.broadcast_to(case.v, (*batch, case.d_v))
     memories, reads = [], []
     for idx in np.ndindex(*batch):
-        m = write(on(xp, device, Mb[idx]), on(xp, device, kb[idx]), on(xp, device, vb[idx]),
-                  on(xp, device, case.p_write[idx]), on(xp, device, case.p_erase[idx]))
+        m = write(
+            on(xp, device, Mb[idx]),
+            on(xp, device, kb[idx]),
+            on(xp, device, vb[idx]),
+            on(xp, device, case.p_write[idx]),
+            on(xp, device, case.p_erase[idx]),
+        )
         reads.append(to_numpy(read(m, on(xp, device, q[idx]), on(xp, device, p_read[idx]))))
         memories.append(to_numpy(m))
     per_memory = np.stack(memories).reshape((*batch, case.d_v, case.d_k))

@@ -45,8 +45,9 @@ def test_unit_has_unit_norm_or_is_scaled_by_the_eps_floor(xp, device, problem):
     norms_in = np.linalg.norm(x, axis=axis)
     norms_out = np.linalg.norm(got, axis=axis)
     # ||unit(x)|| = ||x|| / max(||x||, eps): 1 above the floor, ||x||/eps below it
-    np.testing.assert_allclose(norms_out, norms_in / np.maximum(norms_in, EPS),
-                               rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(
+        norms_out, norms_in / np.maximum(norms_in, EPS), rtol=1e-12, atol=1e-15
+    )
     long_rows = norms_in >= 2 * EPS
     np.testing.assert_allclose(norms_out[long_rows], 1.0, rtol=1e-12)
     # the zero vector maps to exactly zero (no NaN)
@@ -55,8 +56,7 @@ def test_unit_has_unit_norm_or_is_scaled_by_the_eps_floor(xp, device, problem):
     assert np.all(np.isfinite(got))
 
 
-@given(x=_shapes.flatmap(keys),
-       c=st.floats(1e-3, 1e3, allow_subnormal=False))
+@given(x=_shapes.flatmap(keys), c=st.floats(1e-3, 1e3, allow_subnormal=False))
 def test_unit_is_invariant_to_positive_scaling(xp, device, x, c):
     # unit(c x) = unit(x) for c > 0 (every vector is longer than 1e-3, so c x stays
     # far above the eps floor)

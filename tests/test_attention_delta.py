@@ -42,17 +42,28 @@ def data():
 
 @pytest.mark.parametrize("causal", [False, True], ids=["noncausal", "causal"])
 @pytest.mark.parametrize("chunk_size", [1, 5, 16, 128])
-def test_everything_together_at_every_chunk_size(xp, device, library, data, causal,
-                                                 chunk_size):
+def test_everything_together_at_every_chunk_size(xp, device, library, data, causal, chunk_size):
     """Gates, masks, state, erase and decay (with resets) at once; chunk sizes 1-128
     (one, not a power of two, the default, longer than the sequence)."""
     if library is XPBackend.NDONNX and chunk_size != 16:
         pytest.skip("ndonnx runs the whole sequence as one chunk whatever chunk_size says")
-    expected_y, expected_state = oracle(data["q"], data["k"], data["v"], causal=causal,
-                                        **{n: data[n] for n in data if n not in "qkv"})
+    expected_y, expected_state = oracle(
+        data["q"],
+        data["k"],
+        data["v"],
+        causal=causal,
+        **{n: data[n] for n in data if n not in "qkv"},
+    )
     arrays = {name: xp.asarray(a, device=device) for name, a in data.items()}
-    y, state = attention(arrays.pop("q"), arrays.pop("k"), arrays.pop("v"), causal=causal,
-                         return_state=True, chunk_size=chunk_size, **arrays)
+    y, state = attention(
+        arrays.pop("q"),
+        arrays.pop("k"),
+        arrays.pop("v"),
+        causal=causal,
+        return_state=True,
+        chunk_size=chunk_size,
+        **arrays,
+    )
     assert_matches_numpy(y, expected_y, xp=xp, dtype=xp.float64, rtol=1e-10)
     assert_matches_numpy(state, expected_state, xp=xp, rtol=1e-10)
 
@@ -62,14 +73,25 @@ def test_streaming_with_erase_and_decay(xp, device, data, causal):
     """Pieces with the state passed along equal one call, resets and masks included."""
     arrays = {n: xp.asarray(a, device=device) for n, a in data.items() if n != "state"}
     per_position = ("p_write", "p_erase", "decay", "mask")
-    whole_y, whole_state = attention(arrays["q"], arrays["k"], arrays["v"], causal=causal,
-                                     return_state=True,
-                                     **{n: arrays[n] for n in per_position})
+    whole_y, whole_state = attention(
+        arrays["q"],
+        arrays["k"],
+        arrays["v"],
+        causal=causal,
+        return_state=True,
+        **{n: arrays[n] for n in per_position},
+    )
     state, ys = None, []
     for start, stop in ((0, 11), (11, 12), (12, 37)):
         piece = {n: arrays[n][..., start:stop] for n in per_position}
-        y, state = attention(*(arrays[n][..., start:stop, :] for n in "qkv"), causal=causal,
-                             state=state, return_state=True, chunk_size=4, **piece)
+        y, state = attention(
+            *(arrays[n][..., start:stop, :] for n in "qkv"),
+            causal=causal,
+            state=state,
+            return_state=True,
+            chunk_size=4,
+            **piece,
+        )
         ys.append(y)
     assert_matches_numpy(state, to_numpy(whole_state), xp=xp, rtol=1e-10)
     if causal:
@@ -89,14 +111,17 @@ def test_resets_pack_sequences_into_one_row(xp, device):
     def run(qkv, beta, decay):
         q, k, v = (xp.asarray(a, device=device) for a in qkv)
         b, g = (xp.asarray(np.ascontiguousarray(a), device=device) for a in (beta, decay))
-        return attention(q, k, v, causal=True, p_write=b, p_erase=b, decay=g, chunk_size=8,
-                         return_state=True)
+        return attention(
+            q, k, v, causal=True, p_write=b, p_erase=b, decay=g, chunk_size=8, return_state=True
+        )
 
-    packed_y, packed_state = run(np.concatenate(pieces, axis=-2),
-                                 np.concatenate(betas, axis=-1), np.concatenate(decays, -1))
+    packed_y, packed_state = run(
+        np.concatenate(pieces, axis=-2), np.concatenate(betas, axis=-1), np.concatenate(decays, -1)
+    )
     apart = [run(p, b, d) for p, b, d in zip(pieces, betas, decays, strict=True)]
-    assert_matches_numpy(packed_y, np.concatenate([to_numpy(y) for y, _ in apart], axis=-2),
-                         xp=xp, rtol=1e-12)
+    assert_matches_numpy(
+        packed_y, np.concatenate([to_numpy(y) for y, _ in apart], axis=-2), xp=xp, rtol=1e-12
+    )
     assert_matches_numpy(packed_state, to_numpy(apart[-1][1]), xp=xp, rtol=1e-12)
 
 
@@ -111,11 +136,17 @@ def test_float32_decay_underflow_stays_finite_and_right(xp, device):
     beta = rng.uniform(size=(2, 512))
     decay = np.full((2, 512), 0.05)
     decay[1, 200] = 0.0
-    expected, expected_state = oracle(q, k, v, causal=True, p_write=beta, p_erase=beta,
-                                      decay=decay)
+    expected, expected_state = oracle(q, k, v, causal=True, p_write=beta, p_erase=beta, decay=decay)
     arrays = [xp.asarray(a, dtype=xp.float32, device=device) for a in (q, k, v, beta, decay)]
-    y, state = attention(*arrays[:3], causal=True, p_write=arrays[3], p_erase=arrays[3],
-                         decay=arrays[4], chunk_size=64, return_state=True)
+    y, state = attention(
+        *arrays[:3],
+        causal=True,
+        p_write=arrays[3],
+        p_erase=arrays[3],
+        decay=arrays[4],
+        chunk_size=64,
+        return_state=True,
+    )
     assert np.isfinite(to_numpy(y)).all() and np.isfinite(to_numpy(state)).all()
     assert_matches_numpy(y, expected, xp=xp, rtol=1e-5)
     assert_matches_numpy(state, expected_state, xp=xp, rtol=1e-5)
@@ -127,14 +158,17 @@ def test_half_inputs_accumulate_in_float32(xp, device, library, data, dtype):
         pytest.skip(f"{library.value} has no {dtype}")
     dt = getattr(xp, dtype)
     q, k, v = (xp.asarray(xp.asarray(data[n], device=device), dtype=dt) for n in "qkv")
-    beta, decay = (xp.asarray(xp.asarray(data[n], device=device), dtype=dt)
-                   for n in ("p_erase", "decay"))
-    y, state = attention(q, k, v, causal=True, p_write=beta, p_erase=beta, decay=decay,
-                         return_state=True)
+    beta, decay = (
+        xp.asarray(xp.asarray(data[n], device=device), dtype=dt) for n in ("p_erase", "decay")
+    )
+    y, state = attention(
+        q, k, v, causal=True, p_write=beta, p_erase=beta, decay=decay, return_state=True
+    )
     assert y.dtype == dt and state.dtype == xp.float32
     exact = [to_numpy(x).astype(np.float64) for x in (q, k, v, beta, decay)]
-    expected = oracle(*exact[:3], causal=True, p_write=exact[3], p_erase=exact[3],
-                      decay=exact[4])[0]
+    expected = oracle(*exact[:3], causal=True, p_write=exact[3], p_erase=exact[3], decay=exact[4])[
+        0
+    ]
     assert_matches_numpy(y, expected, xp=xp, rtol={"float16": 3e-3, "bfloat16": 2e-2}[dtype])
 
 
@@ -150,8 +184,16 @@ def test_half_inputs_accumulate_in_float32(xp, device, library, data, dtype):
         (lambda d: [0.5], TypeError, r"`decay` must be a Python float or an array"),
         (lambda d: True, TypeError, r"`decay` must be a Python float or an array"),
     ],
-    ids=["above_one", "negative", "float_above_one", "length", "feature_axis", "integer",
-         "list", "bool"],
+    ids=[
+        "above_one",
+        "negative",
+        "float_above_one",
+        "length",
+        "feature_axis",
+        "integer",
+        "list",
+        "bool",
+    ],
 )
 def test_bad_decay(data, decay, error, pattern):
     with pytest.raises(error, match=pattern):
@@ -162,19 +204,30 @@ def test_constant_decays_are_floats(data):
     """A Python float decays every position alike; 1 is no decay and 0 a reset each time."""
     q, k, v = data["q"], data["k"], data["v"]
     full = np.full(data["decay"].shape, 0.9)
-    np.testing.assert_allclose(attention(q, k, v, causal=True, decay=0.9),
-                               attention(q, k, v, causal=True, decay=full), rtol=1e-12)
-    np.testing.assert_allclose(attention(q, k, v, causal=True, decay=1.0),
-                               attention(q, k, v, causal=True), rtol=1e-12)
+    np.testing.assert_allclose(
+        attention(q, k, v, causal=True, decay=0.9),
+        attention(q, k, v, causal=True, decay=full),
+        rtol=1e-12,
+    )
+    np.testing.assert_allclose(
+        attention(q, k, v, causal=True, decay=1.0), attention(q, k, v, causal=True), rtol=1e-12
+    )
     only_self = oracle(q, k, v, causal=True, decay=np.zeros(full.shape))[0]
-    np.testing.assert_allclose(attention(q, k, v, causal=True, decay=0.0), only_self,
-                               rtol=1e-12)
+    np.testing.assert_allclose(attention(q, k, v, causal=True, decay=0.0), only_self, rtol=1e-12)
 
 
 def test_empty_sequence_with_erase_and_decay(data):
     q, k, v = (data[n][..., :0, :] for n in "qkv")
-    y, state = attention(q, k, v, causal=True, p_erase=data["p_erase"][..., :0],
-                         decay=data["decay"][..., :0], state=data["state"], return_state=True)
+    y, state = attention(
+        q,
+        k,
+        v,
+        causal=True,
+        p_erase=data["p_erase"][..., :0],
+        decay=data["decay"][..., :0],
+        state=data["state"],
+        return_state=True,
+    )
     assert y.shape == (2, 2, 0, 5)
     np.testing.assert_array_equal(state, data["state"])
 
@@ -190,15 +243,25 @@ def test_gradients_match_finite_differences(framework):
     pw = rng.uniform(0.1, 0.9, size=(2, 9))
 
     def loss_np(q, k, v, pe, decay):
-        return float(np.sum(weights * attention(q, k, v, causal=True, p_write=pw, p_erase=pe,
-                                                decay=decay, chunk_size=4)))
+        return float(
+            np.sum(
+                weights
+                * attention(q, k, v, causal=True, p_write=pw, p_erase=pe, decay=decay, chunk_size=4)
+            )
+        )
 
     inputs = [q, k, v, pe, decay]
     if framework == "torch":
         torch = pytest.importorskip("torch")
         tensors = [torch.tensor(a, requires_grad=True) for a in inputs]
-        out = attention(*tensors[:3], causal=True, p_write=torch.tensor(pw), p_erase=tensors[3],
-                        decay=tensors[4], chunk_size=4)
+        out = attention(
+            *tensors[:3],
+            causal=True,
+            p_write=torch.tensor(pw),
+            p_erase=tensors[3],
+            decay=tensors[4],
+            chunk_size=4,
+        )
         (torch.tensor(weights) * out).sum().backward()
         grads = [t.grad.numpy() for t in tensors]
     else:
@@ -207,13 +270,15 @@ def test_gradients_match_finite_differences(framework):
         jnp = jax.numpy
 
         def loss(q, k, v, pe, decay):
-            out = attention(q, k, v, causal=True, p_write=jnp.asarray(pw), p_erase=pe,
-                            decay=decay, chunk_size=4)
+            out = attention(
+                q, k, v, causal=True, p_write=jnp.asarray(pw), p_erase=pe, decay=decay, chunk_size=4
+            )
             return jnp.sum(jnp.asarray(weights) * out)
 
         grads = jax.grad(loss, argnums=tuple(range(5)))(*(jnp.asarray(a) for a in inputs))
         grads = [np.asarray(g) for g in grads]
     for i, grad in enumerate(grads):
+
         def f(x, i=i):
             args = list(inputs)
             args[i] = x
@@ -232,24 +297,29 @@ def test_jax_vmap_equals_the_batched_call(jax_x64):
     beta, decay = (jnp.asarray(a) for a in rng.uniform(size=(2, 4, 10)))
 
     def one(q, k, v, beta, decay):
-        return attention(q, k, v, causal=True, p_write=beta, p_erase=beta, decay=decay,
-                         chunk_size=4)
+        return attention(
+            q, k, v, causal=True, p_write=beta, p_erase=beta, decay=decay, chunk_size=4
+        )
 
     mapped = jax_x64.vmap(one)(q, k, v, beta, decay)
-    np.testing.assert_allclose(np.asarray(mapped), np.asarray(one(q, k, v, beta, decay)),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        np.asarray(mapped), np.asarray(one(q, k, v, beta, decay)), rtol=1e-12
+    )
 
 
 def _backward_allocations(torch, length: int, erase: bool) -> int:
     """Bytes the torch backward of causal attention allocates (profiler)."""
     rng = np.random.default_rng(0)
-    q, k, v = (torch.tensor(a, requires_grad=True)
-               for a in rng.standard_normal((3, 1, length, 16), dtype=np.float32))
+    q, k, v = (
+        torch.tensor(a, requires_grad=True)
+        for a in rng.standard_normal((3, 1, length, 16), dtype=np.float32)
+    )
     beta = torch.tensor(rng.uniform(size=(1, length)).astype(np.float32), requires_grad=True)
     extra = {"p_erase": beta, "decay": 0.9} if erase else {}
     out = attention(q, k, v, causal=True, p_write=beta, chunk_size=16, **extra)
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU],
-                                profile_memory=True) as prof:
+    with torch.profiler.profile(
+        activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True
+    ) as prof:
         out.sum().backward()
     return sum(e.cpu_memory_usage for e in prof.events() if e.cpu_memory_usage > 0)
 
@@ -271,8 +341,9 @@ def test_unit_lower_inverse(size):
     rng = np.random.default_rng(size)
     a = np.tril(rng.uniform(-1, 1, size=(3, size, size)), -1)
     inverse = delta.unit_lower_inverse(a, xp=xp)
-    np.testing.assert_allclose(inverse @ (np.eye(size) + a), np.broadcast_to(
-        np.eye(size), a.shape), atol=1e-9)
+    np.testing.assert_allclose(
+        inverse @ (np.eye(size) + a), np.broadcast_to(np.eye(size), a.shape), atol=1e-9
+    )
     assert np.array_equal(np.triu(inverse, 1), np.zeros_like(inverse))
 
 
@@ -311,8 +382,9 @@ def test_delta_rule_equals_fla_chunkwise_float64():
     expected, expected_state = fla.delta_rule_chunkwise(qh * d**0.5, kh, v, beta, chunk_size=16)
     assert expected.dtype == torch.float64
     np.testing.assert_allclose(y.numpy(), expected.numpy(), rtol=0, atol=1e-12)
-    np.testing.assert_allclose(state.numpy(), expected_state.transpose(-1, -2).numpy(),
-                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        state.numpy(), expected_state.transpose(-1, -2).numpy(), rtol=0, atol=1e-12
+    )
 
 
 def test_gated_delta_rule_equals_fla_reference():
@@ -327,18 +399,43 @@ def test_gated_delta_rule_equals_fla_reference():
     beta = torch.tensor(rng.uniform(size=(b, h, length)))
     decay = torch.tensor(rng.uniform(0.8, 1.0, size=(b, h, length)))
     state0 = torch.tensor(rng.normal(size=(b, h, d, d)))
-    y, state = attention(q, k, v, causal=True, p_write=beta, p_erase=beta, decay=decay,
-                         state=state0, return_state=True)
+    y, state = attention(
+        q,
+        k,
+        v,
+        causal=True,
+        p_write=beta,
+        p_erase=beta,
+        decay=decay,
+        state=state0,
+        return_state=True,
+    )
     qh = q / q.norm(dim=-1, keepdim=True)
     kh = k / k.norm(dim=-1, keepdim=True)
     layout = [x.transpose(1, 2) for x in (qh, kh, v, beta, decay.log())]
     expected, expected_state = fla.naive_chunk_gated_delta_rule(
-        layout[0], layout[1], layout[2], layout[4], layout[3], chunk_size=32, scale=1.0,
-        initial_state=state0.transpose(-1, -2), output_final_state=True)
-    np.testing.assert_allclose(y.numpy(), expected.transpose(1, 2).double().numpy(),
-                               rtol=0, atol=2e-5 * float(y.abs().max()))
-    np.testing.assert_allclose(state.numpy(), expected_state.transpose(-1, -2).double().numpy(),
-                               rtol=0, atol=2e-5 * float(state.abs().max()))
+        layout[0],
+        layout[1],
+        layout[2],
+        layout[4],
+        layout[3],
+        chunk_size=32,
+        scale=1.0,
+        initial_state=state0.transpose(-1, -2),
+        output_final_state=True,
+    )
+    np.testing.assert_allclose(
+        y.numpy(),
+        expected.transpose(1, 2).double().numpy(),
+        rtol=0,
+        atol=2e-5 * float(y.abs().max()),
+    )
+    np.testing.assert_allclose(
+        state.numpy(),
+        expected_state.transpose(-1, -2).double().numpy(),
+        rtol=0,
+        atol=2e-5 * float(state.abs().max()),
+    )
 
 
 def test_attention_page_examples_run():
@@ -362,12 +459,21 @@ def test_masked_positions_are_inert_even_when_not_finite(xp, device, data, varia
     poisoned = {n: data[n].copy() for n in "kv"}
     poisoned["k"][~mask] = np.nan
     poisoned["v"][~mask] = np.inf
-    expected_y, expected_state = oracle(data["q"], data["k"], data["v"], causal=causal,
-                                        mask=data["mask"], **options)
-    arrays = {n: xp.asarray(a, device=device)
-              for n, a in {**options, "q": data["q"], **poisoned, "mask": data["mask"]}.items()}
-    y, state = attention(arrays.pop("q"), arrays.pop("k"), arrays.pop("v"), causal=causal,
-                         return_state=True, **arrays)
+    expected_y, expected_state = oracle(
+        data["q"], data["k"], data["v"], causal=causal, mask=data["mask"], **options
+    )
+    arrays = {
+        n: xp.asarray(a, device=device)
+        for n, a in {**options, "q": data["q"], **poisoned, "mask": data["mask"]}.items()
+    }
+    y, state = attention(
+        arrays.pop("q"),
+        arrays.pop("k"),
+        arrays.pop("v"),
+        causal=causal,
+        return_state=True,
+        **arrays,
+    )
     assert_matches_numpy(state, expected_state, xp=xp, rtol=1e-10)
     real = np.broadcast_to(mask[..., None], expected_y.shape)
     got = to_numpy(y)
@@ -385,10 +491,15 @@ def test_repeated_keys_stay_exact_in_float32():
     k = np.broadcast_to(rng.normal(size=d), (length, d)).copy()
     v = rng.normal(size=(length, d))
     expected, expected_state = oracle(q, k, v, causal=True, p_erase=np.ones(length))
-    y, state = attention(*(a.astype(np.float32) for a in (q, k, v)), causal=True,
-                         p_erase=np.ones(length, dtype=np.float32), chunk_size=64,
-                         return_state=True)
+    y, state = attention(
+        *(a.astype(np.float32) for a in (q, k, v)),
+        causal=True,
+        p_erase=np.ones(length, dtype=np.float32),
+        chunk_size=64,
+        return_state=True,
+    )
     assert np.isfinite(y).all()
     np.testing.assert_allclose(y, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
-    np.testing.assert_allclose(state, expected_state, rtol=0,
-                               atol=1e-5 * np.abs(expected_state).max())
+    np.testing.assert_allclose(
+        state, expected_state, rtol=0, atol=1e-5 * np.abs(expected_state).max()
+    )

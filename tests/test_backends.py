@@ -12,8 +12,7 @@ from namcore.testing import assert_matches_numpy, to_numpy
 
 
 def test_registry_names_and_unknown_backend():
-    assert backends.NAMES == ("numpy", "array_api_strict", "torch", "jax", "cupy", "ndonnx",
-                             "dask")
+    assert backends.NAMES == ("numpy", "array_api_strict", "torch", "jax", "cupy", "ndonnx", "dask")
     assert "numpy" in backends.installed()
     with pytest.raises(ValueError, match=r"unknown backend 'tensorflow'; expected one of numpy"):
         backends.get("tensorflow")
@@ -116,8 +115,9 @@ def test_write_fast_path_equals_standard_path(xp, device, normalize, probabiliti
     """Every backend's write (fast path or not) equals the base-class standard path."""
     backend = backends.for_namespace(xp)
     rng = np.random.default_rng(3)
-    M, k, v = (xp.asarray(rng.normal(size=s), device=device)
-               for s in ((2, 3, 4, 5), (3, 5), (2, 1, 4)))
+    M, k, v = (
+        xp.asarray(rng.normal(size=s), device=device) for s in ((2, 3, 4, 5), (3, 5), (2, 1, 4))
+    )
     pw, pe = {
         "defaults": (1.0, 0.0),
         "floats": (0.3, 0.6),
@@ -132,8 +132,10 @@ def test_write_fast_path_equals_standard_path(xp, device, normalize, probabiliti
 def test_read_fast_path_equals_standard_path(xp, device):
     backend = backends.for_namespace(xp)
     rng = np.random.default_rng(4)
-    M, q = xp.asarray(rng.normal(size=(3, 4, 5)), device=device), xp.asarray(
-        rng.normal(size=(3, 5)), device=device)
+    M, q = (
+        xp.asarray(rng.normal(size=(3, 4, 5)), device=device),
+        xp.asarray(rng.normal(size=(3, 5)), device=device),
+    )
     fast = backend.read(M, q, 0.5, True, 1e-12, xp)
     standard = Backend.read(backend, M, q, 0.5, True, 1e-12, xp)
     assert_matches_numpy(fast, to_numpy(standard), xp=xp, rtol=1e-12)

@@ -30,11 +30,26 @@ def test_check_passes_and_prints_a_table(capsys):
     assert main(["check", "--backends", "numpy,array_api_strict", "--dtypes", "float32"]) == 0
     out = capsys.readouterr().out
     assert "all backends agree" in out
-    columns = ("unit", "write", "write (gated, erase)", "read", "read (gated)", "attention",
-               "attention (causal)", "attention (erase)", "attention (decay)",
-               "attention (gated delta)", "model LSAM", "model NAMTM",
-               "model NAMTransformer", "model NAMTransformer (causal)", "model LSTMBaseline",
-               "model TransformerBaseline", "model HAM", "model HAM (soft)")
+    columns = (
+        "unit",
+        "write",
+        "write (gated, erase)",
+        "read",
+        "read (gated)",
+        "attention",
+        "attention (causal)",
+        "attention (erase)",
+        "attention (decay)",
+        "attention (gated delta)",
+        "model LSAM",
+        "model NAMTM",
+        "model NAMTransformer",
+        "model NAMTransformer (causal)",
+        "model LSTMBaseline",
+        "model TransformerBaseline",
+        "model HAM",
+        "model HAM (soft)",
+    )
     for column in columns:
         assert column in out
     rows = [line for line in out.splitlines() if line.startswith(("numpy ", "array_api_strict"))]
@@ -61,8 +76,12 @@ def test_check_rejects_unknown_backend(capsys):
 
 
 def test_console_script_runs():
-    result = subprocess.run([sys.executable, "-m", "namcore.cli", "--version"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "namcore.cli", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0 and result.stdout.strip()
 
 

@@ -38,8 +38,9 @@ def assert_blocks_equal(result: da.Array, expected: np.ndarray, rtol: float = 1e
     assert result.shape == expected.shape
     for index in np.ndindex(*result.numblocks):
         block = result.blocks[index]
-        where = tuple(slice(sum(c[:i]), sum(c[:i + 1]))
-                      for c, i in zip(result.chunks, index, strict=True))
+        where = tuple(
+            slice(sum(c[:i]), sum(c[: i + 1])) for c, i in zip(result.chunks, index, strict=True)
+        )
         np.testing.assert_allclose(block.compute(), expected[where], rtol=rtol, atol=1e-12)
 
 
@@ -51,12 +52,20 @@ def qkv():
 
 def test_write_read_chunked_along_batch_and_heads(lazy_only):
     rng = np.random.default_rng(1)
-    M, k, v = rng.standard_normal((6, 4, 5, 3)), rng.standard_normal((6, 4, 3)), \
-        rng.standard_normal((6, 4, 5))
+    M, k, v = (
+        rng.standard_normal((6, 4, 5, 3)),
+        rng.standard_normal((6, 4, 3)),
+        rng.standard_normal((6, 4, 5)),
+    )
     p = rng.uniform(size=(6, 4))
     chunks = ((2, 2, 2), (1, 3))
-    got = namcore.write(chunked(M, (*chunks, 5, 3)), chunked(k, (*chunks, 3)),
-                        chunked(v, (*chunks, 5)), chunked(p, chunks), chunked(p, chunks))
+    got = namcore.write(
+        chunked(M, (*chunks, 5, 3)),
+        chunked(k, (*chunks, 3)),
+        chunked(v, (*chunks, 5)),
+        chunked(p, chunks),
+        chunked(p, chunks),
+    )
     read = namcore.read(got, chunked(k, (*chunks, 3)))
     assert isinstance(got, da.Array) and got.chunks[:2] == chunks
     with dask.config.set(scheduler="threads"):
@@ -70,8 +79,9 @@ def test_noncausal_attention_chunked_along_the_sequence(qkv, seq_chunk, lazy_onl
     q, k, v = qkv
     mask = np.arange(40) < 33
     chunks = (2, 2, seq_chunk, 6)
-    y, memory = namcore.attention(*(chunked(a, chunks) for a in qkv),
-                                  mask=chunked(mask, (seq_chunk,)), return_state=True)
+    y, memory = namcore.attention(
+        *(chunked(a, chunks) for a in qkv), mask=chunked(mask, (seq_chunk,)), return_state=True
+    )
     y_np, memory_np = namcore.attention(q, k, v, mask=mask, return_state=True)
     with dask.config.set(scheduler="threads"):
         assert_blocks_equal(y, y_np)
@@ -87,9 +97,14 @@ def test_causal_attention_fast_path_equals_standard_path(qkv, chunks, lazy_only)
     pw, pr = rng.uniform(size=(4, 3, 40)), rng.uniform(size=(4, 3, 40))
     state = rng.standard_normal((4, 3, 6, 6))
     xs = [chunked(a, chunks) for a in qkv]
-    args = dict(p_write=chunked(pw, chunks[:3]), p_read=chunked(pr, chunks[:3]),
-                state=chunked(state, (*chunks[:2], 6, 6)), causal=True, return_state=True,
-                chunk_size=8)
+    args = dict(
+        p_write=chunked(pw, chunks[:3]),
+        p_read=chunked(pr, chunks[:3]),
+        state=chunked(state, (*chunks[:2], 6, 6)),
+        causal=True,
+        return_state=True,
+        chunk_size=8,
+    )
     fast = namcore.attention(*xs, **args)
     backend = backends.get("dask")
     standard = backend.attention_causal.__func__ is not Backend.attention_causal
@@ -100,8 +115,9 @@ def test_causal_attention_fast_path_equals_standard_path(qkv, chunks, lazy_only)
         reference = namcore.attention(*xs, **args)
     finally:
         type(backend).attention_causal = original
-    expected = namcore.attention(q, k, v, p_write=pw, p_read=pr, state=state, causal=True,
-                                 return_state=True, chunk_size=8)
+    expected = namcore.attention(
+        q, k, v, p_write=pw, p_read=pr, state=state, causal=True, return_state=True, chunk_size=8
+    )
     assert fast[0].chunks[:2] == xs[0].chunks[:2]  # batch and head chunks are kept
     with dask.config.set(scheduler="threads"):
         for got, ref, want in zip(fast, reference, expected, strict=True):
@@ -112,8 +128,9 @@ def test_causal_attention_fast_path_equals_standard_path(qkv, chunks, lazy_only)
 def test_probabilities_are_never_computed_for_validation(lazy_only):
     """Out-of-range lazy probabilities are not read (as under jax.jit): no compute."""
     M = da.zeros((2, 3, 4), chunks=1)
-    out = namcore.write(M, da.ones((2, 4), chunks=1), da.ones((2, 3), chunks=1),
-                        da.full((2,), 1.5, chunks=1))
+    out = namcore.write(
+        M, da.ones((2, 4), chunks=1), da.ones((2, 3), chunks=1), da.full((2,), 1.5, chunks=1)
+    )
     assert isinstance(out, da.Array)
 
 
@@ -133,9 +150,16 @@ def _make(block_id=None, *, salt: int) -> np.ndarray:
 
 def _inputs() -> tuple[da.Array, ...]:
     chunks = ((PER_BLOCK,) * (BATCH // PER_BLOCK), (HEADS,), (LENGTH,), (D,))
-    return tuple(da.map_blocks(_make, chunks=chunks, dtype=np.float32, salt=salt,
-                               meta=np.empty((0, 0, 0, 0), np.float32))
-                 for salt in range(3))
+    return tuple(
+        da.map_blocks(
+            _make,
+            chunks=chunks,
+            dtype=np.float32,
+            salt=salt,
+            meta=np.empty((0, 0, 0, 0), np.float32),
+        )
+        for salt in range(3)
+    )
 
 
 def _block_error(y: np.ndarray, q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -146,16 +170,24 @@ def _block_error(y: np.ndarray, q: np.ndarray, k: np.ndarray, v: np.ndarray) -> 
 
 
 def _errors(y: da.Array, q: da.Array, k: da.Array, v: da.Array) -> da.Array:
-    return da.map_blocks(_block_error, y, q, k, v, dtype=np.float64,
-                         chunks=((1,) * y.numblocks[0], (1,), (1,), (1,)))
+    return da.map_blocks(
+        _block_error, y, q, k, v, dtype=np.float64, chunks=((1,) * y.numblocks[0], (1,), (1,), (1,))
+    )
 
 
 @pytest.fixture
 def cluster():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  memory_limit=WORKER_MEMORY, dashboard_address=None,
-                                  silence_logs=50) as local, \
-            distributed.Client(local) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            memory_limit=WORKER_MEMORY,
+            dashboard_address=None,
+            silence_logs=50,
+        ) as local,
+        distributed.Client(local) as client,
+    ):
         yield local, client
 
 
@@ -220,8 +252,9 @@ def run_dir(tmp_path):
 
     config = model_config("lstm", "reduce", "smoke")
     save(tmp_path / "best.safetensors", init_numpy(config, seed=0), config)
-    (tmp_path / "run.json").write_text(json.dumps(
-        {"task": "reduce", "model": "lstm", "preset_values": {"eval_size": 40}}))
+    (tmp_path / "run.json").write_text(
+        json.dumps({"task": "reduce", "model": "lstm", "preset_values": {"eval_size": 40}})
+    )
     return tmp_path
 
 
@@ -244,9 +277,9 @@ def test_dask_eval_counts_are_right(run_dir, monkeypatch):
     answers: dict[bytes, np.ndarray] = {}
     for split, (low, high) in tasks.splits("reduce").items():
         for index in range(3):
-            batch = split_task("reduce", split).generate(min(16, 40 - 16 * index), low, high,
-                                                         seed=chunk_seed("reduce", split,
-                                                                         index))
+            batch = split_task("reduce", split).generate(
+                min(16, 40 - 16 * index), low, high, seed=chunk_seed("reduce", split, index)
+            )
             for row in range(len(batch)):
                 target = batch.targets[row].copy()
                 if batch.lengths[row] % 2:
@@ -275,9 +308,16 @@ def test_dask_eval_is_the_same_locally_and_on_a_cluster(run_dir):
     from namcore.training import evaluate
 
     local = evaluate(run_dir, "dask", size=48, chunk=16, write=False)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                  dashboard_address=None, silence_logs=50) as c, \
-            distributed.Client(c) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=False,
+            dashboard_address=None,
+            silence_logs=50,
+        ) as c,
+        distributed.Client(c) as client,
+    ):
         remote = evaluate(run_dir, "dask", size=48, chunk=16, scheduler=client, write=False)
     assert local["splits"] == remote["splits"]
     chunky = evaluate(run_dir, "dask", size=48, chunk=48, write=False)
@@ -287,24 +327,25 @@ def test_dask_eval_is_the_same_locally_and_on_a_cluster(run_dir):
 def test_cli_eval_dask_shows_progress_and_writes(run_dir, capsys):
     from namcore.cli import main
 
-    assert main(["eval", str(run_dir), "--backend", "dask", "--size", "32", "--chunk",
-                 "8"]) == 0
+    assert main(["eval", str(run_dir), "--backend", "dask", "--size", "32", "--chunk", "8"]) == 0
     out = capsys.readouterr().out
     assert "Completed" in out and "od_hard" in out  # Dask's progress bar, then the table
     saved = json.loads((run_dir / "eval.json").read_text())
     assert saved["backend"] == "dask" and saved["size"] == 32
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["--size", "0"], "size must be a positive integer"),
-    (["--chunk", "-1"], "chunk must be a positive integer"),
-    (["--backend", "numpy", "--scheduler", "tcp://x:1"], "options of backend='dask'"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--size", "0"], "size must be a positive integer"),
+        (["--chunk", "-1"], "chunk must be a positive integer"),
+        (["--backend", "numpy", "--scheduler", "tcp://x:1"], "options of backend='dask'"),
+    ],
+)
 def test_cli_eval_dask_errors(run_dir, capsys, argv, message):
     from namcore.cli import main
 
-    args = ["eval", str(run_dir)] + (argv if "--backend" in argv else ["--backend", "dask",
-                                                                        *argv])
+    args = ["eval", str(run_dir)] + (argv if "--backend" in argv else ["--backend", "dask", *argv])
     assert main(args) == 2
     assert message in capsys.readouterr().err
     assert not (run_dir / "eval.json").exists()

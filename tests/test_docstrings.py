@@ -7,12 +7,25 @@ import importlib
 
 import pytest
 
-MODULES = ["namcore.memory", "namcore.attention", "namcore.backends", "namcore._io",
-           "namcore.testing._compare", "namcore.testing", "namcore.models",
-           "namcore.models.config", "namcore.models.params", "namcore.models.serialization",
-           "namcore.models.numpy", "namcore.models.torch", "namcore.models.jax",
-           "namcore.ham", "namcore.export", "namcore.training.reinforce",
-           "namcore._agnostic.delta"]
+MODULES = [
+    "namcore.memory",
+    "namcore.attention",
+    "namcore.backends",
+    "namcore._io",
+    "namcore.testing._compare",
+    "namcore.testing",
+    "namcore.models",
+    "namcore.models.config",
+    "namcore.models.params",
+    "namcore.models.serialization",
+    "namcore.models.numpy",
+    "namcore.models.torch",
+    "namcore.models.jax",
+    "namcore.ham",
+    "namcore.export",
+    "namcore.training.reinforce",
+    "namcore._agnostic.delta",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -28,18 +28,28 @@ RECURRENT_LENGTH = 5
 # (config, kind): one entry per exported model kind
 GRAPHS = {
     "lsam-sequence": (LSAMConfig(vocab_size=9, d_model=8, n_heads=2), "sequence"),
-    "lsam-step": (LSAMConfig(vocab_size=9, d_model=12, n_heads=3, bidirectional=False,
-                             decoder=False), "step"),
-    "namtm-sequence": (NAMTMConfig(vocab_size=9, d_model=8, n_tapes=2, tape_length=6,
-                                   n_layers=1), "sequence"),
+    "lsam-step": (
+        LSAMConfig(vocab_size=9, d_model=12, n_heads=3, bidirectional=False, decoder=False),
+        "step",
+    ),
+    "namtm-sequence": (
+        NAMTMConfig(vocab_size=9, d_model=8, n_tapes=2, tape_length=6, n_layers=1),
+        "sequence",
+    ),
     "lstm-sequence": (LSTMBaselineConfig(vocab_size=9, d_model=8), "sequence"),
     "nam-encoder": (NAMTransformerConfig(vocab_size=9, d_model=8, n_heads=2), "sequence"),
-    "nam-classifier": (NAMTransformerConfig(vocab_size=9, d_model=8, n_heads=2, cls=True,
-                                            n_classes=3), "sequence"),
-    "nam-causal-step": (NAMTransformerConfig(vocab_size=9, d_model=8, n_heads=2, causal=True),
-                        "step"),
-    "nam-causal-sequence": (NAMTransformerConfig(vocab_size=9, d_model=8, n_heads=2,
-                                                 causal=True), "sequence"),
+    "nam-classifier": (
+        NAMTransformerConfig(vocab_size=9, d_model=8, n_heads=2, cls=True, n_classes=3),
+        "sequence",
+    ),
+    "nam-causal-step": (
+        NAMTransformerConfig(vocab_size=9, d_model=8, n_heads=2, causal=True),
+        "step",
+    ),
+    "nam-causal-sequence": (
+        NAMTransformerConfig(vocab_size=9, d_model=8, n_heads=2, causal=True),
+        "sequence",
+    ),
     "transformer": (TransformerBaselineConfig(vocab_size=9, d_model=8, n_heads=2), "sequence"),
 }
 
@@ -64,7 +74,7 @@ def tokens_and_mask(batch: int, length: int, seed: int) -> tuple[np.ndarray, np.
     tokens = rng.integers(0, 9, size=(batch, length))
     mask = np.ones((batch, length), dtype=bool)
     if batch > 1:
-        mask[1, length // 2:] = False  # a right-padded row
+        mask[1, length // 2 :] = False  # a right-padded row
     return tokens, mask
 
 
@@ -93,12 +103,15 @@ def _stream(name: str, tokens: np.ndarray) -> tuple[np.ndarray, list[tuple]]:
     sess, _params, config = session(name)
     batch, d, heads = tokens.shape[0], config.d_model, config.n_heads
     if isinstance(config, LSAMConfig):
-        state = {"memory": np.zeros((batch, heads, d // heads, d // heads), np.float32),
-                 "hidden": np.zeros((batch, d), np.float32)}
+        state = {
+            "memory": np.zeros((batch, heads, d // heads, d // heads), np.float32),
+            "hidden": np.zeros((batch, d), np.float32),
+        }
     else:
-        state = {"position": np.array(0, dtype=np.int64),
-                 "memory": np.zeros((config.n_layers, batch, heads, d // heads, d // heads),
-                                    np.float32)}
+        state = {
+            "position": np.array(0, dtype=np.int64),
+            "memory": np.zeros((config.n_layers, batch, heads, d // heads, d // heads), np.float32),
+        }
     logits, shapes = [], []
     for t in range(tokens.shape[1]):
         out = sess.run(None, {"token": tokens[:, t], **state})
@@ -123,15 +136,21 @@ def test_streaming_step_continues_a_numpy_stream():
     """The ONNX step picks up a state produced by NumPy and agrees with it."""
     sess, params, config = session("lsam-step")
     tokens, _ = tokens_and_mask(2, 6, seed=9)
-    _logits, (memory, hidden) = forward(params, tokens[:, :4], config=config,
-                                       return_state=True)
-    out = sess.run(None, {"token": tokens[:, 4], "memory": memory.astype(np.float32),
-                          "hidden": hidden.astype(np.float32)})
+    _logits, (memory, hidden) = forward(params, tokens[:, :4], config=config, return_state=True)
+    out = sess.run(
+        None,
+        {
+            "token": tokens[:, 4],
+            "memory": memory.astype(np.float32),
+            "hidden": hidden.astype(np.float32),
+        },
+    )
     assert_close(out[0], forward(params, tokens[:, :5], config=config)[:, 4])
 
 
-@pytest.mark.parametrize("name", ["lsam-step", "nam-causal-step", "nam-classifier",
-                                  "lstm-sequence"])
+@pytest.mark.parametrize(
+    "name", ["lsam-step", "nam-causal-step", "nam-classifier", "lstm-sequence"]
+)
 def test_graph_without_matmul_guards_gives_the_same_outputs(name):
     from namcore._onnx_graph import count_ops, inline_matmul_guards
 
@@ -154,8 +173,7 @@ def test_graph_without_matmul_guards_gives_the_same_outputs(name):
         elif arg.type == "tensor(bool)":
             feeds[arg.name] = np.ones(shape, dtype=bool)
         else:
-            feeds[arg.name] = np.random.default_rng(1).standard_normal(shape).astype(
-                np.float32)
+            feeds[arg.name] = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
     for a, b in zip(*(s.run(None, feeds) for s in sessions), strict=True):
         # onnxruntime fuses the plain MatMuls with their neighbours (e.g. into Gemm),
         # so results may differ in the last bit
@@ -169,14 +187,17 @@ def test_graph_kinds():
     assert graph_kinds(GRAPHS["nam-encoder"][0]) == ("sequence",)
 
 
-@pytest.mark.parametrize(("name", "kwargs", "match"), [
-    ("lsam-sequence", {"kind": "step"}, "cannot stream"),
-    ("lsam-sequence", {}, "pass length=N"),
-    ("nam-encoder", {"length": 5}, "only for recurrent sequence graphs"),
-    ("lsam-sequence", {"length": 0}, "positive int"),
-    ("nam-encoder", {"kind": "decoder"}, "kind must be 'step' or 'sequence'"),
-    ("nam-encoder", {"dtype": "float16"}, "dtype must be"),
-])
+@pytest.mark.parametrize(
+    ("name", "kwargs", "match"),
+    [
+        ("lsam-sequence", {"kind": "step"}, "cannot stream"),
+        ("lsam-sequence", {}, "pass length=N"),
+        ("nam-encoder", {"length": 5}, "only for recurrent sequence graphs"),
+        ("lsam-sequence", {"length": 0}, "positive int"),
+        ("nam-encoder", {"kind": "decoder"}, "kind must be 'step' or 'sequence'"),
+        ("nam-encoder", {"dtype": "float16"}, "dtype must be"),
+    ],
+)
 def test_build_errors(name, kwargs, match):
     config, _ = GRAPHS[name]
     with pytest.raises(ValueError, match=match):
@@ -237,8 +258,21 @@ def test_export_onnx_missing_source(tmp_path):
 def test_cli_export_onnx(checkpoint, tmp_path, capsys):
     run, params, config = checkpoint
     out = tmp_path / "sub" / "model.onnx"
-    assert main(["export", "onnx", str(run), "--out", str(out), "--kind", "sequence",
-                 "--no-matmul-guards"]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "onnx",
+                str(run),
+                "--out",
+                str(out),
+                "--kind",
+                "sequence",
+                "--no-matmul-guards",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "sequence graph" in printed and "tokens" in printed and "logits" in printed
     sess = ort.InferenceSession(str(out))
@@ -253,7 +287,8 @@ def test_cli_export_errors_exit_2(checkpoint, tmp_path, capsys):
     out.write_bytes(b"x")
     assert main(["export", "onnx", str(run), "--out", str(out)]) == 2
     assert "pass --overwrite" in capsys.readouterr().err
-    assert main(["export", "onnx", str(run), "--out", str(out), "--length", "4",
-                 "--overwrite"]) == 2
+    assert (
+        main(["export", "onnx", str(run), "--out", str(out), "--length", "4", "--overwrite"]) == 2
+    )
     assert "only for recurrent" in capsys.readouterr().err
     assert out.read_bytes() == b"x"

@@ -10,8 +10,12 @@ from namcore.testing import numerical_gradient
 
 
 def _inputs(rng):
-    return (rng.normal(size=(3, 4, 5)), rng.normal(size=(3, 5)), rng.normal(size=(3, 4)),
-            rng.uniform(0.1, 0.9, size=3))
+    return (
+        rng.normal(size=(3, 4, 5)),
+        rng.normal(size=(3, 5)),
+        rng.normal(size=(3, 4)),
+        rng.uniform(0.1, 0.9, size=3),
+    )
 
 
 def _np_loss(M, k, v, p):
@@ -22,6 +26,7 @@ def _np_loss(M, k, v, p):
 def _assert_finite_differences(arrays, grads):
     """Each gradient equals the central difference of the NumPy loss in that argument."""
     for i, (a, grad) in enumerate(zip(arrays, grads, strict=True)):
+
         def f(x, i=i):
             args = list(arrays)
             args[i] = x

@@ -54,13 +54,19 @@ def _gpu_count(backend: str) -> int:
 
 
 def needs_gpu(backend: str, count: int = 1) -> pytest.MarkDecorator:
-    return pytest.mark.skipif(_gpu_count(backend) < count,
-                              reason=f"needs {count} GPU(s) visible to {backend}")
+    return pytest.mark.skipif(
+        _gpu_count(backend) < count, reason=f"needs {count} GPU(s) visible to {backend}"
+    )
 
 
 def _run_child(code: str) -> str:
-    result = subprocess.run([sys.executable, "-c", BLOCK_FRAMEWORKS + code], cwd=ROOT,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", BLOCK_FRAMEWORKS + code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
 
@@ -74,20 +80,26 @@ def _docs_example() -> str:
 
 def test_cupy_model_package_imports_without_torch_or_jax():
     pytest.importorskip("cupy")
-    out = _run_child(textwrap.dedent("""
+    out = _run_child(
+        textwrap.dedent("""
         import namcore, namcore.models.cupy, namcore.models.numpy
         from namcore import backends
         assert backends.get("cupy").is_installed()
         assert not {"torch", "jax"} & set(sys.modules), sorted(sys.modules)
         print(sorted(namcore.models.cupy.__all__))
-    """))
+    """)
+    )
     assert "LSAM" in out and "NAMTM" in out
 
 
 def test_framework_blocker_really_blocks():
     # The isolation above is only meaningful if the blocker stops a real import.
-    result = subprocess.run([sys.executable, "-c", BLOCK_FRAMEWORKS + "import torch"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", BLOCK_FRAMEWORKS + "import torch"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode != 0 and "CuPy-only environment" in result.stderr
 
 
@@ -100,8 +112,9 @@ def test_cupy_only_example():
 def _write_inputs(xp, dtype, shape_m=(3, 2, 48, 40), shape_k=(3, 2, 40), shape_v=(3, 2, 48)):
     rng = np.random.default_rng(7)
     cast = getattr(xp, dtype)
-    return tuple(xp.asarray(rng.standard_normal(s)).astype(cast)
-                 for s in (shape_m, shape_k, shape_v))
+    return tuple(
+        xp.asarray(rng.standard_normal(s)).astype(cast) for s in (shape_m, shape_k, shape_v)
+    )
 
 
 @needs_gpu("cupy")
@@ -125,8 +138,11 @@ def test_fused_cupy_write_broadcasts_and_falls_back_on_mixed_dtypes():
     M, k, v = _write_inputs(xp, "float32", shape_k=(40,), shape_v=(2, 48))
     fast = backends.get("cupy").write(M, k, v, 1.0, 0.5, True, 1e-12, xp)
     np.testing.assert_allclose(
-        fast.get(), standard.write(M, k, v, 1.0, 0.5, normalize=True, eps=1e-12, xp=xp).get(),
-        rtol=1e-5, atol=1e-5)
+        fast.get(),
+        standard.write(M, k, v, 1.0, 0.5, normalize=True, eps=1e-12, xp=xp).get(),
+        rtol=1e-5,
+        atol=1e-5,
+    )
     p = xp.asarray(np.full((3, 2), 0.5))  # float64 probabilities with float32 memory
     mixed = backends.get("cupy").write(M, k, v, p, p, True, 1e-12, xp)
     assert mixed.dtype == xp.float64  # type promotion, as on the standard path
@@ -138,8 +154,7 @@ def test_cupy_results_stay_on_the_current_device_without_syncs():
     import cupyx
 
     M, k, v = _write_inputs(cupy, "float32")
-    q = cupy.asarray(np.random.default_rng(1).standard_normal((3, 2, 256, 40)),
-                     dtype=cupy.float32)
+    q = cupy.asarray(np.random.default_rng(1).standard_normal((3, 2, 256, 40)), dtype=cupy.float32)
     with cupyx.allow_synchronize(False):  # any device-to-host copy raises
         out = namcore.write(M, k, v, 0.9, 0.1)
         r = namcore.read(out, k)
@@ -172,8 +187,11 @@ def test_mixed_devices_are_one_clear_error():
     torch = pytest.importorskip("torch")
     # The "meta" device needs no GPU and stands for any second device.
     M, k, v = torch.zeros(3, 4), torch.ones(4), torch.ones(3)
-    with pytest.raises(ValueError, match=r"write: all arrays must be on one device, but "
-                                         r"`M` on cpu, `k` on meta, `v` on cpu"):
+    with pytest.raises(
+        ValueError,
+        match=r"write: all arrays must be on one device, but "
+        r"`M` on cpu, `k` on meta, `v` on cpu",
+    ):
         namcore.write(M, k.to("meta"), v)
     with pytest.raises(ValueError, match="`q` on meta"):
         namcore.read(M, k.to("meta"))

@@ -48,8 +48,9 @@ def test_one_leaf_tree():
     weights, read = ham.soft_access(tree, np.zeros(3), lambda h, c: h[..., 0])
     np.testing.assert_array_equal(weights, [1.0])
     np.testing.assert_array_equal(read, [1.0, 2.0])
-    np.testing.assert_array_equal(ham.write(tree, np.array(0), np.array([5.0, 6.0]), add),
-                                  [[5.0, 6.0]])
+    np.testing.assert_array_equal(
+        ham.write(tree, np.array(0), np.array([5.0, 6.0]), add), [[5.0, 6.0]]
+    )
 
 
 def test_soft_write_moves_each_leaf_by_its_weight():

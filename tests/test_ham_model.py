@@ -56,10 +56,13 @@ def oracle(params, tokens, config, uniform=None):
         out, lp = [], []
         for t in range(length):
             if config.controller == "lstm":
-                g = (np.concatenate([emb[t], read]) @ P["controller.w_x"] + P["controller.b"]
-                     + h @ P["controller.w_h"])
+                g = (
+                    np.concatenate([emb[t], read]) @ P["controller.w_x"]
+                    + P["controller.b"]
+                    + h @ P["controller.w_h"]
+                )
                 d = config.d_model
-                i, f, cand, o = (g[j * d:(j + 1) * d] for j in range(4))
+                i, f, cand, o = (g[j * d : (j + 1) * d] for j in range(4))
                 cell = sigmoid(f) * cell + sigmoid(i) * np.tanh(cand)
                 h = sigmoid(o) * np.tanh(cell)
                 c = h
@@ -87,8 +90,9 @@ def oracle(params, tokens, config, uniform=None):
                         index = 2 * index + 1 + right
                     weights.append(weight)
                 read = sum(w * v for w, v in zip(weights, leaves, strict=True))
-                leaves = [w * write(v, c) + (1 - w) * v
-                          for w, v in zip(weights, leaves, strict=True)]
+                leaves = [
+                    w * write(v, c) + (1 - w) * v for w, v in zip(weights, leaves, strict=True)
+                ]
             hidden = relu(np.concatenate([c, read]) @ P["head.hidden.w"] + P["head.hidden.b"])
             out.append(hidden @ P["head.out.w"] + P["head.out.b"])
         logits.append(out)
@@ -98,8 +102,9 @@ def oracle(params, tokens, config, uniform=None):
 
 CASES = {
     "lstm-hard": HAMConfig(vocab_size=7, d_model=8, d_node=5),
-    "alone-hard": HAMConfig(vocab_size=7, d_model=6, controller="none", memory="empty",
-                            memory_size=8),
+    "alone-hard": HAMConfig(
+        vocab_size=7, d_model=6, controller="none", memory="empty", memory_size=8
+    ),
     "lstm-soft": HAMConfig(vocab_size=7, d_model=8, access="soft"),
 }
 
@@ -116,8 +121,7 @@ def test_forward_equals_the_oracle(name, sampled):
     uniform = np.random.default_rng(1).random((3, 6, levels)) if sampled else None
     expected, expected_lp = oracle(params, tokens, config, uniform)
     if config.access == "hard":
-        logits, policy = forward(params, tokens, config=config, uniform=uniform,
-                                 return_policy=True)
+        logits, policy = forward(params, tokens, config=config, uniform=uniform, return_policy=True)
         np.testing.assert_allclose(policy.log_prob, expected_lp, rtol=1e-12, atol=1e-12)
         assert policy.entropy.shape == (3, 6) and (policy.entropy > 0).all()
         assert np.all(policy.entropy <= levels * math.log(2) + 1e-12)
@@ -131,8 +135,8 @@ def test_sampled_paths_differ_from_greedy_and_follow_the_uniforms():
     params = init_numpy(config, seed=5, dtype=np.float64)
     tokens = np.random.default_rng(2).integers(0, 7, size=(4, 8))
     greedy = forward(params, tokens, config=config)
-    right = np.zeros((4, 8, 3))                 # u = 0 < p: always right
-    left = np.ones((4, 8, 3))                   # u = 1 > p: always left
+    right = np.zeros((4, 8, 3))  # u = 0 < p: always right
+    left = np.ones((4, 8, 3))  # u = 1 > p: always left
     a, pa = forward(params, tokens, config=config, uniform=right, return_policy=True)
     b, pb = forward(params, tokens, config=config, uniform=left, return_policy=True)
     assert not np.allclose(a, b) and not (np.allclose(a, greedy) and np.allclose(b, greedy))
@@ -151,10 +155,12 @@ def test_bad_arguments_are_refused():
     small = HAMConfig(vocab_size=7, d_model=8, memory_size=4)
     with pytest.raises(ValueError, match="memory_size=4 leaves cannot hold an input of 5"):
         forward(init_numpy(small), tokens, config=small)
-    for field, value, message in [("access", "both", "access must be"),
-                                  ("controller", "gru", "controller must be"),
-                                  ("memory", "zeros", "memory must be"),
-                                  ("memory_size", 6, "power of two")]:
+    for field, value, message in [
+        ("access", "both", "access must be"),
+        ("controller", "gru", "controller must be"),
+        ("memory", "zeros", "memory must be"),
+        ("memory_size", 6, "power of two"),
+    ]:
         with pytest.raises(ValueError, match=message):
             HAMConfig(vocab_size=7, **{field: value})
 
@@ -191,34 +197,49 @@ def test_reinforce_gradients_agree_between_torch_and_jax(jax_x64):
     base = init_numpy(config, seed=6, dtype=np.float64)
 
     def loss(params, tokens, targets, mask, scored, uniform, xp, log_softmax, take, detach):
-        logits, policy = forward(params, tokens, mask, config=config, uniform=uniform,
-                                 return_policy=True)
+        logits, policy = forward(
+            params, tokens, mask, config=config, uniform=uniform, return_policy=True
+        )
         target_logp = take(log_softmax(logits), targets)
         weight = xp.astype(scored, target_logp.dtype)
         ce = -xp.sum(target_logp * weight) / xp.sum(weight)
-        extra, _ = reinforce_loss(params, policy, target_logp, mask, scored,
-                                      stop_gradient=detach, entropy_bonus=0.05)
+        extra, _ = reinforce_loss(
+            params, policy, target_logp, mask, scored, stop_gradient=detach, entropy_bonus=0.05
+        )
         return ce + extra
 
     jax = jax_x64
     jp = {k: jnp.asarray(v) for k, v in base.items()}
     j_args = [jnp.asarray(a) for a in (tokens, targets, mask, scored, uniform)]
-    j_grads = jax.grad(lambda p: loss(
-        p, *j_args, jnp, jax.nn.log_softmax,
-        lambda lp, y: jnp.take_along_axis(lp, y[..., None], axis=-1)[..., 0],
-        jax.lax.stop_gradient))(jp)
+    j_grads = jax.grad(
+        lambda p: loss(
+            p,
+            *j_args,
+            jnp,
+            jax.nn.log_softmax,
+            lambda lp, y: jnp.take_along_axis(lp, y[..., None], axis=-1)[..., 0],
+            jax.lax.stop_gradient,
+        )
+    )(jp)
 
     tp = {k: torch.tensor(v, requires_grad=True) for k, v in base.items()}
-    t_args = [torch.from_numpy(np.ascontiguousarray(a)) for a in (tokens, targets, mask,
-                                                                   scored, uniform)]
-    value = loss(tp, *t_args, __import__("array_api_compat").array_namespace(t_args[-1]),
-                 lambda x: torch.log_softmax(x, -1),
-                 lambda lp, y: lp.gather(-1, y[..., None])[..., 0], torch.Tensor.detach)
+    t_args = [
+        torch.from_numpy(np.ascontiguousarray(a)) for a in (tokens, targets, mask, scored, uniform)
+    ]
+    value = loss(
+        tp,
+        *t_args,
+        __import__("array_api_compat").array_namespace(t_args[-1]),
+        lambda x: torch.log_softmax(x, -1),
+        lambda lp, y: lp.gather(-1, y[..., None])[..., 0],
+        torch.Tensor.detach,
+    )
     value.backward()
     for name, p in tp.items():
         assert p.grad is not None, name
-        np.testing.assert_allclose(np.asarray(j_grads[name]), p.grad.numpy(), rtol=1e-7,
-                                   atol=1e-10, err_msg=name)
+        np.testing.assert_allclose(
+            np.asarray(j_grads[name]), p.grad.numpy(), rtol=1e-7, atol=1e-10, err_msg=name
+        )
     moved = [name for name in tp if float(tp[name].grad.abs().sum()) > 0]
     assert {"ham.search.w", "baseline.w", "ham.join.w", "controller.w_h"} <= set(moved)
 

@@ -117,8 +117,10 @@ def test_inputs_are_not_mutated(xp, device, rng):
 
 
 def test_float32_inputs_give_float32(xp, device, rng):
-    M, k, v = (xp.asarray(rng.normal(size=s), dtype=xp.float32, device=device)
-               for s in ((4, 5), (5,), (4,)))
+    M, k, v = (
+        xp.asarray(rng.normal(size=s), dtype=xp.float32, device=device)
+        for s in ((4, 5), (5,), (4,))
+    )
     pw = xp.asarray(0.5, dtype=xp.float64, device=device)  # does not promote the result
     out = write(M, k, v, pw)
     assert out.dtype == xp.float32

@@ -30,19 +30,28 @@ from namcore.testing._known import LIMITATIONS, skips
 
 CONFIGS = {
     "lsam": LSAMConfig(vocab_size=9, d_model=16, n_heads=4),
-    "lsam-uni": LSAMConfig(vocab_size=9, d_model=12, n_heads=3, bidirectional=False,
-                           decoder=False),
+    "lsam-uni": LSAMConfig(vocab_size=9, d_model=12, n_heads=3, bidirectional=False, decoder=False),
     "namtm": NAMTMConfig(vocab_size=9, d_model=16, n_tapes=2, tape_length=6),
-    "namtm-variant": NAMTMConfig(vocab_size=9, d_model=12, n_tapes=3, head_dim=5,
-                                 controller="lstm", jump=False, separate_erase=True,
-                                 normalize_heads=False, n_layers=1),
+    "namtm-variant": NAMTMConfig(
+        vocab_size=9,
+        d_model=12,
+        n_tapes=3,
+        head_dim=5,
+        controller="lstm",
+        jump=False,
+        separate_erase=True,
+        normalize_heads=False,
+        n_layers=1,
+    ),
     "nam-transformer": NAMTransformerConfig(vocab_size=9, d_model=16, n_heads=2),
-    "nam-causal": NAMTransformerConfig(vocab_size=9, d_model=16, n_heads=2, causal=True,
-                                       positions="learned", max_length=16),
+    "nam-causal": NAMTransformerConfig(
+        vocab_size=9, d_model=16, n_heads=2, causal=True, positions="learned", max_length=16
+    ),
     "nam-classifier": NAMTransformerConfig(vocab_size=9, d_model=16, cls=True, n_classes=3),
     "transformer": TransformerBaselineConfig(vocab_size=9, d_model=16, n_heads=2),
-    "transformer-pool": TransformerBaselineConfig(vocab_size=9, d_model=16, n_classes=4,
-                                                  positions="sinusoidal"),
+    "transformer-pool": TransformerBaselineConfig(
+        vocab_size=9, d_model=16, n_classes=4, positions="sinusoidal"
+    ),
     "lstm": LSTMBaselineConfig(vocab_size=9, d_model=8),
     "lstm-noatt": LSTMBaselineConfig(vocab_size=9, d_model=8, attention=False, n_outputs=5),
     "ham": HAMConfig(vocab_size=9, d_model=8, memory_size=8),
@@ -82,8 +91,14 @@ def test_every_backend_package_exports_the_same_names():
             cls = getattr(package, name)
             assert cls.__name__ == name and cls.__module__ == package.__name__
         assert set(models.MODEL_NAMES) <= set(package.__all__)
-    assert models.MODEL_NAMES == ("LSAM", "NAMTM", "NAMTransformer", "LSTMBaseline",
-                                  "TransformerBaseline", "HAM")
+    assert models.MODEL_NAMES == (
+        "LSAM",
+        "NAMTM",
+        "NAMTransformer",
+        "LSTMBaseline",
+        "TransformerBaseline",
+        "HAM",
+    )
 
 
 def test_numpy_models_import_no_framework():
@@ -121,8 +136,9 @@ def test_padding_does_not_leak(name):
     if a.ndim == 3:
         a, b = a[mask], b[mask]
     np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
-    assert not np.array_equal(forward(params, other, config=config),
-                              forward(params, tokens, config=config))
+    assert not np.array_equal(
+        forward(params, other, config=config), forward(params, tokens, config=config)
+    )
 
 
 @pytest.mark.parametrize("name", ["lsam", "namtm", "nam-causal", "lstm", "ham"])
@@ -133,43 +149,65 @@ def test_a_batch_equals_its_rows_run_alone(name):
     together = forward(params, tokens, mask, config=config)
     for row in range(3):
         n = int(mask[row].sum())
-        alone = forward(params, tokens[row:row + 1, :n], config=config)
+        alone = forward(params, tokens[row : row + 1, :n], config=config)
         np.testing.assert_allclose(together[row, :n], alone[0], rtol=1e-10, atol=1e-12)
 
 
 # ---------------------------------------------------------------- parameter counts
 def test_parameter_counts_match_hand_counts():
     v, d = 9, 8
-    lstm = (v * d                                   # embedding
-            + 2 * (d * 16 + 4 * 16 + 16)            # encoder: 2 directions, 4 units each
-            + (d * 32 + 8 * 32 + 32)                # decoder, 8 units
-            + d * d + (2 * d * d + d)               # attention score and combine
-            + (d * v + v))                          # output layer
+    lstm = (
+        v * d  # embedding
+        + 2 * (d * 16 + 4 * 16 + 16)  # encoder: 2 directions, 4 units each
+        + (d * 32 + 8 * 32 + 32)  # decoder, 8 units
+        + d * d
+        + (2 * d * d + d)  # attention score and combine
+        + (d * v + v)
+    )  # output layer
     assert parameter_count(LSTMBaselineConfig(vocab_size=v, d_model=d)) == lstm
 
-    d, h = 16, 4                                    # LSAM, bidirectional, 2 heads per side
-    cell_half = 16 * (24 + 4) + 8 * (24 + 4) + (24 + 4)     # w_x, w_h, b: 3*8 + 2*2 outputs
-    cell_full = 16 * (48 + 8) + 16 * (48 + 8) + (48 + 8)    # decoder: 3*16 + 2*4 outputs
-    lsam_count = (v * d + 2 * cell_half + (d * d + d)       # embed, encoder, mix
-                  + (d * 32 + 32) + (32 * d + d) + 2 * d    # feed-forward, norm
-                  + cell_full + (d * d + d) + 2 * d + (d * v + v))
+    d, h = 16, 4  # LSAM, bidirectional, 2 heads per side
+    cell_half = 16 * (24 + 4) + 8 * (24 + 4) + (24 + 4)  # w_x, w_h, b: 3*8 + 2*2 outputs
+    cell_full = 16 * (48 + 8) + 16 * (48 + 8) + (48 + 8)  # decoder: 3*16 + 2*4 outputs
+    lsam_count = (
+        v * d
+        + 2 * cell_half
+        + (d * d + d)  # embed, encoder, mix
+        + (d * 32 + 32)
+        + (32 * d + d)
+        + 2 * d  # feed-forward, norm
+        + cell_full
+        + (d * d + d)
+        + 2 * d
+        + (d * v + v)
+    )
     assert parameter_count(LSAMConfig(vocab_size=v, d_model=d, n_heads=h)) == lsam_count
 
     # NAM-TM, one layer, bidirectional GRU controller (8 units a side), 2 tapes of 8
-    gru_side = d * 24 + 8 * 24 + 24 + 8             # w_x, w_h, b (r, z, n), b_hn
-    common = (v * d + (d * d + d) + 2 * d           # embed, input layer, input norm
-              + 2 * gru_side
-              + (d * 16 + 16)                       # value: 2 tapes x 8
-              + (16 * d + d) + 2 * d + (d * v + v))  # output, head norm, head out
-    jump = (d * 20 + 20                             # actions: 2 tapes x (4 + 4 + 2)
-            + (d * 16 + 16)                         # key
-            + (d * 32 + 32))                        # jump queries of both heads
-    no_jump = d * 16 + 16                           # actions: 2 tapes x (3 + 3 + 2)
+    gru_side = d * 24 + 8 * 24 + 24 + 8  # w_x, w_h, b (r, z, n), b_hn
+    common = (
+        v * d
+        + (d * d + d)
+        + 2 * d  # embed, input layer, input norm
+        + 2 * gru_side
+        + (d * 16 + 16)  # value: 2 tapes x 8
+        + (16 * d + d)
+        + 2 * d
+        + (d * v + v)
+    )  # output, head norm, head out
+    jump = (
+        d * 20
+        + 20  # actions: 2 tapes x (4 + 4 + 2)
+        + (d * 16 + 16)  # key
+        + (d * 32 + 32)
+    )  # jump queries of both heads
+    no_jump = d * 16 + 16  # actions: 2 tapes x (3 + 3 + 2)
     config = NAMTMConfig(vocab_size=v, d_model=d, n_tapes=2, n_layers=1)
     assert parameter_count(config) == common + jump
     assert parameter_count(config.replace(jump=False)) == common + no_jump
     assert parameter_count(config.replace(n_layers=2)) == common + jump + (
-        2 * gru_side + jump + d * 16 + 16)
+        2 * gru_side + jump + d * 16 + 16
+    )
 
     block = 2 * d + 3 * d * d + (d * d + d) + 2 * d + (d * 64 + 64) + (64 * d + d)
     nam = v * d + 2 * block + 2 * d + (d * v + v)
@@ -190,17 +228,20 @@ def test_same_seed_same_weights_and_seeds_differ():
 
 
 # ------------------------------------------------------------------ config errors
-@pytest.mark.parametrize(("factory", "message"), [
-    (lambda: LSAMConfig(vocab_size=5, d_model=10, n_heads=4), "divisible by n_heads"),
-    (lambda: LSAMConfig(vocab_size=5, d_model=12, n_heads=3), "must be even"),
-    (lambda: NAMTMConfig(vocab_size=5, controller="gru"), "controller"),
-    (lambda: NAMTMConfig(vocab_size=5, d_model=10, n_tapes=4), "divisible by n_tapes"),
-    (lambda: NAMTransformerConfig(vocab_size=5, positions="rotary"), "positions"),
-    (lambda: NAMTransformerConfig(vocab_size=5, causal=True, cls=True), "CLS"),
-    (lambda: LSTMBaselineConfig(vocab_size=5, d_model=7), "even d_model"),
-    (lambda: LSTMBaselineConfig(vocab_size=0), "vocab_size must be a positive integer"),
-    (lambda: NAMTMConfig(vocab_size=5, tape_length=2.5), "tape_length"),
-])
+@pytest.mark.parametrize(
+    ("factory", "message"),
+    [
+        (lambda: LSAMConfig(vocab_size=5, d_model=10, n_heads=4), "divisible by n_heads"),
+        (lambda: LSAMConfig(vocab_size=5, d_model=12, n_heads=3), "must be even"),
+        (lambda: NAMTMConfig(vocab_size=5, controller="gru"), "controller"),
+        (lambda: NAMTMConfig(vocab_size=5, d_model=10, n_tapes=4), "divisible by n_tapes"),
+        (lambda: NAMTransformerConfig(vocab_size=5, positions="rotary"), "positions"),
+        (lambda: NAMTransformerConfig(vocab_size=5, causal=True, cls=True), "CLS"),
+        (lambda: LSTMBaselineConfig(vocab_size=5, d_model=7), "even d_model"),
+        (lambda: LSTMBaselineConfig(vocab_size=0), "vocab_size must be a positive integer"),
+        (lambda: NAMTMConfig(vocab_size=5, tape_length=2.5), "tape_length"),
+    ],
+)
 def test_bad_configs_are_refused(factory, message):
     with pytest.raises(ValueError, match=message):
         factory()
@@ -223,13 +264,16 @@ def test_bad_inputs_are_refused():
     causal = CONFIGS["nam-causal"]
     with pytest.raises(ValueError, match="max_length"):
         forward(init_numpy(causal), np.zeros((1, 17), int), config=causal)
-    _, state = forward(init_numpy(causal), np.zeros((1, 10), int), config=causal,
-                       return_state=True)
+    _, state = forward(init_numpy(causal), np.zeros((1, 10), int), config=causal, return_state=True)
     with pytest.raises(ValueError, match="positions up to 17 exceed max_length=16"):
         forward(init_numpy(causal), np.zeros((1, 7), int), config=causal, state=state)
     with pytest.raises(ValueError, match="causal"):
-        forward(init_numpy(CONFIGS["nam-transformer"]), tokens,
-                config=CONFIGS["nam-transformer"], return_state=True)
+        forward(
+            init_numpy(CONFIGS["nam-transformer"]),
+            tokens,
+            config=CONFIGS["nam-transformer"],
+            return_state=True,
+        )
 
 
 # -------------------------------------------------------------- independent oracles
@@ -247,9 +291,9 @@ def test_lsam_memory_update_is_write_with_erase_equal_to_write():
     M, h = np.zeros((2, heads, 3, 3)), np.zeros((2, d))
     for t in range(length):
         z = x[:, t] @ params["cell.w_x"] + h @ params["cell.w_h"] + params["cell.b"]
-        q, k, v = (z[:, i * d:(i + 1) * d].reshape(2, heads, 3) for i in range(3))
-        p_read = 1 / (1 + np.exp(-z[:, 3 * d:3 * d + heads]))
-        p_write = 1 / (1 + np.exp(-z[:, 3 * d + heads:]))
+        q, k, v = (z[:, i * d : (i + 1) * d].reshape(2, heads, 3) for i in range(3))
+        p_read = 1 / (1 + np.exp(-z[:, 3 * d : 3 * d + heads]))
+        p_write = 1 / (1 + np.exp(-z[:, 3 * d + heads :]))
         M = namcore.write(M, k, v, p_write, p_write)
         h = namcore.read(M, q, p_read).reshape(2, d)
         np.testing.assert_allclose(ys[:, t], h, rtol=1e-12, atol=1e-14)
@@ -261,15 +305,16 @@ def test_recurrent_cells_equal_torch(kind):
     torch = pytest.importorskip("torch")
     n_in, hidden, length = 5, 4, 6
     module = (torch.nn.LSTM if kind == "lstm" else torch.nn.GRU)(
-        n_in, hidden, batch_first=True, dtype=torch.float64)
+        n_in, hidden, batch_first=True, dtype=torch.float64
+    )
     w_ih, w_hh = module.weight_ih_l0.detach().numpy(), module.weight_hh_l0.detach().numpy()
     b_ih, b_hh = module.bias_ih_l0.detach().numpy(), module.bias_hh_l0.detach().numpy()
     params = {"rnn.w_x": w_ih.T, "rnn.w_h": w_hh.T}
     if kind == "lstm":
         params["rnn.b"] = b_ih + b_hh
     else:  # the candidate's recurrent bias sits inside the reset product
-        params["rnn.b"] = b_ih + np.concatenate([b_hh[:2 * hidden], np.zeros(hidden)])
-        params["rnn.b_hn"] = b_hh[2 * hidden:]
+        params["rnn.b"] = b_ih + np.concatenate([b_hh[: 2 * hidden], np.zeros(hidden)])
+        params["rnn.b_hn"] = b_hh[2 * hidden :]
     x = np.random.default_rng(1).normal(size=(2, length, n_in))
     ctx, _ = layers.context(params, np.zeros((2, length), int), None, "test")
     ours, _ = layers.recurrent(params, "rnn", kind, x, np.ones((2, length), bool), ctx)
@@ -288,7 +333,8 @@ def test_softmax_baseline_attention_equals_torch_sdpa():
     ours = transformer._softmax_attention(q, k, v, mask, np, 4)
     t = [torch.from_numpy(a) for a in (q, k, v)]
     theirs = torch.nn.functional.scaled_dot_product_attention(
-        *t, attn_mask=torch.from_numpy(mask)[:, None, None, :])
+        *t, attn_mask=torch.from_numpy(mask)[:, None, None, :]
+    )
     np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-10, atol=1e-12)
 
 
@@ -299,7 +345,7 @@ def _tape_ctx():
 
 
 def _one_hot(i: int, n: int) -> np.ndarray:
-    return np.eye(n)[i][None, None, :]            # (batch 1, tape 1, n)
+    return np.eye(n)[i][None, None, :]  # (batch 1, tape 1, n)
 
 
 def _action(i: int) -> np.ndarray:
@@ -313,38 +359,78 @@ def test_hard_heads_make_an_exact_tape(normalize_heads):
     state = namtm.initial_state(ctx, 1, 1, cell, n, jump=True)
     rng = np.random.default_rng(0)
     values = rng.normal(size=(3, 1, 1, cell))
-    keys = np.eye(cell)[:, None, None, :]          # orthonormal unit keys
+    keys = np.eye(cell)[:, None, None, :]  # orthonormal unit keys
     one, zero = np.ones((1, 1)), np.zeros((1, 1))
 
     def step(state, *, value, key, act_read, act_write, p_read=one, p_write=one, query=None):
         query = key if query is None else query
-        return namtm.tape_step(ctx, state, value=value, key=key, query_read=query,
-                               query_write=query, act_read=act_read, act_write=act_write,
-                               p_read=p_read, p_write=p_write, p_erase=p_write,
-                               normalize_heads=normalize_heads)
+        return namtm.tape_step(
+            ctx,
+            state,
+            value=value,
+            key=key,
+            query_read=query,
+            query_write=query,
+            act_read=act_read,
+            act_write=act_write,
+            p_read=p_read,
+            p_write=p_write,
+            p_erase=p_write,
+            normalize_heads=normalize_heads,
+        )
 
     # write v0 at 0 and v1 at 1 (the write head moves right), the read head stays at 0
-    state, r = step(state, value=values[0], key=keys[0], act_read=_action(namtm.NOOP),
-                    act_write=_action(namtm.RIGHT))
+    state, r = step(
+        state,
+        value=values[0],
+        key=keys[0],
+        act_read=_action(namtm.NOOP),
+        act_write=_action(namtm.RIGHT),
+    )
     np.testing.assert_allclose(r[0, 0], values[0, 0, 0], atol=1e-12)
-    state, _ = step(state, value=values[1], key=keys[1], act_read=_action(namtm.RIGHT),
-                    act_write=_action(namtm.RIGHT), p_read=zero)
-    np.testing.assert_allclose(state[2], _one_hot(1, n), atol=1e-12)     # read head at 1
-    np.testing.assert_allclose(state[3], _one_hot(2, n), atol=1e-12)     # write head at 2
+    state, _ = step(
+        state,
+        value=values[1],
+        key=keys[1],
+        act_read=_action(namtm.RIGHT),
+        act_write=_action(namtm.RIGHT),
+        p_read=zero,
+    )
+    np.testing.assert_allclose(state[2], _one_hot(1, n), atol=1e-12)  # read head at 1
+    np.testing.assert_allclose(state[3], _one_hot(2, n), atol=1e-12)  # write head at 2
     # nothing written (p_write 0): read v1 at 1, then move left and read v0
-    state, r = step(state, value=values[2], key=keys[2], act_read=_action(namtm.LEFT),
-                    act_write=_action(namtm.NOOP), p_write=zero)
+    state, r = step(
+        state,
+        value=values[2],
+        key=keys[2],
+        act_read=_action(namtm.LEFT),
+        act_write=_action(namtm.NOOP),
+        p_write=zero,
+    )
     np.testing.assert_allclose(r[0, 0], values[1, 0, 0], atol=1e-12)
-    state, r = step(state, value=values[2], key=keys[2], act_read=_action(namtm.NOOP),
-                    act_write=_action(namtm.LEFT), p_write=zero)
+    state, r = step(
+        state,
+        value=values[2],
+        key=keys[2],
+        act_read=_action(namtm.NOOP),
+        act_write=_action(namtm.LEFT),
+        p_write=zero,
+    )
     np.testing.assert_allclose(r[0, 0], values[0, 0, 0], atol=1e-12)
     np.testing.assert_allclose(state[0][0, 0][:, :2], values[:2, 0, 0].T, atol=1e-12)
     np.testing.assert_allclose(state[0][0, 0][:, 2:], 0, atol=1e-12)
     # the left move of the write head rolled the *write* head (the authors' bug fixed)
     np.testing.assert_allclose(state[3], _one_hot(1, n), atol=1e-12)
     # jump: both heads go to where key 1 was written, whatever their position
-    state, _ = step(state, value=values[2], key=keys[2], act_read=_action(namtm.JUMP),
-                    act_write=_action(namtm.JUMP), p_write=zero, query=keys[1] * 3.0)
+    state, _ = step(
+        state,
+        value=values[2],
+        key=keys[2],
+        act_read=_action(namtm.JUMP),
+        act_write=_action(namtm.JUMP),
+        p_write=zero,
+        query=keys[1] * 3.0,
+    )
     np.testing.assert_allclose(state[2], _one_hot(1, n), atol=1e-12)
     np.testing.assert_allclose(state[3], _one_hot(1, n), atol=1e-12)
 
@@ -354,8 +440,9 @@ def test_roll_wraps_around_the_tape():
     H = _one_hot(n - 1, n)
     right, left = _action(namtm.RIGHT)[..., :3], _action(namtm.LEFT)[..., :3]  # no JUMP
     np.testing.assert_array_equal(namtm.move(H, right, None, ctx.xp), _one_hot(0, n))
-    np.testing.assert_array_equal(namtm.move(_one_hot(0, n), left, None, ctx.xp),
-                                  _one_hot(n - 1, n))
+    np.testing.assert_array_equal(
+        namtm.move(_one_hot(0, n), left, None, ctx.xp), _one_hot(n - 1, n)
+    )
 
 
 def test_tape_length_is_a_runtime_argument():
@@ -366,8 +453,9 @@ def test_tape_length_is_a_runtime_argument():
     assert all(o.shape == (3, 9, 9) and np.isfinite(o).all() for o in outputs)
     assert not np.allclose(outputs[1], outputs[2])
     default = forward(params, tokens, mask, config=config)
-    np.testing.assert_array_equal(default, forward(params, tokens, mask, config=config,
-                                                   tape_length=config.tape_length))
+    np.testing.assert_array_equal(
+        default, forward(params, tokens, mask, config=config, tape_length=config.tape_length)
+    )
 
 
 # --------------------------------------------------------- causal NAM Transformer
@@ -377,10 +465,10 @@ def test_causal_nam_transformer_streams_and_is_causal():
     tokens = np.random.default_rng(5).integers(0, 9, size=(2, 11))
     full = forward(params, tokens, config=config)
     first, state = forward(params, tokens[:, :4], config=config, return_state=True)
-    second, state = forward(params, tokens[:, 4:], config=config, state=state,
-                            return_state=True)
-    np.testing.assert_allclose(np.concatenate([first, second], axis=1), full, rtol=1e-10,
-                               atol=1e-12)
+    second, state = forward(params, tokens[:, 4:], config=config, state=state, return_state=True)
+    np.testing.assert_allclose(
+        np.concatenate([first, second], axis=1), full, rtol=1e-10, atol=1e-12
+    )
     assert state[0] == 11 and len(state[1]) == config.n_layers
     changed = tokens.copy()
     changed[:, 6] = (changed[:, 6] + 1) % 9
@@ -397,8 +485,14 @@ def test_causal_lsam_streams_and_is_causal():
     full = forward(params, tokens, mask, config=config)
     pieces, state = [], None
     for start, stop in ((0, 3), (3, 4), (4, 10)):  # uneven pieces, one of a single token
-        out, state = forward(params, tokens[:, start:stop], mask[:, start:stop],
-                             config=config, state=state, return_state=True)
+        out, state = forward(
+            params,
+            tokens[:, start:stop],
+            mask[:, start:stop],
+            config=config,
+            state=state,
+            return_state=True,
+        )
         pieces.append(out)
     np.testing.assert_allclose(np.concatenate(pieces, axis=1), full, rtol=1e-10, atol=1e-12)
     memory, hidden = state
@@ -412,11 +506,11 @@ def test_causal_lsam_streams_and_is_causal():
 
 @pytest.mark.parametrize("name", ["lsam", "lsam-bidirectional-only", "lsam-decoder-only"])
 def test_lsam_state_needs_a_causal_config(name):
-    config = {"lsam": CONFIGS["lsam"],
-              "lsam-bidirectional-only": LSAMConfig(vocab_size=9, d_model=8, n_heads=2,
-                                                    decoder=False),
-              "lsam-decoder-only": LSAMConfig(vocab_size=9, d_model=8, n_heads=2,
-                                              bidirectional=False)}[name]
+    config = {
+        "lsam": CONFIGS["lsam"],
+        "lsam-bidirectional-only": LSAMConfig(vocab_size=9, d_model=8, n_heads=2, decoder=False),
+        "lsam-decoder-only": LSAMConfig(vocab_size=9, d_model=8, n_heads=2, bidirectional=False),
+    }[name]
     tokens, _ = batch()
     with pytest.raises(ValueError, match="need a causal model"):
         forward(init_numpy(config, seed=0), tokens, config=config, return_state=True)
@@ -429,18 +523,20 @@ def test_every_backend_matches_numpy_float64(name, xp, device, library):
     if isinstance(config, HAMConfig):
         for (backend, _), reason in skips({"gather chain"}).items():
             if library.backend_name == backend:
-                pytest.skip(f"{backend}: {reason} (namcore.ham is tested there in "
-                            "property_tests)")
+                pytest.skip(f"{backend}: {reason} (namcore.ham is tested there in property_tests)")
     reference_params = init_numpy(config, seed=7, dtype=np.float64)
     tokens, mask = batch()
     expected = forward(reference_params, tokens, mask, config=config)
-    dtype = xp.float64 if namcore.backends.for_namespace(xp).supports_dtype("float64") \
-        else xp.float32
-    if getattr(config, "positions", "") == "sinusoidal" and (
-            library.backend_name, "float64", "sin/cos") in LIMITATIONS:
+    dtype = (
+        xp.float64 if namcore.backends.for_namespace(xp).supports_dtype("float64") else xp.float32
+    )
+    if (
+        getattr(config, "positions", "") == "sinusoidal"
+        and (library.backend_name, "float64", "sin/cos") in LIMITATIONS
+    ):
         dtype = xp.float32  # a known limitation: float64 is not reachable there
     params = {k: xp.asarray(v, dtype=dtype, device=device) for k, v in reference_params.items()}
-    y = forward(params, xp.asarray(tokens, device=device), xp.asarray(mask, device=device),
-                config=config)
-    assert_matches_numpy(y, expected, xp=xp, dtype=dtype,
-                         rtol=max(tolerance_for(dtype), 1e-9) * 10)
+    y = forward(
+        params, xp.asarray(tokens, device=device), xp.asarray(mask, device=device), config=config
+    )
+    assert_matches_numpy(y, expected, xp=xp, dtype=dtype, rtol=max(tolerance_for(dtype), 1e-9) * 10)

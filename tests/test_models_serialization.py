@@ -55,17 +55,43 @@ class Case:
 
 CASES = [
     Case("lsam", models.LSAMConfig(vocab_size=9, d_model=8, n_heads=2, d_ff=12), "LSAM"),
-    Case("namtm", models.NAMTMConfig(vocab_size=10, d_model=12, n_tapes=3, tape_length=5,
-                                     n_layers=1, action_bias=0.5), "NAMTM"),
-    Case("nam_transformer", models.NAMTransformerConfig(
-        vocab_size=8, d_model=16, n_heads=4, n_layers=1, d_ff=24, positions="learned",
-        max_length=12), "NAMTransformer"),
-    Case("nam_transformer-causal", models.NAMTransformerConfig(
-        vocab_size=8, d_model=8, n_heads=2, n_layers=2, causal=True), "NAMTransformer"),
-    Case("nam_transformer-cls", models.NAMTransformerConfig(
-        vocab_size=7, d_model=8, n_heads=2, n_layers=1, cls=True, n_classes=3), "NAMTransformer"),
-    Case("transformer", models.TransformerBaselineConfig(
-        vocab_size=7, d_model=8, n_heads=2, n_layers=1), "TransformerBaseline"),
+    Case(
+        "namtm",
+        models.NAMTMConfig(
+            vocab_size=10, d_model=12, n_tapes=3, tape_length=5, n_layers=1, action_bias=0.5
+        ),
+        "NAMTM",
+    ),
+    Case(
+        "nam_transformer",
+        models.NAMTransformerConfig(
+            vocab_size=8,
+            d_model=16,
+            n_heads=4,
+            n_layers=1,
+            d_ff=24,
+            positions="learned",
+            max_length=12,
+        ),
+        "NAMTransformer",
+    ),
+    Case(
+        "nam_transformer-causal",
+        models.NAMTransformerConfig(vocab_size=8, d_model=8, n_heads=2, n_layers=2, causal=True),
+        "NAMTransformer",
+    ),
+    Case(
+        "nam_transformer-cls",
+        models.NAMTransformerConfig(
+            vocab_size=7, d_model=8, n_heads=2, n_layers=1, cls=True, n_classes=3
+        ),
+        "NAMTransformer",
+    ),
+    Case(
+        "transformer",
+        models.TransformerBaselineConfig(vocab_size=7, d_model=8, n_heads=2, n_layers=1),
+        "TransformerBaseline",
+    ),
     Case("lstm", models.LSTMBaselineConfig(vocab_size=7, d_model=10), "LSTMBaseline"),
 ]
 CASE_PARAMS = [pytest.param(case, id=case.id) for case in CASES]
@@ -82,8 +108,9 @@ def _weights(config: ModelConfig, seed: int = 0) -> dict[str, np.ndarray]:
     """Float64 weights under the shared names, unlike any fresh initialisation."""
     rng = np.random.default_rng(1000 + seed)
     fresh = models.init_numpy(config, seed=17 + seed, dtype=np.float64)
-    return {name: fresh[name] + rng.normal(scale=0.1, size=fresh[name].shape)
-            for name in sorted(fresh)}
+    return {
+        name: fresh[name] + rng.normal(scale=0.1, size=fresh[name].shape) for name in sorted(fresh)
+    }
 
 
 def _inputs(config: ModelConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -106,11 +133,11 @@ def _metadata(config: ModelConfig, version: int = FORMAT_VERSION) -> dict[str, s
     return {_METADATA_FORMAT: str(version), _METADATA_CONFIG: json.dumps(config.to_dict())}
 
 
-def _write_raw(path: Path, tensors: dict[str, np.ndarray],
-               metadata: dict[str, str] | None) -> Path:
+def _write_raw(path: Path, tensors: dict[str, np.ndarray], metadata: dict[str, str] | None) -> Path:
     """A safetensors file written directly, bypassing namcore's checks."""
-    safetensors_numpy.save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()},
-                                str(path), metadata=metadata)
+    safetensors_numpy.save_file(
+        {k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(path), metadata=metadata
+    )
     return path
 
 
@@ -171,8 +198,7 @@ def _save_from(name: str, path: Path, case: Case, weights: dict[str, np.ndarray]
     elif name == "array_api_strict":  # no model package: the functional API
         import array_api_strict
 
-        models.save(path, {k: array_api_strict.asarray(v) for k, v in weights.items()},
-                    case.config)
+        models.save(path, {k: array_api_strict.asarray(v) for k, v in weights.items()}, case.config)
     else:  # numpy, cupy: inference models
         model = getattr(_package(name), case.cls)(case.config, weights, dtype="float64")
         model.save(path)
@@ -253,8 +279,7 @@ def test_load_casts_to_dtype(tmp_path: Path) -> None:
 @pytest.mark.parametrize("dest", BACKENDS)
 @pytest.mark.parametrize("source", BACKENDS)
 @pytest.mark.parametrize("case", CASE_PARAMS)
-def test_weights_move_between_backends(tmp_path: Path, case: Case, source: str,
-                                       dest: str) -> None:
+def test_weights_move_between_backends(tmp_path: Path, case: Case, source: str, dest: str) -> None:
     weights = _weights(case.config)
     path = tmp_path / "model.safetensors"
     _save_from(source, path, case, weights)
@@ -290,8 +315,9 @@ def test_torch_state_dict_round_trip(tmp_path: Path, case: Case) -> None:
 # Recurrent models are cheap to train in torch; in JAX, jitting their gradient through
 # lax.scan costs seconds, so JAX trains the (scan-free) non-causal NAM Transformers.
 TORCH_TRAIN_CASES = [pytest.param(_BY_ID[i], id=i) for i in ("namtm", "nam_transformer-causal")]
-JAX_TRAIN_CASES = [pytest.param(_BY_ID[i], id=i) for i in ("nam_transformer",
-                                                           "nam_transformer-cls")]
+JAX_TRAIN_CASES = [
+    pytest.param(_BY_ID[i], id=i) for i in ("nam_transformer", "nam_transformer-cls")
+]
 _STEPS, _LR = 3, 0.05
 
 
@@ -316,16 +342,17 @@ def _train_torch(case: Case) -> Trained:
     """Three torch.optim.Adam steps of cross-entropy (cached across destinations)."""
     import torch
 
-    model = getattr(_package("torch"), case.cls)(case.config, _weights(case.config),
-                                                 dtype=torch.float64)
-    tokens, mask, targets = (torch.from_numpy(a) for a in (*_inputs(case.config),
-                                                            _targets(case)))
+    model = getattr(_package("torch"), case.cls)(
+        case.config, _weights(case.config), dtype=torch.float64
+    )
+    tokens, mask, targets = (torch.from_numpy(a) for a in (*_inputs(case.config), _targets(case)))
     optimizer = torch.optim.Adam(model.parameters(), lr=_LR)
     for _ in range(_STEPS):
         optimizer.zero_grad()
         logits = model(tokens, mask)
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
-                                                 targets.reshape(-1))
+        loss = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)
+        )
         loss.backward()
         optimizer.step()
     with torch.no_grad():
@@ -357,8 +384,9 @@ def _train_jax(case: Case) -> Trained:
         params = optax.apply_updates(params, updates)
     logits = np.asarray(_jax_apply(case.config)(params, tokens, mask))
     after = {k: np.asarray(v) for k, v in params.items()}
-    return Trained(_weights(case.config), after, logits,
-                   functools.partial(model.save, params=params))
+    return Trained(
+        _weights(case.config), after, logits, functools.partial(model.save, params=params)
+    )
 
 
 def _check_trained(tmp_path: Path, case: Case, trained: Trained, dest: str) -> None:
@@ -431,47 +459,63 @@ def test_load_refuses_tensors_that_do_not_fit(tmp_path: Path, kind: str) -> None
 @pytest.mark.parametrize("keep", [0.5, 0.999, 0.0])
 def test_load_refuses_truncated_file(checkpoint: Path, keep: float) -> None:
     data = checkpoint.read_bytes()
-    checkpoint.write_bytes(data[:int(len(data) * keep)])
+    checkpoint.write_bytes(data[: int(len(data) * keep)])
     with pytest.raises(ValueError, match="is not a readable checkpoint"):
         models.load(checkpoint)
     with pytest.raises(ValueError, match="is not a readable checkpoint"):
         models.load_config(checkpoint)
 
 
-@pytest.mark.parametrize("content", [b"not a checkpoint at all\n",
-                                     pickle.dumps({"embed": [1.0, 2.0]})], ids=["text", "pickle"])
+@pytest.mark.parametrize(
+    "content",
+    [b"not a checkpoint at all\n", pickle.dumps({"embed": [1.0, 2.0]})],
+    ids=["text", "pickle"],
+)
 def test_load_refuses_non_safetensors_file(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "model.safetensors"
     path.write_bytes(content)
-    with pytest.raises(ValueError, match=r"not a readable checkpoint \(truncated, or not a "
-                                         r"safetensors file\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"not a readable checkpoint \(truncated, or not a "
+        r"safetensors file\)",
+    ):
         models.load(path)
 
 
 def test_load_refuses_newer_format(tmp_path: Path) -> None:
-    path = _write_raw(tmp_path / "future.safetensors", _weights(_CASE.config),
-                      _metadata(_CASE.config, version=FORMAT_VERSION + 1))
-    message = (rf"written in checkpoint format {FORMAT_VERSION + 1}, newer than this namcore "
-               rf"reads \({FORMAT_VERSION}\); upgrade namcore")
+    path = _write_raw(
+        tmp_path / "future.safetensors",
+        _weights(_CASE.config),
+        _metadata(_CASE.config, version=FORMAT_VERSION + 1),
+    )
+    message = (
+        rf"written in checkpoint format {FORMAT_VERSION + 1}, newer than this namcore "
+        rf"reads \({FORMAT_VERSION}\); upgrade namcore"
+    )
     with pytest.raises(ValueError, match=message):
         models.load(path)
     with pytest.raises(ValueError, match=message):
         models.load_config(path)
 
 
-@pytest.mark.parametrize("metadata", [None, {"format": "pt"},
-                                      {_METADATA_FORMAT: str(FORMAT_VERSION)}],
-                         ids=["none", "foreign", "no-config"])
-def test_load_refuses_file_without_namcore_metadata(tmp_path: Path,
-                                                    metadata: dict[str, str] | None) -> None:
+@pytest.mark.parametrize(
+    "metadata",
+    [None, {"format": "pt"}, {_METADATA_FORMAT: str(FORMAT_VERSION)}],
+    ids=["none", "foreign", "no-config"],
+)
+def test_load_refuses_file_without_namcore_metadata(
+    tmp_path: Path, metadata: dict[str, str] | None
+) -> None:
     path = _write_raw(tmp_path / "plain.safetensors", _weights(_CASE.config), metadata)
     with pytest.raises(ValueError, match="is a safetensors file but not a namcore checkpoint"):
         models.load(path)
 
 
-@pytest.mark.parametrize("reader", [models.load, models.load_config,
-                                    _package("numpy").LSTMBaseline.from_file],
-                         ids=["load", "load_config", "from_file"])
+@pytest.mark.parametrize(
+    "reader",
+    [models.load, models.load_config, _package("numpy").LSTMBaseline.from_file],
+    ids=["load", "load_config", "from_file"],
+)
 def test_load_missing_file(tmp_path: Path, reader: Any) -> None:
     path = tmp_path / "absent.safetensors"
     with pytest.raises(FileNotFoundError, match=f"no checkpoint at {re.escape(str(path))}"):
@@ -575,16 +619,17 @@ def test_saved_file_gets_the_permissions_of_a_normal_file(tmp_path: Path) -> Non
 
 def test_save_leaves_no_temporary_file(tmp_path: Path) -> None:
     models.save(tmp_path / "model.safetensors", _weights(_CASE.config), _CASE.config)
-    models.save(tmp_path / "model.safetensors", _weights(_CASE.config, seed=1), _CASE.config,
-                overwrite=True)
+    models.save(
+        tmp_path / "model.safetensors", _weights(_CASE.config, seed=1), _CASE.config, overwrite=True
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors"]
 
 
 @pytest.mark.parametrize("failing", ["replace", "fsync"])
 @pytest.mark.parametrize("existing", [False, True], ids=["new", "overwrite"])
-def test_failed_save_leaves_destination_untouched(tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch,
-                                                  failing: str, existing: bool) -> None:
+def test_failed_save_leaves_destination_untouched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str, existing: bool
+) -> None:
     path = tmp_path / "model.safetensors"
     if existing:
         models.save(path, _weights(_CASE.config), _CASE.config)
@@ -606,8 +651,9 @@ def test_failed_save_leaves_destination_untouched(tmp_path: Path,
 
 
 @pytest.mark.parametrize("dest", ["numpy", "torch", "jax"])
-def test_loading_never_unpickles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                 dest: str) -> None:
+def test_loading_never_unpickles(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dest: str
+) -> None:
     case = _BY_ID["nam_transformer"]
     weights = _weights(case.config)
     path = tmp_path / "model.safetensors"
@@ -626,4 +672,3 @@ def test_loading_never_unpickles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     params, logits, xp = _load_into(dest, path, case)
     _assert_same_weights(params, weights)
     assert_matches_numpy(logits, _oracle(case.config, weights), xp=xp, dtype="float64")
-

@@ -32,7 +32,7 @@ def task(n: int = 4, length: int = 6, seed: int = 0):
     rng = np.random.default_rng(seed)
     tokens = rng.integers(0, VOCAB, size=(n, length))
     mask = np.ones((n, length), dtype=bool)
-    mask[-1, length - 2:] = False
+    mask[-1, length - 2 :] = False
     return tokens, tokens[:, ::-1].copy(), mask
 
 
@@ -87,8 +87,9 @@ def test_torch_compile_nam_transformer_matches_eager():
     tokens, _, mask = (torch.from_numpy(a) for a in task())
     compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
     expected = model(tokens, mask)
-    np.testing.assert_allclose(compiled(tokens, mask).detach().numpy(),
-                               expected.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        compiled(tokens, mask).detach().numpy(), expected.detach().numpy(), rtol=1e-5, atol=1e-6
+    )
 
 
 # ----------------------------------------------------------------------------- JAX
@@ -121,13 +122,15 @@ def test_jax_gradients_match_torch(name, jax_x64):
     tokens, targets, mask = task()
     params = getattr(models_jax, name)(config).init(seed=3, dtype="float64")
     grads, _ = jax_x64.jit(jax_x64.grad(_jax_loss(name), has_aux=True))(
-        params, jnp.asarray(tokens), jnp.asarray(targets), jnp.asarray(mask))
+        params, jnp.asarray(tokens), jnp.asarray(targets), jnp.asarray(mask)
+    )
     model = getattr(models_torch, name)(config, seed=3, dtype=torch.float64)
     t = [torch.from_numpy(a) for a in (tokens, targets, mask)]
     torch.nn.functional.cross_entropy(model(t[0], t[2])[t[2]], t[1][t[2]]).backward()
     for pname, p in model.named_parameters():
-        np.testing.assert_allclose(np.asarray(grads[pname]), p.grad.numpy(), rtol=1e-8,
-                                   atol=1e-11, err_msg=pname)
+        np.testing.assert_allclose(
+            np.asarray(grads[pname]), p.grad.numpy(), rtol=1e-8, atol=1e-11, err_msg=pname
+        )
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
@@ -174,9 +177,9 @@ def test_jax_vmap_over_an_ensemble_of_weights():
     together = jax.jit(jax.vmap(model.apply, in_axes=(0, None, None)))(stacked, tokens, mask)
     apply = jax.jit(model.apply)
     for i, params in enumerate(seeds):
-        np.testing.assert_allclose(np.asarray(together[i]),
-                                   np.asarray(apply(params, tokens, mask)),
-                                   rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            np.asarray(together[i]), np.asarray(apply(params, tokens, mask)), rtol=1e-5, atol=1e-6
+        )
 
 
 def test_initial_weights_are_the_same_in_torch_jax_and_numpy():

@@ -19,8 +19,9 @@ def _readme_command(marker: str) -> str:
 
 def test_ci_runs_exactly_the_readme_test_command():
     lines = [ln.strip() for ln in (ROOT / ".ci" / "run").read_text().splitlines()]
-    commands = [ln for ln in lines if ln and not ln.startswith("#")
-                and not ln.startswith(("set ", "cd "))]
+    commands = [
+        ln for ln in lines if ln and not ln.startswith("#") and not ln.startswith(("set ", "cd "))
+    ]
     assert commands == [_readme_command("test-command")]
 
 
@@ -32,8 +33,9 @@ def test_readme_commands_pin_torch_through_constraints():
 
 
 def _run_python(code: str, cwd: Path) -> str:
-    result = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 

@@ -19,8 +19,7 @@ pytest.importorskip("matplotlib")
 
 def test_grid_is_the_whole_product_longest_first():
     cells = grid()
-    assert {(c.task, c.model) for c in cells} == {(t, m) for t in GRID_TASKS
-                                                   for m in GRID_MODELS}
+    assert {(c.task, c.model) for c in cells} == {(t, m) for t in GRID_TASKS for m in GRID_MODELS}
     assert len(cells) == 30
     costs = [c.cost for c in cells]
     assert costs == sorted(costs, reverse=True)
@@ -32,15 +31,24 @@ def test_ham_grid_and_the_asked_order():
     cells = grid(name="ham")
     assert {(c.task, c.model) for c in cells} == {(t, m) for t in HAM_TASKS for m in HAM_MODELS}
     asked = grid(["lstm", "ham"], ["sort", "reverse"], longest_first=False)
-    assert [(c.task, c.model) for c in asked] == [("sort", "lstm"), ("sort", "ham"),
-                                                 ("reverse", "lstm"), ("reverse", "ham")]
+    assert [(c.task, c.model) for c in asked] == [
+        ("sort", "lstm"),
+        ("sort", "ham"),
+        ("reverse", "lstm"),
+        ("reverse", "ham"),
+    ]
     with pytest.raises(TrainingError, match="unknown grid 'nam'"):
         grid(name="nam")
 
 
-@pytest.mark.parametrize(("models", "task_names", "word"), [
-    (["bogus"], None, "bogus"), (None, ["fib"], "fib"), ([], None, "at least one"),
-])
+@pytest.mark.parametrize(
+    ("models", "task_names", "word"),
+    [
+        (["bogus"], None, "bogus"),
+        (None, ["fib"], "fib"),
+        ([], None, "at least one"),
+    ],
+)
 def test_grid_refuses_unknown_names(models, task_names, word):
     with pytest.raises(TrainingError, match=word):
         grid(models, task_names)
@@ -62,17 +70,27 @@ def test_paper_table_holds_the_published_numbers():
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     out = tmp_path_factory.mktemp("repro")
-    summary = reproduce(out, preset="smoke", models=["lstm", "namtm"], task_names=["reduce"],
-                        backend="torch", eval_backend="numpy", jobs=1, progress=False,
-                        command="namcore reproduce --preset smoke")
+    summary = reproduce(
+        out,
+        preset="smoke",
+        models=["lstm", "namtm"],
+        task_names=["reduce"],
+        backend="torch",
+        eval_backend="numpy",
+        jobs=1,
+        progress=False,
+        command="namcore reproduce --preset smoke",
+    )
     return out, summary
 
 
 def test_reproduce_writes_runs_and_report(smoke):
     out, summary = smoke
     assert summary["failures"] == []
-    assert [(e["task"], e["model"]) for e in summary["runs"]] == [("reduce", "lstm"),
-                                                                  ("reduce", "namtm")]
+    assert [(e["task"], e["model"]) for e in summary["runs"]] == [
+        ("reduce", "lstm"),
+        ("reduce", "namtm"),
+    ]
     for entry in summary["runs"]:
         run = Path(entry["run_dir"])
         assert (run / "best.safetensors").is_file() and (run / "eval.json").is_file()
@@ -95,20 +113,29 @@ def test_markdown_shows_our_numbers_beside_the_papers(smoke):
     _, summary = smoke
     entry = next(e for e in summary["runs"] if e["model"] == "lstm")
     ours = 100 * entry["splits"]["od_hard"]["accuracy"]
-    row = next(line for line in markdown(summary).splitlines()
-               if line.startswith("| reduce | OD-hard |"))
+    row = next(
+        line for line in markdown(summary).splitlines() if line.startswith("| reduce | OD-hard |")
+    )
     assert f"**{ours:.1f}** (63.6)" in row
 
 
 def test_reproduce_again_resumes_without_training(smoke):
     out, summary = smoke
-    before = {e["model"]: (Path(e["run_dir"]) / "last.safetensors").read_bytes()
-              for e in summary["runs"]}
-    again = reproduce(out, preset="smoke", models=["lstm", "namtm"], task_names=["reduce"],
-                      backend="torch", eval_backend="torch", jobs=1, progress=False)
+    before = {
+        e["model"]: (Path(e["run_dir"]) / "last.safetensors").read_bytes() for e in summary["runs"]
+    }
+    again = reproduce(
+        out,
+        preset="smoke",
+        models=["lstm", "namtm"],
+        task_names=["reduce"],
+        backend="torch",
+        eval_backend="torch",
+        jobs=1,
+        progress=False,
+    )
     for entry in again["runs"]:
-        assert (Path(entry["run_dir"]) / "last.safetensors").read_bytes() == before[
-            entry["model"]]
+        assert (Path(entry["run_dir"]) / "last.safetensors").read_bytes() == before[entry["model"]]
         old = next(e for e in summary["runs"] if e["model"] == entry["model"])
         assert entry["train_s"] == old["train_s"]  # nothing was trained
         assert entry["splits"]["od_hard"]["accuracy"] == old["splits"]["od_hard"]["accuracy"]
@@ -116,34 +143,58 @@ def test_reproduce_again_resumes_without_training(smoke):
 
 def test_parallel_jobs_give_the_same_runs(smoke, tmp_path):
     _, summary = smoke
-    parallel = reproduce(tmp_path, preset="smoke", models=["lstm", "namtm"],
-                         task_names=["reduce"], backend="torch", eval_backend="numpy", jobs=2,
-                         progress=False)
+    parallel = reproduce(
+        tmp_path,
+        preset="smoke",
+        models=["lstm", "namtm"],
+        task_names=["reduce"],
+        backend="torch",
+        eval_backend="numpy",
+        jobs=2,
+        progress=False,
+    )
     assert parallel["failures"] == [] and parallel["jobs"] == 2
     for a, b in zip(summary["runs"], parallel["runs"], strict=True):
         assert a["model"] == b["model"] and a["splits"] == b["splits"]
 
 
 def test_a_failing_cell_is_reported_and_the_others_still_run(tmp_path):
-    train("reduce", "lstm", "torch", tmp_path / "runs" / "reduce-lstm", preset="smoke",
-          steps=2, progress=False)
+    train(
+        "reduce",
+        "lstm",
+        "torch",
+        tmp_path / "runs" / "reduce-lstm",
+        preset="smoke",
+        steps=2,
+        progress=False,
+    )
     kept = (tmp_path / "runs" / "reduce-lstm" / "last.safetensors").read_bytes()
     # The folder holds a smoke run, so training it with another preset must refuse.
-    summary = reproduce(tmp_path, preset="quick", models=["lstm"], task_names=["reduce"],
-                        backend="torch", jobs=1, progress=False)
+    summary = reproduce(
+        tmp_path,
+        preset="quick",
+        models=["lstm"],
+        task_names=["reduce"],
+        backend="torch",
+        jobs=1,
+        progress=False,
+    )
     assert summary["runs"] == []
     assert "preset 'smoke'" in summary["failures"][0]["error"]
     assert (tmp_path / "runs" / "reduce-lstm" / "last.safetensors").read_bytes() == kept
     assert "Runs that failed" in (tmp_path / "results.md").read_text()
 
 
-@pytest.mark.parametrize(("argv", "word"), [
-    (["--models", "gpt"], "unknown model 'gpt'"),
-    (["--tasks", "fib"], "unknown task 'fib'"),
-    (["--preset", "huge"], "unknown preset"),
-    (["--backend", "numpy"], "cannot train with backend 'numpy'"),
-    (["--jobs", "0"], "--jobs must be at least 1"),
-])
+@pytest.mark.parametrize(
+    ("argv", "word"),
+    [
+        (["--models", "gpt"], "unknown model 'gpt'"),
+        (["--tasks", "fib"], "unknown task 'fib'"),
+        (["--preset", "huge"], "unknown preset"),
+        (["--backend", "numpy"], "cannot train with backend 'numpy'"),
+        (["--jobs", "0"], "--jobs must be at least 1"),
+    ],
+)
 def test_cli_errors_exit_2_and_create_nothing(tmp_path, capsys, argv, word):
     out = tmp_path / "repro"
     assert main(["reproduce", "--out", str(out), *argv]) == 2
@@ -156,7 +207,23 @@ def test_cli_errors_exit_2_and_create_nothing(tmp_path, capsys, argv, word):
 def test_cli_refuses_a_file_as_out(tmp_path, capsys):
     target = tmp_path / "results"
     target.write_text("mine")
-    assert main(["reproduce", "--out", str(target), "--models", "lstm", "--tasks",
-                 "reduce", "--preset", "smoke", "--backend", "torch"]) == 2
+    assert (
+        main(
+            [
+                "reproduce",
+                "--out",
+                str(target),
+                "--models",
+                "lstm",
+                "--tasks",
+                "reduce",
+                "--preset",
+                "smoke",
+                "--backend",
+                "torch",
+            ]
+        )
+        == 2
+    )
     assert "is a file" in capsys.readouterr().err
     assert target.read_text() == "mine"

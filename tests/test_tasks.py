@@ -46,8 +46,21 @@ def little_endian(digits):
 
 
 def test_names_and_get():
-    assert tasks.NAMES == ("add", "reverse", "reduce", "dyck", "copy", "repeat-copy", "scan",
-                           "sort", "merge", "search", "stack", "queue", "priority-queue")
+    assert tasks.NAMES == (
+        "add",
+        "reverse",
+        "reduce",
+        "dyck",
+        "copy",
+        "repeat-copy",
+        "scan",
+        "sort",
+        "merge",
+        "search",
+        "stack",
+        "queue",
+        "priority-queue",
+    )
     for name in tasks.NAMES:
         task = tasks.get(name)
         assert task.name == name
@@ -77,8 +90,13 @@ def test_unknown_task_and_option():
 
 
 def test_splits():
-    paper = {"train": (1, 10), "id": (5, 10), "od_easy": (11, 13), "od_hard": (14, 16),
-             "od_extra": (17, 22)}
+    paper = {
+        "train": (1, 10),
+        "id": (5, 10),
+        "od_easy": (11, 13),
+        "od_hard": (14, 16),
+        "od_extra": (17, 22),
+    }
     assert dict(tasks.SPLITS) == paper
     for name in DIGIT_TASKS:
         assert tasks.splits(name) == paper
@@ -104,36 +122,69 @@ def test_layout_by_hand():
 # (task, options, (n, min_len, max_len, seed)) -> (inputs, targets) of sample 0, each
 # checked by hand: e.g. 599 + 597 = 1196, little-endian 6 9 1 1.
 GOLDEN = [
-    ("add", {}, (1, 3, 3, 4),
-     "<sep> 9 9 5 <sep> 7 9 5 <sep> <mask> <mask> <mask> <mask> <eos>",
-     "<sep> 9 9 5 <sep> 7 9 5 <sep> 6 9 1 1 <eos>"),
-    ("add", {}, (1, 2, 2, 3),                              # 1 + 28 = 29
-     "<sep> 1 <sep> 8 2 <sep> <mask> <mask> <mask> <eos>",
-     "<sep> 1 <sep> 8 2 <sep> 9 2 0 <eos>"),
-    ("reverse", {}, (1, 4, 4, 0),
-     "<sep> 8 6 5 2 <sep> <mask> <mask> <mask> <mask> <eos>",
-     "<sep> 8 6 5 2 <sep> 2 5 6 8 <eos>"),
-    ("reduce", {}, (1, 5, 5, 0),
-     "0 6 5 3 3 <sep> <mask> <mask> <mask> <mask> <mask> <eos>",
-     "0 6 5 3 3 <sep> 6 5 3 3 <eos> <eos>"),
-    ("copy", {}, (1, 3, 3, 0),
-     "<sep> 8 6 5 <sep> <mask> <mask> <mask> <eos>",
-     "<sep> 8 6 5 <sep> 8 6 5 <eos>"),
-    ("repeat-copy", {"k": 2}, (1, 2, 2, 0),
-     "<sep> 8 6 <sep> <mask> <mask> <mask> <mask> <eos>",
-     "<sep> 8 6 <sep> 8 6 8 6 <eos>"),
-    ("dyck", {}, (1, 8, 8, 2),
-     "{ [ ] { [ ] [ ( <sep> <mask> <mask> <mask> <mask> <eos>",
-     "{ [ ] { [ ] [ ( <sep> ) ] } } <eos>"),
-    ("scan", {"slots": 8}, (1, 5, 8, 1),
-     "jump opposite right after look twice <sep> " + "<mask> " * 8 + "<eos>",
-     "jump opposite right after look twice <sep> I_LOOK I_LOOK I_TURN_RIGHT I_TURN_RIGHT "
-     "I_JUMP <eos> <eos> <eos> <eos>"),
+    (
+        "add",
+        {},
+        (1, 3, 3, 4),
+        "<sep> 9 9 5 <sep> 7 9 5 <sep> <mask> <mask> <mask> <mask> <eos>",
+        "<sep> 9 9 5 <sep> 7 9 5 <sep> 6 9 1 1 <eos>",
+    ),
+    (
+        "add",
+        {},
+        (1, 2, 2, 3),  # 1 + 28 = 29
+        "<sep> 1 <sep> 8 2 <sep> <mask> <mask> <mask> <eos>",
+        "<sep> 1 <sep> 8 2 <sep> 9 2 0 <eos>",
+    ),
+    (
+        "reverse",
+        {},
+        (1, 4, 4, 0),
+        "<sep> 8 6 5 2 <sep> <mask> <mask> <mask> <mask> <eos>",
+        "<sep> 8 6 5 2 <sep> 2 5 6 8 <eos>",
+    ),
+    (
+        "reduce",
+        {},
+        (1, 5, 5, 0),
+        "0 6 5 3 3 <sep> <mask> <mask> <mask> <mask> <mask> <eos>",
+        "0 6 5 3 3 <sep> 6 5 3 3 <eos> <eos>",
+    ),
+    (
+        "copy",
+        {},
+        (1, 3, 3, 0),
+        "<sep> 8 6 5 <sep> <mask> <mask> <mask> <eos>",
+        "<sep> 8 6 5 <sep> 8 6 5 <eos>",
+    ),
+    (
+        "repeat-copy",
+        {"k": 2},
+        (1, 2, 2, 0),
+        "<sep> 8 6 <sep> <mask> <mask> <mask> <mask> <eos>",
+        "<sep> 8 6 <sep> 8 6 8 6 <eos>",
+    ),
+    (
+        "dyck",
+        {},
+        (1, 8, 8, 2),
+        "{ [ ] { [ ] [ ( <sep> <mask> <mask> <mask> <mask> <eos>",
+        "{ [ ] { [ ] [ ( <sep> ) ] } } <eos>",
+    ),
+    (
+        "scan",
+        {"slots": 8},
+        (1, 5, 8, 1),
+        "jump opposite right after look twice <sep> " + "<mask> " * 8 + "<eos>",
+        "jump opposite right after look twice <sep> I_LOOK I_LOOK I_TURN_RIGHT I_TURN_RIGHT "
+        "I_JUMP <eos> <eos> <eos> <eos>",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("name", "options", "args", "inputs", "targets"), GOLDEN,
-                         ids=[g[0] for g in GOLDEN])
+@pytest.mark.parametrize(
+    ("name", "options", "args", "inputs", "targets"), GOLDEN, ids=[g[0] for g in GOLDEN]
+)
 def test_golden_sample(name, options, args, inputs, targets):
     task = tasks.get(name, **options)
     batch = task.generate(*args)
@@ -161,7 +212,7 @@ def test_add_sums():
         empty, a, b, answer_slot = parts(tokens[:-1])
         assert empty == [] and tokens[-1] == "<eos>"
         assert len(b) == batch.lengths[i] and 1 <= len(a) <= len(b)
-        assert len(b) == 1 or b[-1] != "0"           # exactly d digits
+        assert len(b) == 1 or b[-1] != "0"  # exactly d digits
         assert len(a) == 1 or a[-1] != "0"
         assert answer_slot == ["<mask>"] * (len(b) + 1)
         total = slot(task, batch, i)
@@ -200,7 +251,7 @@ def test_reduce():
         assert slot(task, batch, i) == kept + ["<eos>"] * (len(s) - len(kept))
         zeros += len(s) - len(kept)
         digits += len(s)
-    assert 0.45 < zeros / digits < 0.55                 # each digit is 0 with probability 1/2
+    assert 0.45 < zeros / digits < 0.55  # each digit is 0 with probability 1/2
 
 
 def balanced(word):
@@ -226,8 +277,9 @@ def test_dyck():
             assert answer_slot == ["<mask>"] * len(answer) and len(answer) >= 1
             assert all(b in ")]}>" for b in answer)
             assert balanced(prefix + answer)
-            depth = max(sum(1 if b in "([{<" else -1 for b in prefix[:j + 1])
-                        for j in range(len(prefix)))
+            depth = max(
+                sum(1 if b in "([{<" else -1 for b in prefix[: j + 1]) for j in range(len(prefix))
+            )
             assert depth <= caps[1]
     assert not balanced(list("(]")) and not balanced(list("(("))
 
@@ -268,14 +320,22 @@ def test_scan_interpretation_matches_oracle():
     assert scan.interpret("walk") == ("I_WALK",)
     assert scan.interpret("turn around right") == ("I_TURN_RIGHT",) * 4
     assert scan.interpret("look opposite left") == ("I_TURN_LEFT", "I_TURN_LEFT", "I_LOOK")
-    for bad in ["", "walk and", "turn", "walk twice twice", "walk and run after jump",
-                "left walk", "walk opposite", "fly"]:
+    for bad in [
+        "",
+        "walk and",
+        "turn",
+        "walk twice twice",
+        "walk and run after jump",
+        "left walk",
+        "walk opposite",
+        "fly",
+    ]:
         with pytest.raises(ValueError, match="not a SCAN command"):
             scan.interpret(bad)
 
 
 def test_scan_split_counts_and_overlap():
-    grammar = (4 + 5 * 6) * 3                            # 34 V phrases, each x1, x2, x3
+    grammar = (4 + 5 * 6) * 3  # 34 V phrases, each x1, x2, x3
     assert len(scan.commands()) == grammar + 2 * grammar**2 == 20910
     split = scan.length_split()
     train, test = split["train"], split["test"]
@@ -301,12 +361,12 @@ def test_scan_generate():
         assert len(actions) == batch.lengths[i]
         assert slot(task, batch, i) == actions + ["<eos>"] * (48 - len(actions))
         seen.append(command)
-    assert sorted(seen) == sorted(test_commands)        # the whole test split, once each
+    assert sorted(seen) == sorted(test_commands)  # the whole test split, once each
     train = task.generate(500, *tasks.splits("scan")["train"], seed=7)
     assert train.lengths.max() <= 22
     assert not {" ".join(parts(t)[0]) for t in rows(task, train, "inputs")} & test_commands
     longest = {c for c, a in scan.commands() if len(a.split()) == 48}
-    repeated = task.generate(2 * len(longest) + 5, 48, 48, seed=0)   # more than the pool
+    repeated = task.generate(2 * len(longest) + 5, 48, 48, seed=0)  # more than the pool
     counts = {}
     for t in rows(task, repeated, "inputs"):
         key = " ".join(parts(t)[0])
@@ -337,12 +397,12 @@ def test_lengths_in_range_and_padding(name, lo, hi):
         assert array.dtype == np.int64
     assert batch.mask.dtype == batch.loss_mask.dtype == bool
     assert ((lo <= batch.lengths) & (batch.lengths <= hi)).all()
-    if name != "scan":                                  # stratified: every length, evenly
+    if name != "scan":  # stratified: every length, evenly
         counts = np.bincount(batch.lengths - lo, minlength=hi - lo + 1)
         assert counts.max() - counts.min() <= 1
     size = batch.mask.sum(axis=1)
-    assert (batch.mask == (np.arange(width) < size[:, None])).all()   # True on a prefix
-    assert size.max() == width                          # padded to the longest sample only
+    assert (batch.mask == (np.arange(width) < size[:, None])).all()  # True on a prefix
+    assert size.max() == width  # padded to the longest sample only
     assert (batch.inputs[~batch.mask] == PAD).all() and (batch.targets[~batch.mask] == PAD).all()
     assert (batch.inputs[batch.mask] != PAD).all() and (batch.targets[batch.mask] != PAD).all()
     assert not (batch.loss_mask & ~batch.mask).any()
@@ -363,7 +423,7 @@ def test_determinism(name):
     for field in ("inputs", "targets", "mask", "loss_mask", "lengths"):
         assert np.array_equal(getattr(a, field), getattr(b, field))
     assert a.inputs.shape != c.inputs.shape or not np.array_equal(a.inputs, c.inputs)
-    assert not np.array_equal(a.lengths, c.lengths)     # the order is shuffled per seed
+    assert not np.array_equal(a.lengths, c.lengths)  # the order is shuffled per seed
 
 
 @pytest.mark.parametrize("name", tasks.NAMES)
@@ -373,8 +433,9 @@ def test_bad_arguments(name):
         task.generate(0, 1, 3, seed=0)
     with pytest.raises(ValueError, match="`min_len` must be <= `max_len`, got min_len=4"):
         task.generate(2, 4, 3, seed=0)
-    with pytest.raises(ValueError,
-                       match=rf"`min_len` must be an int >= {task.min_len} \({name} needs"):
+    with pytest.raises(
+        ValueError, match=rf"`min_len` must be an int >= {task.min_len} \({name} needs"
+    ):
         task.generate(2, task.min_len - 1, 3, seed=0)
     lo = task.min_len
     with pytest.raises(ValueError, match="`seed` must be an int >= 0"):
@@ -410,15 +471,15 @@ def test_sequence_accuracy():
 
     pred = batch.targets.copy()
     first_scored = batch.loss_mask[3].argmax()
-    pred[3, first_scored] = (pred[3, first_scored] + 1) % task.vocab_size   # one wrong token
+    pred[3, first_scored] = (pred[3, first_scored] + 1) % task.vocab_size  # one wrong token
     assert tasks.sequence_correct(pred, batch).tolist() == [i != 3 for i in range(10)]
     assert tasks.sequence_accuracy(pred, batch) == 0.9
 
-    noise = np.where(batch.loss_mask, batch.targets, 7)   # wrong only where nothing is scored
+    noise = np.where(batch.loss_mask, batch.targets, 7)  # wrong only where nothing is scored
     noise[~batch.mask] = 5
     assert tasks.sequence_accuracy(noise, batch) == 1.0
 
-    scores = np.eye(task.vocab_size)[pred]              # (N, L, V) scores are argmaxed
+    scores = np.eye(task.vocab_size)[pred]  # (N, L, V) scores are argmaxed
     assert tasks.sequence_accuracy(scores, batch) == 0.9
     with pytest.raises(ValueError, match="`predictions` must have the targets' shape"):
         tasks.sequence_accuracy(pred[:, :-1], batch)
@@ -429,7 +490,7 @@ def test_sequence_accuracy():
 def test_accuracy_by_length():
     batch = tasks.get("reduce").generate(12, 1, 3, seed=10)
     pred = batch.targets.copy()
-    wrong = np.flatnonzero(batch.lengths == 2)[:2]       # two of the four 2-digit samples
+    wrong = np.flatnonzero(batch.lengths == 2)[:2]  # two of the four 2-digit samples
     for i in wrong:
         pred[i, batch.loss_mask[i]] = PAD
     assert tasks.accuracy_by_length(pred, batch) == {1: 1.0, 2: 0.5, 3: 1.0}
@@ -439,11 +500,20 @@ def test_accuracy_by_length():
 # -- docstring examples ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("module", ["namcore.tasks", "namcore.tasks._batch",
-                                    "namcore.tasks._task", "namcore.tasks.metrics",
-                                    "namcore.tasks.digits", "namcore.tasks.dyck",
-                                    "namcore.tasks.scan", "namcore.tasks.ordering",
-                                    "namcore.tasks.structures"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "namcore.tasks",
+        "namcore.tasks._batch",
+        "namcore.tasks._task",
+        "namcore.tasks.metrics",
+        "namcore.tasks.digits",
+        "namcore.tasks.dyck",
+        "namcore.tasks.scan",
+        "namcore.tasks.ordering",
+        "namcore.tasks.structures",
+    ],
+)
 def test_docstring_examples(module):
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted > 0 and result.failed == 0

@@ -16,8 +16,11 @@ def rows(batch):
     """Per sample: (inputs, targets, scored) without padding, as lists."""
     for i in range(len(batch)):
         n = int(batch.mask[i].sum())
-        yield (batch.inputs[i, :n].tolist(), batch.targets[i, :n].tolist(),
-               batch.loss_mask[i, :n].tolist())
+        yield (
+            batch.inputs[i, :n].tolist(),
+            batch.targets[i, :n].tolist(),
+            batch.loss_mask[i, :n].tolist(),
+        )
 
 
 def split_at(tokens, value):
@@ -53,7 +56,7 @@ def test_merge():
         assert slot == [MASK] * n + [EOS]
         assert [t for t, s in zip(targets, scored, strict=True) if s] == sorted(a + b)
         cuts.add(len(a))
-    assert len(cuts) > 10          # the split point varies
+    assert len(cuts) > 10  # the split point varies
     with pytest.raises(ValueError, match="merge needs at least 2"):
         task.generate(4, 1, 3, seed=0)
     assert tasks.splits("merge")["train"] == (2, 10)
@@ -74,7 +77,7 @@ def test_search():
         answer = [t for t, s in zip(targets, scored, strict=True) if s]
         assert answer == [values[keys.index(query[0])]]
         positions.add((n, keys.index(query[0])))
-    assert len(positions) > 100    # queries hit every position, not only the ends
+    assert len(positions) > 100  # queries hit every position, not only the ends
 
 
 class ListStructure:
@@ -87,9 +90,11 @@ class ListStructure:
         return self.items.pop(self.pick(self.items))
 
 
-PICKS = {"stack": lambda items: len(items) - 1,
-         "queue": lambda items: 0,
-         "priority-queue": lambda items: items.index(min(items))}
+PICKS = {
+    "stack": lambda items: len(items) - 1,
+    "queue": lambda items: 0,
+    "priority-queue": lambda items: items.index(min(items)),
+}
 
 
 @pytest.mark.parametrize("name", list(PICKS))

@@ -19,8 +19,9 @@ from namcore.testing import (
 
 def test_agreeing_function_passes_everywhere():
     rng = np.random.default_rng(0)
-    reports = assert_backends_agree(namcore.write, rng.normal(size=(3, 4)),
-                                    rng.normal(size=4), rng.normal(size=3), 0.5, 0.5)
+    reports = assert_backends_agree(
+        namcore.write, rng.normal(size=(3, 4)), rng.normal(size=4), rng.normal(size=3), 0.5, 0.5
+    )
     assert {r.dtype for r in reports} == {"float32", "float64"}
     assert all(r.passed for r in reports)
 
@@ -43,15 +44,17 @@ def test_errors_are_reported_not_raised():
             raise RuntimeError("boom")
         return x
 
-    reports = compare_backends(fails_on_strict, np.ones(2), backends=["numpy", "array_api_strict"],
-                               dtypes=["float64"])
+    reports = compare_backends(
+        fails_on_strict, np.ones(2), backends=["numpy", "array_api_strict"], dtypes=["float64"]
+    )
     assert [r.passed for r in reports] == [True, False]
     assert reports[1].error == "RuntimeError: boom"
 
 
 def test_tuple_outputs_are_compared_elementwise():
-    reports = compare_backends(lambda x: (x, namcore.unit(x)), np.ones((2, 3)),
-                               backends=["numpy"], dtypes=["float32"])
+    reports = compare_backends(
+        lambda x: (x, namcore.unit(x)), np.ones((2, 3)), backends=["numpy"], dtypes=["float32"]
+    )
     assert reports[0].passed
 
 

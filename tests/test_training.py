@@ -45,10 +45,18 @@ def torch_runs(tmp_path_factory):
     pytest.importorskip("torch")
     root = tmp_path_factory.mktemp("torch")
     full, part = root / "full", root / "part"
-    train("reduce", MODEL, "torch", full, preset="smoke", steps=6, eval_every=3,
-          progress=False)
-    train("reduce", MODEL, "torch", part, preset="smoke", steps=6, eval_every=3,
-          stop_after=3, progress=False)
+    train("reduce", MODEL, "torch", full, preset="smoke", steps=6, eval_every=3, progress=False)
+    train(
+        "reduce",
+        MODEL,
+        "torch",
+        part,
+        preset="smoke",
+        steps=6,
+        eval_every=3,
+        stop_after=3,
+        progress=False,
+    )
     killed = metrics(part)
     train("reduce", MODEL, "torch", part, resume=True, progress=False)
     return full, part, killed
@@ -59,13 +67,22 @@ def test_torch_smoke_writes_a_run(torch_runs):
     lines = metrics(full)
     assert [line["step"] for line in lines] == [3, 6]
     assert {"id", "od_easy", "od_hard", "loss", "train_acc", "lr"} <= set(lines[0])
-    assert {p.name for p in full.iterdir()} >= {"run.json", "metrics.jsonl", "last.safetensors",
-                                               "best.safetensors", "optimizer.safetensors"}
+    assert {p.name for p in full.iterdir()} >= {
+        "run.json",
+        "metrics.jsonl",
+        "last.safetensors",
+        "best.safetensors",
+        "optimizer.safetensors",
+    }
     _, config = load(full / "last.safetensors")
     assert config == model_config(MODEL, "reduce", "smoke")
     run = json.loads((full / "run.json").read_text())
     assert (run["task"], run["model"], run["backend"], run["steps"]) == (
-        "reduce", MODEL, "torch", 6)
+        "reduce",
+        MODEL,
+        "torch",
+        6,
+    )
 
 
 def test_torch_resume_equals_an_uninterrupted_run(torch_runs):
@@ -82,8 +99,17 @@ def test_jax_smoke_and_resume(tmp_path):
     pytest.importorskip("optax")
     full, part = tmp_path / "full", tmp_path / "part"
     train("reduce", MODEL, "jax", full, preset="smoke", steps=4, eval_every=2, progress=False)
-    train("reduce", MODEL, "jax", part, preset="smoke", steps=4, eval_every=2, stop_after=2,
-          progress=False)
+    train(
+        "reduce",
+        MODEL,
+        "jax",
+        part,
+        preset="smoke",
+        steps=4,
+        eval_every=2,
+        stop_after=2,
+        progress=False,
+    )
     train("reduce", MODEL, "jax", part, resume=True, progress=False)
     assert [line["step"] for line in metrics(full)] == [2, 4]
     for resumed, straight in zip(metrics(part), metrics(full), strict=True):
@@ -111,24 +137,41 @@ def test_eval_numpy_equals_torch(torch_runs, capsys):
 
 def test_eval_numpy_imports_neither_torch_nor_jax(torch_runs):
     full, _, _ = torch_runs
-    code = ("import sys; from namcore.cli import main; "
-            f"rc = main(['eval', {str(full)!r}, '--backend', 'numpy']); "
-            "assert rc == 0, rc; "
-            "bad = [m for m in ('torch', 'jax') if m in sys.modules]; "
-            "assert not bad, bad")
+    code = (
+        "import sys; from namcore.cli import main; "
+        f"rc = main(['eval', {str(full)!r}, '--backend', 'numpy']); "
+        "assert rc == 0, rc; "
+        "bad = [m for m in ('torch', 'jax') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
     env = {**os.environ, "PYTHONWARNINGS": "error"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True)
 
 
 def _train_args(out: Path, **changes: str) -> list[str]:
-    args = {"--task": "reduce", "--model": MODEL, "--backend": "torch", "--preset": "smoke",
-            "--out": str(out), "--steps": "3", **changes}
+    args = {
+        "--task": "reduce",
+        "--model": MODEL,
+        "--backend": "torch",
+        "--preset": "smoke",
+        "--out": str(out),
+        "--steps": "3",
+        **changes,
+    }
     return ["train", *(x for pair in args.items() for x in pair)]
 
 
-@pytest.mark.parametrize("changes", [{"--task": "fib"}, {"--model": "dnc"},
-                                     {"--backend": "cupy"}, {"--preset": "huge"},
-                                     {"--model": "lsam"}, {"--task": "add"}])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"--task": "fib"},
+        {"--model": "dnc"},
+        {"--backend": "cupy"},
+        {"--preset": "huge"},
+        {"--model": "lsam"},
+        {"--task": "add"},
+    ],
+)
 def test_train_errors_exit_2_and_leave_the_run_alone(torch_runs, changes, tmp_path, capsys):
     full, _, _ = torch_runs
     before = snapshot(full)
@@ -138,8 +181,9 @@ def test_train_errors_exit_2_and_leave_the_run_alone(torch_runs, changes, tmp_pa
     assert snapshot(full) == before
 
 
-def test_train_refuses_a_finished_run_without_resume_and_a_foreign_folder(torch_runs, tmp_path,
-                                                                         capsys):
+def test_train_refuses_a_finished_run_without_resume_and_a_foreign_folder(
+    torch_runs, tmp_path, capsys
+):
     full, _, _ = torch_runs
     before = snapshot(full)
     assert main(_train_args(full)) == 2
@@ -148,7 +192,7 @@ def test_train_refuses_a_finished_run_without_resume_and_a_foreign_folder(torch_
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("mine")
-    assert main(_train_args(other, **{"--resume": ""}) [:-1]) == 2
+    assert main(_train_args(other, **{"--resume": ""})[:-1]) == 2
     assert (other / "notes.txt").read_text() == "mine" and len(list(other.iterdir())) == 1
 
 
@@ -208,10 +252,20 @@ def test_hard_ham_trains_with_reinforce_and_resumes_exactly(tmp_path):
     """The sampled paths depend only on (seed, step): a resumed run repeats them."""
     pytest.importorskip("torch")
     full, part = tmp_path / "full", tmp_path / "part"
-    first = train("stack", "ham", "torch", full, preset="smoke", steps=4, eval_every=2,
-                  progress=False)
-    train("stack", "ham", "torch", part, preset="smoke", steps=4, eval_every=2,
-          stop_after=2, progress=False)
+    first = train(
+        "stack", "ham", "torch", full, preset="smoke", steps=4, eval_every=2, progress=False
+    )
+    train(
+        "stack",
+        "ham",
+        "torch",
+        part,
+        preset="smoke",
+        steps=4,
+        eval_every=2,
+        stop_after=2,
+        progress=False,
+    )
     train("stack", "ham", "torch", part, resume=True, progress=False)
     assert metrics(part) == metrics(full) and len(first) == 2
     a, config = load(full / "last.safetensors")
@@ -236,8 +290,9 @@ def test_jax_engine_takes_a_reinforce_step():
     engine = JAXEngine(config, preset, seed=0)
     before = engine.params()
     batch = train_batch("sort", preset, seed=0, step=19)
-    loss, accuracy = engine.train_step(batch.inputs, batch.targets, batch.mask,
-                                       batch.loss_mask, preset.lr, 19)
+    loss, accuracy = engine.train_step(
+        batch.inputs, batch.targets, batch.mask, batch.loss_mask, preset.lr, 19
+    )
     after = engine.params()
     assert np.isfinite(loss) and 0.0 <= accuracy <= 1.0
     assert not np.allclose(before["ham.search.w"], after["ham.search.w"])

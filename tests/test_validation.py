@@ -12,8 +12,7 @@ from namcore import read, unit, write
 @pytest.fixture
 def mkv(xp, device):
     rng = np.random.default_rng(0)
-    return tuple(xp.asarray(rng.normal(size=s), device=device)
-                 for s in ((3, 4, 5), (3, 5), (3, 4)))
+    return tuple(xp.asarray(rng.normal(size=s), device=device) for s in ((3, 4, 5), (3, 5), (3, 4)))
 
 
 def test_key_dimension_mismatch(mkv):
@@ -93,8 +92,11 @@ def test_probability_array_out_of_range_when_concrete(xp, device, library, mkv):
 
 def test_probability_array_wrong_shape(mkv, xp, device):
     M, k, v = mkv
-    with pytest.raises(ValueError, match=r"`p_write` of shape \(3, 4\) must broadcast to the "
-                                         r"batch shape \(3,\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"`p_write` of shape \(3, 4\) must broadcast to the "
+        r"batch shape \(3,\)",
+    ):
         write(M, k, v, xp.ones((3, 4), device=device))
     with pytest.raises(ValueError, match=r"`p_read` of shape \(2,\) must broadcast"):
         read(M, k, xp.ones((2,), device=device))

@@ -13,6 +13,7 @@ from .._inference import model_classes
 from .._registry import MODEL_NAMES
 
 LSAM, NAMTM, NAMTransformer, LSTMBaseline, TransformerBaseline, HAM = model_classes(
-    "cupy", __name__, "CuPy")
+    "cupy", __name__, "CuPy"
+)
 
 __all__ = list(MODEL_NAMES)

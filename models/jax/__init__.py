@@ -36,8 +36,9 @@ from ..serialization import load, save
 __all__ = [*_registry.MODEL_NAMES, "apply", "init"]
 
 
-def init(config: ModelConfig, seed: int = 0, dtype: Any = "float32", device: Any = None
-         ) -> dict[str, Any]:
+def init(
+    config: ModelConfig, seed: int = 0, dtype: Any = "float32", device: Any = None
+) -> dict[str, Any]:
     """Initial parameters of the model ``config`` describes (the same on every backend).
 
     The arrays are placed on ``device`` (default: JAX's first device) and committed
@@ -46,12 +47,15 @@ def init(config: ModelConfig, seed: int = 0, dtype: Any = "float32", device: Any
     """
     _registry.entry(config)
     device = jax.devices()[0] if device is None else device
-    return {name: jax.device_put(jnp.asarray(value, dtype=dtype), device)
-            for name, value in init_numpy(config, seed, dtype="float64").items()}
+    return {
+        name: jax.device_put(jnp.asarray(value, dtype=dtype), device)
+        for name, value in init_numpy(config, seed, dtype="float64").items()
+    }
 
 
-def apply(params: dict[str, Any], tokens: Any, mask: Any = None, *, config: ModelConfig,
-          **options: Any) -> Any:
+def apply(
+    params: dict[str, Any], tokens: Any, mask: Any = None, *, config: ModelConfig, **options: Any
+) -> Any:
     """Logits of the model ``config`` describes; see :func:`namcore.models.forward`."""
     return _registry.entry(config).forward(params, tokens, mask, config=config, **options)
 
@@ -71,13 +75,11 @@ class JAXModel:
         check_config(type(self), config)
         self.config = config
 
-    def init(self, seed: int = 0, dtype: Any = "float32", device: Any = None
-             ) -> dict[str, Any]:
+    def init(self, seed: int = 0, dtype: Any = "float32", device: Any = None) -> dict[str, Any]:
         """Initial parameters, a flat dict pytree; see :func:`init`."""
         return init(self.config, seed, dtype, device)
 
-    def apply(self, params: dict[str, Any], tokens: Any, mask: Any = None,
-              **options: Any) -> Any:
+    def apply(self, params: dict[str, Any], tokens: Any, mask: Any = None, **options: Any) -> Any:
         """Logits for integer ``tokens`` (B, L); pure, so it can be jitted."""
         return apply(params, tokens, mask, config=self.config, **options)
 
@@ -86,15 +88,17 @@ class JAXModel:
         """Number of scalar parameters (:func:`namcore.models.parameter_count`)."""
         return parameter_count(self.config)
 
-    def save(self, path: str | os.PathLike, params: dict[str, Any], *,
-             overwrite: bool = False) -> None:
+    def save(
+        self, path: str | os.PathLike, params: dict[str, Any], *, overwrite: bool = False
+    ) -> None:
         """Write ``params`` and the config to a safetensors file."""
         check_params(self.config, params)
         save(path, params, self.config, overwrite=overwrite)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike, *, dtype: str | None = None
-                  ) -> tuple[JAXModel, dict[str, Any]]:
+    def from_file(
+        cls, path: str | os.PathLike, *, dtype: str | None = None
+    ) -> tuple[JAXModel, dict[str, Any]]:
         """``(model, params)`` from a checkpoint written by any backend."""
         params, config = load(path, backend="jax", dtype=dtype)
         check_config(cls, config)
@@ -106,11 +110,17 @@ class JAXModel:
 
 def _model_class(name: str) -> type[JAXModel]:
     config = _registry.by_name(name).config
-    doc = (f"{name} for JAX, bound to a :class:`~namcore.models.{config.__name__}`.\n\n"
-           + (JAXModel.__doc__ or "").split("\n", 2)[-1])
-    return type(name, (JAXModel,), {"_model_name": name, "__module__": __name__,
-                                    "__doc__": doc, "__qualname__": name})
+    doc = (
+        f"{name} for JAX, bound to a :class:`~namcore.models.{config.__name__}`.\n\n"
+        + (JAXModel.__doc__ or "").split("\n", 2)[-1]
+    )
+    return type(
+        name,
+        (JAXModel,),
+        {"_model_name": name, "__module__": __name__, "__doc__": doc, "__qualname__": name},
+    )
 
 
 LSAM, NAMTM, NAMTransformer, LSTMBaseline, TransformerBaseline, HAM = (
-    _model_class(name) for name in _registry.MODEL_NAMES)
+    _model_class(name) for name in _registry.MODEL_NAMES
+)

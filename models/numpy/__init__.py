@@ -21,6 +21,7 @@ from .._inference import model_classes
 from .._registry import MODEL_NAMES
 
 LSAM, NAMTM, NAMTransformer, LSTMBaseline, TransformerBaseline, HAM = model_classes(
-    "numpy", __name__, "NumPy")
+    "numpy", __name__, "NumPy"
+)
 
 __all__ = list(MODEL_NAMES)

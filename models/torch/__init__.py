@@ -70,8 +70,15 @@ class TorchModel(torch.nn.Module):
 
     _model_name = ""
 
-    def __init__(self, config: ModelConfig, params: Mapping[str, Any] | None = None, *,
-                 seed: int = 0, dtype: Any = torch.float32, device: Any = None) -> None:
+    def __init__(
+        self,
+        config: ModelConfig,
+        params: Mapping[str, Any] | None = None,
+        *,
+        seed: int = 0,
+        dtype: Any = torch.float32,
+        device: Any = None,
+    ) -> None:
         super().__init__()
         check_config(type(self), config)
         if params is None:
@@ -80,8 +87,11 @@ class TorchModel(torch.nn.Module):
             check_params(config, params)
         self.config = config
         for name, value in params.items():
-            tensor = value.detach() if isinstance(value, torch.Tensor) else torch.from_numpy(
-                np.array(value, copy=True))
+            tensor = (
+                value.detach()
+                if isinstance(value, torch.Tensor)
+                else torch.from_numpy(np.array(value, copy=True))
+            )
             tensor = tensor.to(device=device, dtype=_dtype(dtype))
             *path, leaf = name.split(".")
             node: torch.nn.Module = self
@@ -93,12 +103,14 @@ class TorchModel(torch.nn.Module):
                 node = child
             node.register_parameter(leaf, torch.nn.Parameter(tensor.clone()))
 
-    def forward(self, tokens: torch.Tensor, mask: torch.Tensor | None = None,
-                **options: Any) -> Any:
+    def forward(
+        self, tokens: torch.Tensor, mask: torch.Tensor | None = None, **options: Any
+    ) -> Any:
         """Logits for integer ``tokens`` (B, L); see :func:`namcore.models.forward`."""
         params = dict(self.named_parameters())
-        return _registry.entry(self.config).forward(params, tokens, mask, config=self.config,
-                                                    **options)
+        return _registry.entry(self.config).forward(
+            params, tokens, mask, config=self.config, **options
+        )
 
     def params(self) -> dict[str, torch.Tensor]:
         """Name → parameter, the mapping every backend understands."""
@@ -113,8 +125,9 @@ class TorchModel(torch.nn.Module):
         save(path, self.params(), self.config, overwrite=overwrite)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike, *, dtype: Any = None,
-                  device: Any = None) -> TorchModel:
+    def from_file(
+        cls, path: str | os.PathLike, *, dtype: Any = None, device: Any = None
+    ) -> TorchModel:
         """Load a checkpoint written by any backend."""
         params, config = load(path, backend="numpy")
         check_config(cls, config)
@@ -127,12 +140,18 @@ class TorchModel(torch.nn.Module):
 
 def _model_class(name: str) -> type[TorchModel]:
     config = _registry.by_name(name).config
-    doc = (f"{name} as a PyTorch module, built from a "
-           f":class:`~namcore.models.{config.__name__}`.\n\n"
-           + (TorchModel.__doc__ or "").split("\n", 2)[-1])
-    return type(name, (TorchModel,), {"_model_name": name, "__module__": __name__,
-                                      "__doc__": doc, "__qualname__": name})
+    doc = (
+        f"{name} as a PyTorch module, built from a "
+        f":class:`~namcore.models.{config.__name__}`.\n\n"
+        + (TorchModel.__doc__ or "").split("\n", 2)[-1]
+    )
+    return type(
+        name,
+        (TorchModel,),
+        {"_model_name": name, "__module__": __name__, "__doc__": doc, "__qualname__": name},
+    )
 
 
 LSAM, NAMTM, NAMTransformer, LSTMBaseline, TransformerBaseline, HAM = (
-    _model_class(name) for name in _registry.MODEL_NAMES)
+    _model_class(name) for name in _registry.MODEL_NAMES
+)

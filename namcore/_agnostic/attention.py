@@ -27,8 +27,9 @@ def _mT(x: Any, xp: Any) -> Any:
     return xp.matrix_transpose(x)
 
 
-def noncausal(qh: Any, kh: Any, v: Any, w: Any | None, pr: Any | None, state: Any,
-              *, xp: Any) -> tuple[Any, Any]:
+def noncausal(
+    qh: Any, kh: Any, v: Any, w: Any | None, pr: Any | None, state: Any, *, xp: Any
+) -> tuple[Any, Any]:
     """``M = state + (w ⊙ V)ᵀ K̂``, then ``y = pr ⊙ Q̂ Mᵀ``: two matrix products."""
     memory = state + xp.matmul(_mT(_weighted(v, w), xp), kh)
     return _weighted(xp.matmul(qh, _mT(memory, xp)), pr), memory
@@ -62,8 +63,18 @@ def _chunks_last(y: Any, xp: Any) -> Any:
     return xp.reshape(y, (*y.shape[:-3], y.shape[-3] * y.shape[-2], y.shape[-1]))
 
 
-def causal_chunked(qh: Any, kh: Any, v: Any, w: Any | None, pr: Any | None, state: Any,
-                   *, chunk_size: int, xp: Any, scan: Scan) -> tuple[Any, Any]:
+def causal_chunked(
+    qh: Any,
+    kh: Any,
+    v: Any,
+    w: Any | None,
+    pr: Any | None,
+    state: Any,
+    *,
+    chunk_size: int,
+    xp: Any,
+    scan: Scan,
+) -> tuple[Any, Any]:
     """Causal NOA without erase, chunk by chunk, in O(L·C + d_k·d_v) extra memory.
 
     Within a chunk the output is ``tril(Q̂ (w ⊙ K̂)ᵀ) V`` (a token sees itself); the
@@ -78,10 +89,13 @@ def causal_chunked(qh: Any, kh: Any, v: Any, w: Any | None, pr: Any | None, stat
         w = xp.ones(kh.shape[:-1], dtype=kh.dtype, device=dev)
     padded = [_pad_to(x, n * c, xp, -2) for x in (qh, kh, v)]
     weights = _pad_to(w, n * c, xp, -1)
-    xs = (*(_chunks_first(x, n, c, xp, True) for x in padded),
-          _chunks_first(weights, n, c, xp, False))
+    xs = (
+        *(_chunks_first(x, n, c, xp, True) for x in padded),
+        _chunks_first(weights, n, c, xp, False),
+    )
     rows = xp.arange(c, device=dev)
     tril = xp.astype(rows[:, None] >= rows[None, :], kh.dtype)
+
     def step(memory: Any, chunk: tuple[Any, Any, Any, Any]) -> tuple[Any, Any]:
         q_c, k_c, v_c, w_c = chunk
         kw = k_c * w_c[..., None]
@@ -94,8 +108,9 @@ def causal_chunked(qh: Any, kh: Any, v: Any, w: Any | None, pr: Any | None, stat
     return _weighted(y, pr), memory
 
 
-def causal_parallel(qh: Any, kh: Any, v: Any, w: Any | None, pr: Any | None, state: Any,
-                    *, xp: Any) -> tuple[Any, Any]:
+def causal_parallel(
+    qh: Any, kh: Any, v: Any, w: Any | None, pr: Any | None, state: Any, *, xp: Any
+) -> tuple[Any, Any]:
     """Causal NOA without erase in one step: ``y = tril(Q̂ (w ⊙ K̂)ᵀ) V + Q̂ Sᵀ``.
 
     O(L²) time and memory, but no loop and no shape arithmetic: it works on symbolic
@@ -112,9 +127,20 @@ def causal_parallel(qh: Any, kh: Any, v: Any, w: Any | None, pr: Any | None, sta
     return _weighted(y, pr), memory
 
 
-def recurrent(qh: Any, kh: Any, v: Any, w: Any | None, e: Any | None, pr: Any | None,
-              state: Any, *, causal: bool, xp: Any, scan: Scan,
-              decay: Any | None = None) -> tuple[Any, Any]:
+def recurrent(
+    qh: Any,
+    kh: Any,
+    v: Any,
+    w: Any | None,
+    e: Any | None,
+    pr: Any | None,
+    state: Any,
+    *,
+    causal: bool,
+    xp: Any,
+    scan: Scan,
+    decay: Any | None = None,
+) -> tuple[Any, Any]:
     """The write recurrence position by position (for sequences of unknown length).
 
     ``M_t = γ_t M_{t-1} + (w_t v_t - e_t γ_t M_{t-1} k̂_t) k̂_tᵀ`` with ``γ`` = ``decay``
@@ -136,8 +162,14 @@ def recurrent(qh: Any, kh: Any, v: Any, w: Any | None, e: Any | None, pr: Any | 
 
     if decay is None:
         decay = xp.ones((*kh.shape[:-2], length), dtype=kh.dtype, device=dev)
-    xs = (to_time_major(qh, True), to_time_major(kh, True), to_time_major(v, True),
-          to_time_major(w, False), to_time_major(e, False), to_time_major(decay, False))
+    xs = (
+        to_time_major(qh, True),
+        to_time_major(kh, True),
+        to_time_major(v, True),
+        to_time_major(w, False),
+        to_time_major(e, False),
+        to_time_major(decay, False),
+    )
 
     def step(memory: Any, x: tuple[Any, Any, Any, Any, Any, Any]) -> tuple[Any, Any]:
         q_t, k_t, v_t, w_t, e_t, g_t = x

@@ -120,8 +120,9 @@ def unit_lower_inverse(a: Any, *, xp: Any) -> Any:
     return inverse if p == c else inverse[..., :c, :c]
 
 
-def _ratio(g_rows: Any, g_cols: Any, z_rows: Any | None, z_cols: Any | None, allowed: Any,
-           xp: Any) -> Any:
+def _ratio(
+    g_rows: Any, g_cols: Any, z_rows: Any | None, z_cols: Any | None, allowed: Any, xp: Any
+) -> Any:
     """``exp(G_r − G_c)`` where ``allowed`` (a 0/1 float mask) and no reset lies between.
 
     The exponent is masked before ``exp`` so that entries above the diagonal (whose
@@ -133,8 +134,19 @@ def _ratio(g_rows: Any, g_cols: Any, z_rows: Any | None, z_cols: Any | None, all
     return xp.exp((g_rows[..., :, None] - g_cols[..., None, :]) * keep) * keep
 
 
-def prepare(qh: Any, kh: Any, v: Any, w: Any | None, e: Any | None, log_decay: Any | None,
-            reset: Any | None, *, causal: bool, chunk_size: int, xp: Any) -> Chunks:
+def prepare(
+    qh: Any,
+    kh: Any,
+    v: Any,
+    w: Any | None,
+    e: Any | None,
+    log_decay: Any | None,
+    reset: Any | None,
+    *,
+    causal: bool,
+    chunk_size: int,
+    xp: Any,
+) -> Chunks:
     """Everything of the chunk form that does not depend on the incoming memories.
 
     ``qh, kh (..., L, d_k)``, ``v (..., L, d_v)`` share one batch shape; ``w``, ``e``,
@@ -162,10 +174,16 @@ def prepare(qh: Any, kh: Any, v: Any, w: Any | None, e: Any | None, log_decay: A
     if log_decay is not None:
         g = xp.cumulative_sum(split(log_decay, False), axis=-1)
         z = None if reset is None else xp.cumulative_sum(split(reset, False), axis=-1)
-        within = _ratio(g, g, z, z, inclusive, xp)                  # D, lower incl.
+        within = _ratio(g, g, z, z, inclusive, xp)  # D, lower incl.
         from_start = xp.exp(g) if z is None else xp.exp(g) * xp.astype(z == 0, g.dtype)
-        to_end = _ratio(g[..., -1:], g, None if z is None else z[..., -1:], z,
-                        xp.ones((1, c), dtype=g.dtype, device=dev), xp)[..., 0, :]
+        to_end = _ratio(
+            g[..., -1:],
+            g,
+            None if z is None else z[..., -1:],
+            z,
+            xp.ones((1, c), dtype=g.dtype, device=dev),
+            xp,
+        )[..., 0, :]
         carry = from_start[..., -1]
     else:
         within, from_start, to_end, carry = inclusive, None, None, None
@@ -194,8 +212,16 @@ def prepare(qh: Any, kh: Any, v: Any, w: Any | None, e: Any | None, log_decay: A
     return Chunks(u_c, w_k, y_c, q_out, k_out, carry)
 
 
-def _chunk_step(memory: Any, u: Any, w: Any | None, y: Any | None, q: Any | None, k: Any,
-                carry: Any | None, xp: Any) -> tuple[Any, Any]:
+def _chunk_step(
+    memory: Any,
+    u: Any,
+    w: Any | None,
+    y: Any | None,
+    q: Any | None,
+    k: Any,
+    carry: Any | None,
+    xp: Any,
+) -> tuple[Any, Any]:
     """One chunk: ``U = u − w Mᵀ``, ``Y = y + q Mᵀ``, ``M ← Γ_C M + Uᵀ k``."""
     if w is not None:
         u = u - xp.matmul(w, _mT(memory, xp))
@@ -230,17 +256,29 @@ def run(chunks: Chunks, state: Any, *, xp: Any, scan: Scan) -> tuple[Any, Any | 
     return _chunks_last(ys, xp), memory
 
 
-def chunked(qh: Any, kh: Any, v: Any, w: Any | None, e: Any | None, log_decay: Any | None,
-            reset: Any | None, pr: Any | None, state: Any, *, causal: bool, chunk_size: int,
-            xp: Any, scan: Scan) -> tuple[Any, Any]:
+def chunked(
+    qh: Any,
+    kh: Any,
+    v: Any,
+    w: Any | None,
+    e: Any | None,
+    log_decay: Any | None,
+    reset: Any | None,
+    pr: Any | None,
+    state: Any,
+    *,
+    causal: bool,
+    chunk_size: int,
+    xp: Any,
+    scan: Scan,
+) -> tuple[Any, Any]:
     """NOA with erase and/or decay, chunkwise: ``(y (..., L, d_v), M_L)``.
 
     Arguments as in :func:`prepare`; ``pr`` (..., L) or ``None`` weighs the reads and
     ``state`` (..., d_v, d_k) is the incoming memory, broadcast to the batch shape.
     Non-causal attention reads the final memory with every query.
     """
-    chunks = prepare(qh, kh, v, w, e, log_decay, reset, causal=causal, chunk_size=chunk_size,
-                     xp=xp)
+    chunks = prepare(qh, kh, v, w, e, log_decay, reset, causal=causal, chunk_size=chunk_size, xp=xp)
     y, memory = run(chunks, state, xp=xp, scan=scan)
     if y is None:
         y = xp.matmul(qh, _mT(memory, xp))

@@ -35,8 +35,9 @@ def _is_zero(p: Probability) -> bool:
     return isinstance(p, float | int) and p == 0
 
 
-def update_direction(M: Any, kh: Any, v: Any, p_write: Probability, p_erase: Probability,
-                     *, xp: Any) -> Any:
+def update_direction(
+    M: Any, kh: Any, v: Any, p_write: Probability, p_erase: Probability, *, xp: Any
+) -> Any:
     """The vector ``u`` of the rank-1 write ``M' = M + u k̂ᵀ``.
 
     ``u = p_write * v - p_erase * M k̂``: the write adds ``v`` and removes what ``k̂``
@@ -49,8 +50,18 @@ def update_direction(M: Any, kh: Any, v: Any, p_write: Probability, p_erase: Pro
     return u
 
 
-def write(M: Any, k: Any, v: Any, p_write: Probability = 1.0, p_erase: Probability = 0.0,
-          /, *, normalize: bool = True, eps: float = 1e-12, xp: Any) -> Any:
+def write(
+    M: Any,
+    k: Any,
+    v: Any,
+    p_write: Probability = 1.0,
+    p_erase: Probability = 0.0,
+    /,
+    *,
+    normalize: bool = True,
+    eps: float = 1e-12,
+    xp: Any,
+) -> Any:
     """``M + p_write v k̂ᵀ - p_erase M k̂ k̂ᵀ`` as one rank-1 update ``M + u k̂ᵀ``."""
     kh = unit(k, axis=-1, eps=eps, xp=xp) if normalize else k
     u = update_direction(M, kh, v, p_write, p_erase, xp=xp)
@@ -62,8 +73,16 @@ def add_rank1(M: Any, u: Any, kh: Any) -> Any:
     return M + u[..., :, None] * kh[..., None, :]
 
 
-def read(M: Any, q: Any, p_read: Probability = 1.0, /, *, normalize: bool = True,
-         eps: float = 1e-12, xp: Any) -> Any:
+def read(
+    M: Any,
+    q: Any,
+    p_read: Probability = 1.0,
+    /,
+    *,
+    normalize: bool = True,
+    eps: float = 1e-12,
+    xp: Any,
+) -> Any:
     """``p_read M q̂``, shape ``(..., d_v)``."""
     qh = unit(q, axis=-1, eps=eps, xp=xp) if normalize else q
     return scale(p_read, xp.matmul(M, qh[..., None])[..., 0])

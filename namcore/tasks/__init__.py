@@ -101,8 +101,9 @@ SPLITS: Mapping[str, tuple[int, int]] = DIGIT_SPLITS
 
 def _check_name(func: str, name: Any) -> str:
     if name not in _FACTORIES:
-        raise ValueError(f"{func}: unknown task {name!r}; the tasks are "
-                         f"{', '.join(repr(n) for n in NAMES)}")
+        raise ValueError(
+            f"{func}: unknown task {name!r}; the tasks are {', '.join(repr(n) for n in NAMES)}"
+        )
     return name
 
 
@@ -135,8 +136,10 @@ def get(name: str, **options: Any) -> Task:
     unknown = [key for key in options if key not in accepted]
     if unknown:
         known = ", ".join(f"`{key}`" for key in accepted) or "none"
-        raise TypeError(f"get: task {name!r} has no option {', '.join(map(repr, unknown))}; "
-                        f"its options: {known}")
+        raise TypeError(
+            f"get: task {name!r} has no option {', '.join(map(repr, unknown))}; "
+            f"its options: {known}"
+        )
     return factory(**options)
 
 

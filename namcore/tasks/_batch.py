@@ -14,8 +14,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["EOS", "MASK", "PAD", "SEP", "SPECIALS", "Batch", "LaidRow", "Row", "assemble",
-           "layout", "stratified_lengths"]
+__all__ = [
+    "EOS",
+    "MASK",
+    "PAD",
+    "SEP",
+    "SPECIALS",
+    "Batch",
+    "LaidRow",
+    "Row",
+    "assemble",
+    "layout",
+    "stratified_lengths",
+]
 
 #: Padding token (id 0 in every task): after the end of a sample.
 PAD = 0
@@ -85,8 +96,9 @@ class Batch:
         return int(self.inputs.shape[0])
 
 
-def layout(prompt: Sequence[int], answer: Sequence[int],
-           slots: int) -> tuple[list[int], list[int], list[bool]]:
+def layout(
+    prompt: Sequence[int], answer: Sequence[int], slots: int
+) -> tuple[list[int], list[int], list[bool]]:
     """Inputs, targets and loss mask of one sample (no padding).
 
     ``inputs = prompt SEP MASK*slots EOS`` and
@@ -101,8 +113,9 @@ def layout(prompt: Sequence[int], answer: Sequence[int],
     [4, 2, 3, 3, 3]
     """
     if len(answer) > slots:
-        raise ValueError(f"layout: an answer of {len(answer)} tokens does not fit in "
-                         f"{slots} slot positions")
+        raise ValueError(
+            f"layout: an answer of {len(answer)} tokens does not fit in {slots} slot positions"
+        )
     head = [*prompt, SEP]
     inputs = [*head, *([MASK] * slots), EOS]
     targets = [*head, *answer, *([EOS] * (slots - len(answer))), EOS]
@@ -114,8 +127,12 @@ def layout(prompt: Sequence[int], answer: Sequence[int],
 LaidRow = tuple[list[int], list[int], list[bool]]
 
 
-def assemble(rows: Sequence[Row] | Sequence[LaidRow], lengths: Sequence[int] | np.ndarray,
-             *, laid_out: bool = False) -> Batch:
+def assemble(
+    rows: Sequence[Row] | Sequence[LaidRow],
+    lengths: Sequence[int] | np.ndarray,
+    *,
+    laid_out: bool = False,
+) -> Batch:
     """Lay out every row (unless ``laid_out``) and right-pad them into a :class:`Batch`."""
     laid = list(rows) if laid_out else [layout(*row) for row in rows]
     width = max(len(inputs) for inputs, _, _ in laid)
@@ -133,8 +150,7 @@ def assemble(rows: Sequence[Row] | Sequence[LaidRow], lengths: Sequence[int] | n
     return Batch(inputs, targets, mask, loss_mask, np.asarray(lengths, dtype=np.int64))
 
 
-def stratified_lengths(n: int, min_len: int, max_len: int,
-                       rng: np.random.Generator) -> np.ndarray:
+def stratified_lengths(n: int, min_len: int, max_len: int, rng: np.random.Generator) -> np.ndarray:
     """``n`` lengths spread as evenly as possible over ``min_len..max_len``, shuffled.
 
     Sample ``i`` (before shuffling) gets ``min_len + (span * i) // n`` with

@@ -120,13 +120,16 @@ class Task:
         """
         func = f"{self.name}.generate"
         n = check_int(func, "n", n, 1, " (the number of samples)")
-        lo = check_int(func, "min_len", min_len, self.min_len,
-                       f" ({self.name} needs at least {self.min_len})")
-        hi = check_int(func, "max_len", max_len, self.min_len,
-                       f" ({self.name} needs at least {self.min_len})")
+        lo = check_int(
+            func, "min_len", min_len, self.min_len, f" ({self.name} needs at least {self.min_len})"
+        )
+        hi = check_int(
+            func, "max_len", max_len, self.min_len, f" ({self.name} needs at least {self.min_len})"
+        )
         if lo > hi:
-            raise ValueError(f"{func}: `min_len` must be <= `max_len`, got min_len={lo}, "
-                             f"max_len={hi}")
+            raise ValueError(
+                f"{func}: `min_len` must be <= `max_len`, got min_len={lo}, max_len={hi}"
+            )
         seed = check_int(func, "seed", seed, 0, " (a numpy.random.default_rng seed)")
         rows, lengths = self.sampler(np.random.default_rng(seed), n, lo, hi)
         return assemble(rows, lengths, laid_out=self.laid_out)
@@ -144,8 +147,10 @@ class Task:
         index = {name: i for i, name in enumerate(self.vocab)}
         unknown = [name for name in names if name not in index]
         if unknown:
-            raise ValueError(f"{self.name}.encode: unknown tokens {unknown}; the vocabulary "
-                             f"is {list(self.vocab)}")
+            raise ValueError(
+                f"{self.name}.encode: unknown tokens {unknown}; the vocabulary "
+                f"is {list(self.vocab)}"
+            )
         return np.asarray([index[name] for name in names], dtype=np.int64)
 
     def decode(self, ids: Any, *, strip_pad: bool = True) -> list[str]:
@@ -159,13 +164,15 @@ class Task:
         """
         ids = np.asarray(ids)
         if ids.ndim != 1:
-            raise ValueError(f"{self.name}.decode: `ids` must be 1-D (one sample), got shape "
-                             f"{ids.shape}")
+            raise ValueError(
+                f"{self.name}.decode: `ids` must be 1-D (one sample), got shape {ids.shape}"
+            )
         out = []
         for i in ids.tolist():
             if not 0 <= i < self.vocab_size:
-                raise ValueError(f"{self.name}.decode: token id {i} is outside "
-                                 f"0..{self.vocab_size - 1}")
+                raise ValueError(
+                    f"{self.name}.decode: token id {i} is outside 0..{self.vocab_size - 1}"
+                )
             if i != PAD or not strip_pad:
                 out.append(self.vocab[i])
         return out

@@ -36,8 +36,16 @@ import numpy as np
 from ._batch import SEP, SPECIALS, Row, stratified_lengths
 from ._task import Task, check_int
 
-__all__ = ["DIGIT0", "DIGIT_SPLITS", "VOCAB", "add_task", "copy_task", "reduce_task",
-           "repeat_copy_task", "reverse_task"]
+__all__ = [
+    "DIGIT0",
+    "DIGIT_SPLITS",
+    "VOCAB",
+    "add_task",
+    "copy_task",
+    "reduce_task",
+    "repeat_copy_task",
+    "reverse_task",
+]
 
 #: Token names of the digit tasks: the specials, then ``"0"``–``"9"``.
 VOCAB: tuple[str, ...] = SPECIALS + tuple(str(d) for d in range(10))
@@ -45,13 +53,15 @@ VOCAB: tuple[str, ...] = SPECIALS + tuple(str(d) for d in range(10))
 #: Length splits of the paper (numbers of digits, inclusive): train 1–10, in-distribution
 #: validation 5–10, out-of-distribution easy 11–13 and hard 14–16; ``od_extra`` 17–22 is
 #: the test range of the authors' later (NeurIPS-era) code.
-DIGIT_SPLITS: Mapping[str, tuple[int, int]] = MappingProxyType({
-    "train": (1, 10),
-    "id": (5, 10),
-    "od_easy": (11, 13),
-    "od_hard": (14, 16),
-    "od_extra": (17, 22),
-})
+DIGIT_SPLITS: Mapping[str, tuple[int, int]] = MappingProxyType(
+    {
+        "train": (1, 10),
+        "id": (5, 10),
+        "od_easy": (11, 13),
+        "od_hard": (14, 16),
+        "od_extra": (17, 22),
+    }
+)
 
 DIGIT0 = len(SPECIALS)  # token id of the digit 0 (shared by the tasks on digits)
 
@@ -184,8 +194,14 @@ def repeat_copy_task(k: int = 3) -> Task:
     '<sep> 8 6 <sep> 8 6 8 6 <eos>'
     """
     k = check_int("repeat_copy_task", "k", k, 1, " (the number of copies)")
-    return Task("repeat-copy", VOCAB, DIGIT_SPLITS, _repeat_sampler(k), options={"k": k},
-                length_name="digits")
+    return Task(
+        "repeat-copy",
+        VOCAB,
+        DIGIT_SPLITS,
+        _repeat_sampler(k),
+        options={"k": k},
+        length_name="digits",
+    )
 
 
 def copy_task() -> Task:

@@ -45,18 +45,21 @@ VOCAB: tuple[str, ...] = SPECIALS + tuple(b for pair in PAIRS for b in pair)
 #: Prefix-length splits of the authors' later code: train and in-distribution
 #: validation 9–31, length generalization 33–63 (``od_depth`` is the same range, meant
 #: for a task built with ``max_depth=(9, 12)``).
-DYCK_SPLITS: Mapping[str, tuple[int, int]] = MappingProxyType({
-    "train": (9, 31),
-    "id": (9, 31),
-    "od_length": (33, 63),
-    "od_depth": (33, 63),
-})
+DYCK_SPLITS: Mapping[str, tuple[int, int]] = MappingProxyType(
+    {
+        "train": (9, 31),
+        "id": (9, 31),
+        "od_length": (33, 63),
+        "od_depth": (33, 63),
+    }
+)
 
 _FIRST = len(SPECIALS)  # token id of "("
 
 
-def _prefix(rng: np.random.Generator, length: int, cap: int,
-            p_open: float) -> tuple[list[int], list[int]]:
+def _prefix(
+    rng: np.random.Generator, length: int, cap: int, p_open: float
+) -> tuple[list[int], list[int]]:
     """A random prefix and the closing brackets that complete it (innermost first)."""
     coins = rng.random(length) < p_open
     kinds = rng.integers(0, len(PAIRS), size=length)
@@ -91,13 +94,17 @@ def _depth_range(max_depth: int | Sequence[int]) -> tuple[int, int]:
     what = " (a depth cap; 2 or more so a prefix never ends balanced)"
     if isinstance(max_depth, Sequence) and not isinstance(max_depth, str):
         if len(max_depth) != 2:
-            raise ValueError(f"dyck_task: `max_depth` must be an int or a (low, high) pair, "
-                             f"got {tuple(max_depth)}")
+            raise ValueError(
+                f"dyck_task: `max_depth` must be an int or a (low, high) pair, "
+                f"got {tuple(max_depth)}"
+            )
         low = check_int("dyck_task", "max_depth[0]", max_depth[0], 2, what)
         high = check_int("dyck_task", "max_depth[1]", max_depth[1], 2, what)
         if low > high:
-            raise ValueError(f"dyck_task: `max_depth` must be (low, high) with low <= high, "
-                             f"got {tuple(max_depth)}")
+            raise ValueError(
+                f"dyck_task: `max_depth` must be (low, high) with low <= high, "
+                f"got {tuple(max_depth)}"
+            )
         return low, high
     cap = check_int("dyck_task", "max_depth", max_depth, 2, what)
     return cap, cap
@@ -123,11 +130,17 @@ def dyck_task(max_depth: int | Sequence[int] = 8, p_open: float = 0.7) -> Task:
     '{ [ ] { [ ] [ ( <sep> ) ] } } <eos>'
     """
     depths = _depth_range(max_depth)
-    if isinstance(p_open, bool) or not isinstance(p_open, int | float) \
-            or not 0.0 <= p_open <= 1.0:
-        raise ValueError(f"dyck_task: `p_open` must be a probability in [0, 1], "
-                         f"got {p_open!r}")
-    options = {"max_depth": depths[0] if depths[0] == depths[1] else depths,
-               "p_open": float(p_open)}
-    return Task("dyck", VOCAB, DYCK_SPLITS, _sampler(depths, float(p_open)),
-                options=options, length_name="prefix length")
+    if isinstance(p_open, bool) or not isinstance(p_open, int | float) or not 0.0 <= p_open <= 1.0:
+        raise ValueError(f"dyck_task: `p_open` must be a probability in [0, 1], got {p_open!r}")
+    options = {
+        "max_depth": depths[0] if depths[0] == depths[1] else depths,
+        "p_open": float(p_open),
+    }
+    return Task(
+        "dyck",
+        VOCAB,
+        DYCK_SPLITS,
+        _sampler(depths, float(p_open)),
+        options=options,
+        length_name="prefix length",
+    )

@@ -17,20 +17,25 @@ __all__ = ["accuracy_by_length", "sequence_accuracy", "sequence_correct"]
 
 def _as_predictions(func: str, predictions: Any, batch: Batch) -> np.ndarray:
     if not isinstance(batch, Batch):
-        raise TypeError(f"{func}: `batch` must be a namcore.tasks.Batch, "
-                        f"got {type(batch).__name__}")
+        raise TypeError(
+            f"{func}: `batch` must be a namcore.tasks.Batch, got {type(batch).__name__}"
+        )
     try:
         pred = np.asarray(predictions)
     except (TypeError, RuntimeError) as err:
-        raise TypeError(f"{func}: `predictions` must be convertible with numpy.asarray "
-                        f"(move device tensors to the CPU first): {err}") from None
+        raise TypeError(
+            f"{func}: `predictions` must be convertible with numpy.asarray "
+            f"(move device tensors to the CPU first): {err}"
+        ) from None
     shape = batch.targets.shape
     if pred.ndim == 3 and pred.shape[:2] == shape:
         pred = pred.argmax(axis=-1)
     if pred.shape != shape:
-        raise ValueError(f"{func}: `predictions` must have the targets' shape {shape} "
-                         f"(token ids) or {shape} + (vocab_size,) (scores), "
-                         f"got {pred.shape}")
+        raise ValueError(
+            f"{func}: `predictions` must have the targets' shape {shape} "
+            f"(token ids) or {shape} + (vocab_size,) (scores), "
+            f"got {pred.shape}"
+        )
     return pred
 
 
@@ -93,5 +98,7 @@ def accuracy_by_length(predictions: Any, batch: Batch) -> dict[int, float]:
     {1: 1.0, 2: 0.5}
     """
     correct = sequence_correct(predictions, batch)
-    return {int(length): float(correct[batch.lengths == length].mean())
-            for length in np.unique(batch.lengths)}
+    return {
+        int(length): float(correct[batch.lengths == length].mean())
+        for length in np.unique(batch.lengths)
+    }

@@ -33,13 +33,13 @@ from ._task import Task
 from .digits import DIGIT0, DIGIT_SPLITS
 from .digits import VOCAB as DIGIT_VOCAB
 
-__all__ = ["MERGE_SPLITS", "SEARCH_KEYS", "SEARCH_VOCAB", "merge_task", "search_task",
-           "sort_task"]
+__all__ = ["MERGE_SPLITS", "SEARCH_KEYS", "SEARCH_VOCAB", "merge_task", "search_task", "sort_task"]
 
 
 #: Splits of ``merge``: those of the digit tasks, training from 2 digits (two runs).
 MERGE_SPLITS: Mapping[str, tuple[int, int]] = MappingProxyType(
-    {**DIGIT_SPLITS, "train": (2, DIGIT_SPLITS["train"][1])})
+    {**DIGIT_SPLITS, "train": (2, DIGIT_SPLITS["train"][1])}
+)
 
 #: Number of distinct keys of ``search`` (the longest split has 22 pairs).
 SEARCH_KEYS = 32
@@ -111,8 +111,7 @@ def merge_task() -> Task:
     >>> task.format(batch.targets[0])
     '<sep> 1 2 2 4 <sep> 8 <sep> 1 2 2 4 8 <eos>'
     """
-    return Task("merge", DIGIT_VOCAB, MERGE_SPLITS, _sample_merge, min_len=2,
-                length_name="digits")
+    return Task("merge", DIGIT_VOCAB, MERGE_SPLITS, _sample_merge, min_len=2, length_name="digits")
 
 
 def search_task() -> Task:
@@ -127,5 +126,4 @@ def search_task() -> Task:
     >>> task.format(batch.targets[0])
     '<sep> k2 8 k5 8 k24 5 <sep> k2 <sep> 8 <eos>'
     """
-    return Task("search", SEARCH_VOCAB, DIGIT_SPLITS, _sample_search,
-                length_name="key-value pairs")
+    return Task("search", SEARCH_VOCAB, DIGIT_SPLITS, _sample_search, length_name="key-value pairs")

@@ -37,15 +37,35 @@ import numpy as np
 from ._batch import SPECIALS, Row
 from ._task import Task, check_int
 
-__all__ = ["ACTIONS", "SCAN_SPLITS", "VOCAB", "WORDS", "commands", "interpret",
-           "length_split", "scan_task"]
+__all__ = [
+    "ACTIONS",
+    "SCAN_SPLITS",
+    "VOCAB",
+    "WORDS",
+    "commands",
+    "interpret",
+    "length_split",
+    "scan_task",
+]
 
 #: The 13 words of the commands.
-WORDS: tuple[str, ...] = ("walk", "look", "run", "jump", "turn", "left", "right",
-                          "opposite", "around", "twice", "thrice", "and", "after")
+WORDS: tuple[str, ...] = (
+    "walk",
+    "look",
+    "run",
+    "jump",
+    "turn",
+    "left",
+    "right",
+    "opposite",
+    "around",
+    "twice",
+    "thrice",
+    "and",
+    "after",
+)
 #: The 6 actions of the outputs.
-ACTIONS: tuple[str, ...] = ("I_WALK", "I_LOOK", "I_RUN", "I_JUMP", "I_TURN_LEFT",
-                            "I_TURN_RIGHT")
+ACTIONS: tuple[str, ...] = ("I_WALK", "I_LOOK", "I_RUN", "I_JUMP", "I_TURN_LEFT", "I_TURN_RIGHT")
 #: Token names of the SCAN task: the specials, the command words, then the actions.
 VOCAB: tuple[str, ...] = SPECIALS + WORDS + ACTIONS
 
@@ -81,8 +101,7 @@ def _phrase(words: list[str], command: str) -> list[str]:
         raise _bad(command, f"a phrase starts with {head!r}")
     modifier = rest[0] if len(rest) == 2 else None
     direction = rest[-1]
-    if len(rest) > 2 or direction not in _TURNS or modifier not in (None, "opposite",
-                                                                    "around"):
+    if len(rest) > 2 or direction not in _TURNS or modifier not in (None, "opposite", "around"):
         raise _bad(command, f"cannot read {' '.join(words)!r}")
     turn = [_TURNS[direction]]
     if modifier is None:
@@ -122,7 +141,7 @@ def interpret(command: str) -> tuple[str, ...]:
     if not joints:
         return tuple(_repeated(words, command))
     i = joints[0]
-    first, second = _repeated(words[:i], command), _repeated(words[i + 1:], command)
+    first, second = _repeated(words[:i], command), _repeated(words[i + 1 :], command)
     return tuple(first + second if words[i] == "and" else second + first)
 
 
@@ -149,8 +168,11 @@ def commands() -> tuple[tuple[str, str], ...]:
     (20910, ('walk', 'I_WALK'))
     """
     simple = [f"{v}{suffix}" for v in _v_phrases() for suffix in ("", " twice", " thrice")]
-    texts = simple + [f"{x} {joint} {y}" for joint in ("and", "after")
-                      for x, y in itertools.product(simple, simple)]
+    texts = simple + [
+        f"{x} {joint} {y}"
+        for joint in ("and", "after")
+        for x, y in itertools.product(simple, simple)
+    ]
     return tuple((text, " ".join(interpret(text))) for text in texts)
 
 
@@ -186,12 +208,16 @@ def _sampler(slots: int):
         prompts, answers, n_actions = _encoded()
         pool = np.flatnonzero((n_actions >= lo) & (n_actions <= hi))
         if pool.size == 0:
-            raise ValueError(f"scan.generate: no SCAN command has {lo}..{hi} actions; they "
-                             f"have {n_actions.min()}..{n_actions.max()} (none has 23)")
+            raise ValueError(
+                f"scan.generate: no SCAN command has {lo}..{hi} actions; they "
+                f"have {n_actions.min()}..{n_actions.max()} (none has 23)"
+            )
         longest = int(n_actions[pool].max())
         if longest > slots:
-            raise ValueError(f"scan.generate: commands with up to {longest} actions do not fit "
-                             f"in {slots} answer slots; use get('scan', slots={longest})")
+            raise ValueError(
+                f"scan.generate: commands with up to {longest} actions do not fit "
+                f"in {slots} answer slots; use get('scan', slots={longest})"
+            )
         rounds = -(-n // pool.size)
         order = np.concatenate([rng.permutation(pool) for _ in range(rounds)])[:n]
         rows: list[Row] = [(prompts[i], answers[i], slots) for i in order.tolist()]
@@ -224,5 +250,6 @@ def scan_task(slots: int = 48) -> Task:
     I_LOOK I_LOOK I_TURN_RIGHT I_TURN_RIGHT I_JUMP <eos> <eos> <eos> <eos>
     """
     slots = check_int("scan_task", "slots", slots, 1, " (answer positions per sample)")
-    return Task("scan", VOCAB, SCAN_SPLITS, _sampler(slots), options={"slots": slots},
-                length_name="actions")
+    return Task(
+        "scan", VOCAB, SCAN_SPLITS, _sampler(slots), options={"slots": slots}, length_name="actions"
+    )

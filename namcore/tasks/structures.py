@@ -117,8 +117,7 @@ def stack_task() -> Task:
     >>> task.format(batch.targets[0])
     '<sep> 8 2 2 3 3 8 <eos>'
     """
-    return Task("stack", VOCAB, DIGIT_SPLITS, _sampler(_Stack), length_name="pushes",
-                laid_out=True)
+    return Task("stack", VOCAB, DIGIT_SPLITS, _sampler(_Stack), length_name="pushes", laid_out=True)
 
 
 def queue_task() -> Task:
@@ -130,8 +129,7 @@ def queue_task() -> Task:
     >>> task.format(task.generate(1, 3, 3, seed=2).targets[0])  # inputs: 8 2 pop 3 pop pop
     '<sep> 8 2 8 3 2 3 <eos>'
     """
-    return Task("queue", VOCAB, DIGIT_SPLITS, _sampler(_Queue), length_name="pushes",
-                laid_out=True)
+    return Task("queue", VOCAB, DIGIT_SPLITS, _sampler(_Queue), length_name="pushes", laid_out=True)
 
 
 def priority_queue_task() -> Task:
@@ -143,5 +141,11 @@ def priority_queue_task() -> Task:
     >>> task.format(task.generate(1, 3, 3, seed=2).targets[0])  # inputs: 8 2 pop 3 pop pop
     '<sep> 8 2 2 3 3 8 <eos>'
     """
-    return Task("priority-queue", VOCAB, DIGIT_SPLITS, _sampler(_MinHeap),
-                length_name="pushes", laid_out=True)
+    return Task(
+        "priority-queue",
+        VOCAB,
+        DIGIT_SPLITS,
+        _sampler(_MinHeap),
+        length_name="pushes",
+        laid_out=True,
+    )

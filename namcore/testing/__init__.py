@@ -49,8 +49,9 @@ __all__ = [
 ]
 
 
-def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, *,
-                       step: float = 1e-6) -> np.ndarray:
+def numerical_gradient(
+    f: Callable[[np.ndarray], float], x: np.ndarray, *, step: float = 1e-6
+) -> np.ndarray:
     """Central-difference gradient of a scalar function ``f`` at the NumPy array ``x``.
 
     Use it in float64 as the oracle for autograd (``torch``) and ``jax.grad``.
@@ -77,8 +78,9 @@ def to_numpy(x: Any) -> np.ndarray:
     return _backends.for_array(x).to_numpy(x)
 
 
-def assert_matches_numpy(actual: Any, expected: np.ndarray, *, xp: Any,
-                         dtype: Any = None, rtol: float | None = None) -> None:
+def assert_matches_numpy(
+    actual: Any, expected: np.ndarray, *, xp: Any, dtype: Any = None, rtol: float | None = None
+) -> None:
     """Assert ``actual`` is an array of namespace ``xp`` that matches ``expected``.
 
     Checks the library (so that a silent fall-back to NumPy is caught), the dtype

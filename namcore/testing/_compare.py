@@ -12,8 +12,13 @@ from namcore import backends as _backends
 
 from ._tolerance import Comparison, compare_to_reference, tolerance_for
 
-__all__ = ["BackendReport", "assert_backends_agree", "compare_backends", "format_report",
-           "usable_backends"]
+__all__ = [
+    "BackendReport",
+    "assert_backends_agree",
+    "compare_backends",
+    "format_report",
+    "usable_backends",
+]
 
 
 @dataclass(frozen=True)
@@ -52,8 +57,9 @@ def _as_tuple(result: Any) -> tuple[Any, ...]:
     return tuple(result) if isinstance(result, tuple | list) else (result,)
 
 
-def _run(fn: Callable[..., Any], inputs: Sequence[Any], backend: _backends.Backend,
-         dtype: str, jit: bool) -> tuple[Any, ...]:
+def _run(
+    fn: Callable[..., Any], inputs: Sequence[Any], backend: _backends.Backend, dtype: str, jit: bool
+) -> tuple[Any, ...]:
     args = [_to_backend(value, backend, dtype) for value in inputs]
     if jit:
         import jax
@@ -113,27 +119,37 @@ def compare_backends(
         for label, jit in modes:
             for dtype in dtypes:
                 if not backend.supports_dtype(dtype):
-                    reports.append(BackendReport(label, dtype, "", None,
-                                                 skipped=f"{name} cannot create {dtype}"))
+                    reports.append(
+                        BackendReport(
+                            label, dtype, "", None, skipped=f"{name} cannot create {dtype}"
+                        )
+                    )
                     continue
                 if (name, dtype) in (skip or {}):
-                    reports.append(BackendReport(label, dtype, "", None,
-                                                 skipped=skip[(name, dtype)]))
+                    reports.append(
+                        BackendReport(label, dtype, "", None, skipped=skip[(name, dtype)])
+                    )
                     continue
                 device = str(backend.default_device())
                 try:
                     outputs = _run(fn, numpy_inputs, backend, dtype, jit)
                 except Exception as exc:  # reported, not raised: the table shows it
-                    reports.append(BackendReport(label, dtype, device, None,
-                                                 error=f"{type(exc).__name__}: {exc}"))
+                    reports.append(
+                        BackendReport(
+                            label, dtype, device, None, error=f"{type(exc).__name__}: {exc}"
+                        )
+                    )
                     continue
                 comparisons = [
                     compare_to_reference(out, ref, tolerance_for(dtype))
                     for out, ref in zip(outputs, reference, strict=False)
                 ]
                 if len(outputs) != len(reference):
-                    comparisons.append(Comparison(np.inf, np.inf, tolerance_for(dtype), False,
-                                                  "number of outputs differs"))
+                    comparisons.append(
+                        Comparison(
+                            np.inf, np.inf, tolerance_for(dtype), False, "number of outputs differs"
+                        )
+                    )
                 worst = max(comparisons, key=lambda c: (not c.passed, c.max_rel_error))
                 reports.append(BackendReport(label, dtype, device, worst))
     return reports
@@ -142,21 +158,25 @@ def compare_backends(
 def format_report(reports: Sequence[BackendReport], title: str = "") -> str:
     """A plain-text table of reports, one line each."""
     lines = [title] if title else []
-    lines.append(f"{'backend':<18} {'dtype':<8} {'max abs err':>12} {'max rel err':>12} "
-                 f"{'tolerance':>10}  result")
+    lines.append(
+        f"{'backend':<18} {'dtype':<8} {'max abs err':>12} {'max rel err':>12} "
+        f"{'tolerance':>10}  result"
+    )
     for r in reports:
         if r.skipped:
-            lines.append(f"{r.backend:<18} {r.dtype:<8} {'':>12} {'':>12} {'':>10}  "
-                         f"skipped ({r.skipped})")
+            lines.append(
+                f"{r.backend:<18} {r.dtype:<8} {'':>12} {'':>12} {'':>10}  skipped ({r.skipped})"
+            )
         elif r.error:
-            lines.append(f"{r.backend:<18} {r.dtype:<8} {'':>12} {'':>12} {'':>10}  "
-                         f"FAIL {r.error}")
+            lines.append(f"{r.backend:<18} {r.dtype:<8} {'':>12} {'':>12} {'':>10}  FAIL {r.error}")
         else:
             c = r.comparison
             assert c is not None
             verdict = "pass" if c.passed else f"FAIL {c.problem}".rstrip()
-            lines.append(f"{r.backend:<18} {r.dtype:<8} {c.max_abs_error:>12.3e} "
-                         f"{c.max_rel_error:>12.3e} {c.tolerance:>10.0e}  {verdict}")
+            lines.append(
+                f"{r.backend:<18} {r.dtype:<8} {c.max_abs_error:>12.3e} "
+                f"{c.max_rel_error:>12.3e} {c.tolerance:>10.0e}  {verdict}"
+            )
     return "\n".join(lines)
 
 
@@ -187,8 +207,7 @@ def assert_backends_agree(
     >>> [(r.backend, r.dtype, r.passed) for r in reports]
     [('numpy', 'float32', True), ('numpy', 'float64', True)]
     """
-    reports = compare_backends(fn, *numpy_inputs, backends=backends, dtypes=dtypes,
-                               jax_jit=jax_jit)
+    reports = compare_backends(fn, *numpy_inputs, backends=backends, dtypes=dtypes, jax_jit=jax_jit)
     if not all(r.passed for r in reports):
         name = getattr(fn, "__name__", repr(fn))
         raise AssertionError(format_report(reports, f"backends disagree on {name}:"))

@@ -15,22 +15,34 @@ __all__ = ["LIMITATIONS", "skips"]
 LIMITATIONS: dict[tuple[str, str, str], str] = {
     ("ndonnx", "float64", "sin/cos"): (
         "onnxruntime has no float64 sin/cos, so ndonnx computes them in float32 (with a "
-        "warning): sinusoidal positions are float32-accurate only"),
-    **{(backend, dtype, "gather chain"): reason
-       for dtype in ("float32", "float64")
-       for backend, reason in (
-           ("dask", "a HAM step gathers tree rows at indices computed from the previous "
-                    "step; Dask computes the whole graph so far to learn them, so a forward "
-                    "pass costs quadratic time (4 steps: a minute). Score HAM on Dask with "
-                    "`namcore eval --backend dask`, which runs NumPy per chunk"),
-           ("ndonnx", "every eager ndonnx operation runs through onnxruntime, which makes "
-                      "a HAM forward pass take minutes; HAM is not exported to ONNX"),
-       )},
+        "warning): sinusoidal positions are float32-accurate only"
+    ),
+    **{
+        (backend, dtype, "gather chain"): reason
+        for dtype in ("float32", "float64")
+        for backend, reason in (
+            (
+                "dask",
+                "a HAM step gathers tree rows at indices computed from the previous "
+                "step; Dask computes the whole graph so far to learn them, so a forward "
+                "pass costs quadratic time (4 steps: a minute). Score HAM on Dask with "
+                "`namcore eval --backend dask`, which runs NumPy per chunk",
+            ),
+            (
+                "ndonnx",
+                "every eager ndonnx operation runs through onnxruntime, which makes "
+                "a HAM forward pass take minutes; HAM is not exported to ONNX",
+            ),
+        )
+    },
 }
 
 
 def skips(features: Iterable[str]) -> dict[tuple[str, str], str]:
     """``{(backend, dtype): reason}`` for a computation that uses ``features``."""
     wanted = set(features)
-    return {(backend, dtype): reason
-            for (backend, dtype, feature), reason in LIMITATIONS.items() if feature in wanted}
+    return {
+        (backend, dtype): reason
+        for (backend, dtype, feature), reason in LIMITATIONS.items()
+        if feature in wanted
+    }

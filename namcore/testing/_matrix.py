@@ -58,9 +58,7 @@ def selected_backends() -> list[XPBackend]:
     known = {b.value: b for b in XPBackend}
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise ValueError(
-            f"{ENV_VAR} names unknown backends {unknown}; known: {', '.join(known)}"
-        )
+        raise ValueError(f"{ENV_VAR} names unknown backends {unknown}; known: {', '.join(known)}")
     return [known[n] for n in names]
 
 

@@ -47,8 +47,13 @@ def compare_to_reference(actual: np.ndarray, reference: np.ndarray, tolerance: f
     actual = np.asarray(actual, dtype=np.float64)
     reference = np.asarray(reference, dtype=np.float64)
     if actual.shape != reference.shape:
-        return Comparison(np.inf, np.inf, tolerance, False,
-                          f"shape {actual.shape} != reference shape {reference.shape}")
+        return Comparison(
+            np.inf,
+            np.inf,
+            tolerance,
+            False,
+            f"shape {actual.shape} != reference shape {reference.shape}",
+        )
     if actual.size == 0:
         return Comparison(0.0, 0.0, tolerance, True)
     if not np.all(np.isfinite(actual) == np.isfinite(reference)):

@@ -40,8 +40,9 @@ def _marker_args(marker: pytest.Mark) -> tuple[XPBackend, str]:
         raise TypeError(f"{marker.name} takes exactly one XPBackend, got {marker.args}")
     extra = set(marker.kwargs) - {"reason", "strict"}
     if "reason" not in marker.kwargs or extra:
-        raise TypeError(f"{marker.name} needs reason= (and optionally strict=), got "
-                        f"{sorted(marker.kwargs)}")
+        raise TypeError(
+            f"{marker.name} needs reason= (and optionally strict=), got {sorted(marker.kwargs)}"
+        )
     return marker.args[0], marker.kwargs["reason"]
 
 
@@ -63,8 +64,9 @@ def xp_setup(library: XPBackend) -> tuple[Any, Any]:
 
 
 @pytest.fixture
-def xp(library: XPBackend, xp_setup: tuple[Any, Any],
-       request: pytest.FixtureRequest) -> Iterator[Any]:
+def xp(
+    library: XPBackend, xp_setup: tuple[Any, Any], request: pytest.FixtureRequest
+) -> Iterator[Any]:
     """The array namespace under test (functions jitted on ``jax:jit``)."""
     namespace, _ = xp_setup
     if library.is_jit or library is XPBackend.DASK:

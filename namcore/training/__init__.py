@@ -18,5 +18,15 @@ from .presets import MODELS, PRESETS, Preset, get_preset, model_config
 from .reproduce import reproduce
 from .trainer import FRAMEWORKS, TrainingError, train
 
-__all__ = ["FRAMEWORKS", "MODELS", "PRESETS", "Preset", "TrainingError", "evaluate",
-           "get_preset", "model_config", "reproduce", "train"]
+__all__ = [
+    "FRAMEWORKS",
+    "MODELS",
+    "PRESETS",
+    "Preset",
+    "TrainingError",
+    "evaluate",
+    "get_preset",
+    "model_config",
+    "reproduce",
+    "train",
+]

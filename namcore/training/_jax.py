@@ -69,23 +69,31 @@ class JAXEngine:
         self._step = jax.jit(self._step_fn)
         self._predict = jax.jit(self._predict_fn)
 
-    def _step_fn(self, params: Any, opt_state: Any, x: Any, y: Any, m: Any, lm: Any,
-                 u: Any = None) -> Any:
+    def _step_fn(
+        self, params: Any, opt_state: Any, x: Any, y: Any, m: Any, lm: Any, u: Any = None
+    ) -> Any:
         def loss_fn(p: Any) -> Any:
             if u is None:
                 logits = models_jax.apply(p, x, m, config=self.config)
             else:
-                logits, policy = models_jax.apply(p, x, m, config=self.config, uniform=u,
-                                                  return_policy=True)
+                logits, policy = models_jax.apply(
+                    p, x, m, config=self.config, uniform=u, return_policy=True
+                )
             logp = jax.nn.log_softmax(logits.astype(jnp.float32))
             target_logp = jnp.take_along_axis(logp, y[..., None], axis=-1)[..., 0]
             weight = lm.astype(jnp.float32)
             loss = -jnp.sum(target_logp * weight) / jnp.maximum(jnp.sum(weight), 1.0)
             total = loss
             if u is not None:
-                extra, _ = reinforce_loss(p, policy, target_logp, m, lm,
-                                          stop_gradient=jax.lax.stop_gradient,
-                                          entropy_bonus=self.preset.entropy_bonus)
+                extra, _ = reinforce_loss(
+                    p,
+                    policy,
+                    target_logp,
+                    m,
+                    lm,
+                    stop_gradient=jax.lax.stop_gradient,
+                    entropy_bonus=self.preset.entropy_bonus,
+                )
                 total = loss + extra
             return total, (loss, logits)
 
@@ -98,8 +106,15 @@ class JAXEngine:
     def _predict_fn(self, params: Any, x: Any, m: Any) -> Any:
         return jnp.argmax(models_jax.apply(params, x, m, config=self.config), axis=-1)
 
-    def train_step(self, inputs: np.ndarray, targets: np.ndarray, mask: np.ndarray,
-                   loss_mask: np.ndarray, lr: float, step: int = 0) -> tuple[float, float]:
+    def train_step(
+        self,
+        inputs: np.ndarray,
+        targets: np.ndarray,
+        mask: np.ndarray,
+        loss_mask: np.ndarray,
+        lr: float,
+        step: int = 0,
+    ) -> tuple[float, float]:
         """One step; ``lr`` is ignored (the schedule is in the optax state).
 
         A hard-access HAM samples its paths with the uniforms of ``step`` (drawn for
@@ -110,14 +125,15 @@ class JAXEngine:
         extra = ()
         if self.sampled:
             extra = (jnp.asarray(path_uniforms(self.config, self.seed, step, x.shape)),)
-        self.params_, self.opt_state, loss, acc = self._step(self.params_, self.opt_state,
-                                                             x, y, m, lm, *extra)
+        self.params_, self.opt_state, loss, acc = self._step(
+            self.params_, self.opt_state, x, y, m, lm, *extra
+        )
         return float(loss), float(acc)
 
     def predict(self, inputs: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Predicted token ids (N, L)."""
         x, m = _inputs(inputs, mask)
-        return np.asarray(self._predict(self.params_, x, m))[:, :inputs.shape[1]]
+        return np.asarray(self._predict(self.params_, x, m))[:, : inputs.shape[1]]
 
     def params(self) -> dict[str, np.ndarray]:
         """The parameters as NumPy arrays under the shared names."""
@@ -136,15 +152,20 @@ class JAXEngine:
     def load(self, params: dict[str, np.ndarray], optimizer: dict[str, np.ndarray]) -> None:
         """Restore parameters and the optax state written by :meth:`optimizer_arrays`."""
         device = jax.devices()[0]
-        self.params_ = {name: jax.device_put(jnp.asarray(params[name], dtype=value.dtype),
-                                             device)
-                        for name, value in self.params_.items()}
+        self.params_ = {
+            name: jax.device_put(jnp.asarray(params[name], dtype=value.dtype), device)
+            for name, value in self.params_.items()
+        }
         names, leaves, treedef = self._named_leaves()
         if set(names) != set(optimizer):
             missing = sorted(set(names) - set(optimizer))[:3]
             extra = sorted(set(optimizer) - set(names))[:3]
-            raise ValueError(f"the optimizer state does not fit this model and optimizer "
-                             f"(missing {missing}, unexpected {extra})")
-        restored = [jax.device_put(jnp.asarray(optimizer[name], dtype=leaf.dtype), device)
-                    for name, leaf in zip(names, leaves, strict=True)]
+            raise ValueError(
+                f"the optimizer state does not fit this model and optimizer "
+                f"(missing {missing}, unexpected {extra})"
+            )
+        restored = [
+            jax.device_put(jnp.asarray(optimizer[name], dtype=leaf.dtype), device)
+            for name, leaf in zip(names, leaves, strict=True)
+        ]
         self.opt_state = jax.tree_util.tree_unflatten(treedef, restored)

@@ -16,6 +16,7 @@ from .reinforce import path_uniforms, reinforce_loss, sampled_access
 
 __all__ = ["TorchEngine"]
 
+
 class TorchEngine:
     """Model, optimiser and one training step in PyTorch (float32, CPU or CUDA).
 
@@ -38,14 +39,22 @@ class TorchEngine:
         self.preset, self.seed, self.config = preset, seed, config
         self.sampled = sampled_access(config)
         self.names = [name for name, _ in self.model.named_parameters()]
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=preset.lr,
-                                          weight_decay=preset.weight_decay)
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=preset.lr, weight_decay=preset.weight_decay
+        )
 
     def _tensor(self, a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
 
-    def train_step(self, inputs: np.ndarray, targets: np.ndarray, mask: np.ndarray,
-                   loss_mask: np.ndarray, lr: float, step: int = 0) -> tuple[float, float]:
+    def train_step(
+        self,
+        inputs: np.ndarray,
+        targets: np.ndarray,
+        mask: np.ndarray,
+        loss_mask: np.ndarray,
+        lr: float,
+        step: int = 0,
+    ) -> tuple[float, float]:
         """One Adam step at learning rate ``lr``; returns (cross-entropy, sequence accuracy).
 
         A hard-access HAM samples its paths with the uniforms of ``step`` and adds the
@@ -60,9 +69,15 @@ class TorchEngine:
             logits, policy = self.model(x, m, uniform=u, return_policy=True)
             logp = torch.log_softmax(logits.float(), -1).gather(-1, y[..., None])[..., 0]
             loss = -logp[lm].mean()  # the cross-entropy, from the log-probs REINFORCE needs
-            extra, _ = reinforce_loss(self.model.params(), policy, logp, m, lm,
-                                      stop_gradient=torch.Tensor.detach,
-                                      entropy_bonus=self.preset.entropy_bonus)
+            extra, _ = reinforce_loss(
+                self.model.params(),
+                policy,
+                logp,
+                m,
+                lm,
+                stop_gradient=torch.Tensor.detach,
+                entropy_bonus=self.preset.entropy_bonus,
+            )
             total = loss + extra
         else:
             logits = self.model(x, m)
@@ -84,8 +99,7 @@ class TorchEngine:
 
     def params(self) -> dict[str, np.ndarray]:
         """The parameters as NumPy arrays under the shared names."""
-        return {name: p.detach().cpu().numpy().copy()
-                for name, p in self.model.named_parameters()}
+        return {name: p.detach().cpu().numpy().copy() for name, p in self.model.named_parameters()}
 
     def optimizer_arrays(self) -> dict[str, np.ndarray]:
         """Adam's state as named arrays: ``<param>/<key>`` (``step``, ``exp_avg``, ...)."""
@@ -105,12 +119,16 @@ class TorchEngine:
         state: dict[int, dict[str, Any]] = {}
         expected = {n for n in optimizer}
         for index, name in enumerate(self.names):
-            entries = {key.split("/", 1)[1]: torch.from_numpy(np.array(value))
-                       for key, value in optimizer.items() if key.split("/", 1)[0] == name}
+            entries = {
+                key.split("/", 1)[1]: torch.from_numpy(np.array(value))
+                for key, value in optimizer.items()
+                if key.split("/", 1)[0] == name
+            }
             if not entries:
                 raise ValueError(f"the optimizer state has no entry for parameter {name!r}")
-            state[index] = {k: (v if k == "step" else v.to(self.device))
-                            for k, v in entries.items()}
+            state[index] = {
+                k: (v if k == "step" else v.to(self.device)) for k, v in entries.items()
+            }
             expected -= {f"{name}/{k}" for k in entries}
         if expected:
             raise ValueError(f"unknown optimizer state entries: {sorted(expected)[:3]}")

@@ -33,8 +33,9 @@ def chunk_seed(task: str, split: str, index: int) -> int:
     return zlib.crc32(f"eval:{task}:{split}:chunk{index}".encode())
 
 
-def score_chunk(params: Mapping[str, np.ndarray], config: Any, task: str, split: str,
-                count: int, index: int) -> Counts:
+def score_chunk(
+    params: Mapping[str, np.ndarray], config: Any, task: str, split: str, count: int, index: int
+) -> Counts:
     """Generate chunk ``index`` (``count`` samples) of ``split`` and score the model on it.
 
     Returns ``{length: (right, total)}``.
@@ -42,12 +43,13 @@ def score_chunk(params: Mapping[str, np.ndarray], config: Any, task: str, split:
     from namcore.models import forward
 
     low, high = tasks.splits(task)[split]
-    batch = split_task(task, split).generate(count, low, high, seed=chunk_seed(task, split,
-                                                                               index))
+    batch = split_task(task, split).generate(count, low, high, seed=chunk_seed(task, split, index))
     predictions = np.argmax(forward(params, batch.inputs, batch.mask, config=config), axis=-1)
     correct = tasks.sequence_correct(predictions, batch)
-    return {int(n): (int(correct[batch.lengths == n].sum()), int((batch.lengths == n).sum()))
-            for n in np.unique(batch.lengths)}
+    return {
+        int(n): (int(correct[batch.lengths == n].sum()), int((batch.lengths == n).sum()))
+        for n in np.unique(batch.lengths)
+    }
 
 
 def _merge(parts: list[Counts]) -> dict[str, Any]:
@@ -59,13 +61,24 @@ def _merge(parts: list[Counts]) -> dict[str, Any]:
             entry[1] += total
     right = sum(r for r, _ in totals.values())
     total = sum(t for _, t in totals.values())
-    return {"accuracy": right / total if total else 0.0, "samples": total,
-            "by_length": {str(n): totals[n][0] / totals[n][1] for n in sorted(totals)}}
+    return {
+        "accuracy": right / total if total else 0.0,
+        "samples": total,
+        "by_length": {str(n): totals[n][0] / totals[n][1] for n in sorted(totals)},
+    }
 
 
-def score_splits(task: str, splits: list[str], params: Mapping[str, np.ndarray], config: Any,
-                 *, size: int, chunk: int, scheduler: Any = None,
-                 progress: bool = False) -> dict[str, Any]:
+def score_splits(
+    task: str,
+    splits: list[str],
+    params: Mapping[str, np.ndarray],
+    config: Any,
+    *,
+    size: int,
+    chunk: int,
+    scheduler: Any = None,
+    progress: bool = False,
+) -> dict[str, Any]:
     """Score every split on ``size`` generated samples, in chunks of ``chunk``, with Dask.
 
     Parameters
@@ -85,11 +98,19 @@ def score_splits(task: str, splits: list[str], params: Mapping[str, np.ndarray],
     for split in splits:
         for index, start in enumerate(range(0, size, chunk)):
             count = min(chunk, size - start)
-            jobs.append((split, dask.delayed(score_chunk, pure=True)(
-                weights, config, task, split, count, index)))
+            jobs.append(
+                (
+                    split,
+                    dask.delayed(score_chunk, pure=True)(
+                        weights, config, task, split, count, index
+                    ),
+                )
+            )
     parts = _compute([job for _, job in jobs], scheduler, progress)
-    return {split: _merge([p for (name, _), p in zip(jobs, parts, strict=True)
-                           if name == split]) for split in splits}
+    return {
+        split: _merge([p for (name, _), p in zip(jobs, parts, strict=True) if name == split])
+        for split in splits
+    }
 
 
 def _compute(jobs: list[Any], scheduler: Any, progress: bool) -> list[Counts]:

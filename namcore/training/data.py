@@ -26,8 +26,7 @@ from namcore.tasks import Batch
 
 from .presets import Preset
 
-__all__ = ["best_split", "eval_sets", "eval_splits", "split_task", "train_batch",
-           "train_lengths"]
+__all__ = ["best_split", "eval_sets", "eval_splits", "split_task", "train_batch", "train_lengths"]
 
 
 def train_lengths(task: str, preset: Preset, step: int) -> tuple[int, int]:
@@ -74,6 +73,9 @@ def eval_sets(task: str, size: int, splits: list[str] | None = None) -> dict[str
     """``size`` samples of each split (default: :func:`eval_splits`), fixed by name."""
     ranges = tasks.splits(task)
     names = eval_splits(task) if splits is None else splits
-    return {name: split_task(task, name).generate(size, *ranges[name],
-                                     seed=zlib.crc32(f"eval:{task}:{name}".encode()))
-            for name in names}
+    return {
+        name: split_task(task, name).generate(
+            size, *ranges[name], seed=zlib.crc32(f"eval:{task}:{name}".encode())
+        )
+        for name in names
+    }

@@ -40,9 +40,17 @@ _BACKENDS = ("numpy", "cupy", "torch", "jax", "dask")
 DASK_CHUNK = 1024
 
 
-def evaluate(run_dir: str | Path, backend: str = "numpy", *, checkpoint: str | None = None,
-             write: bool = True, size: int | None = None, chunk: int | None = None,
-             scheduler: Any = None, progress: bool = False) -> dict[str, Any]:
+def evaluate(
+    run_dir: str | Path,
+    backend: str = "numpy",
+    *,
+    checkpoint: str | None = None,
+    write: bool = True,
+    size: int | None = None,
+    chunk: int | None = None,
+    scheduler: Any = None,
+    progress: bool = False,
+) -> dict[str, Any]:
     """Score the best (else last) checkpoint of ``run_dir`` on every split of its task.
 
     Parameters
@@ -84,8 +92,9 @@ def evaluate(run_dir: str | Path, backend: str = "numpy", *, checkpoint: str | N
     if backend not in _BACKENDS:
         raise TrainingError(f"unknown backend {backend!r}; choose from {', '.join(_BACKENDS)}")
     for name, value in (("size", size), ("chunk", chunk)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                  or value < 1):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
             raise TrainingError(f"{name} must be a positive integer, got {value!r}")
     if backend != "dask" and (scheduler is not None or chunk is not None):
         raise TrainingError("chunk and scheduler are options of backend='dask'")
@@ -99,46 +108,76 @@ def evaluate(run_dir: str | Path, backend: str = "numpy", *, checkpoint: str | N
         raise TrainingError(f"{run_dir / 'run.json'} is unreadable: {error}") from None
     require_backend(backend)
     if checkpoint is None:
-        checkpoint = next((name for name in ("best.safetensors", "last.safetensors")
-                           if (run_dir / name).exists()), "best.safetensors")
+        checkpoint = next(
+            (
+                name
+                for name in ("best.safetensors", "last.safetensors")
+                if (run_dir / name).exists()
+            ),
+            "best.safetensors",
+        )
     try:
-        params, config = load(run_dir / checkpoint,
-                              backend="numpy" if backend == "dask" else backend)
+        params, config = load(
+            run_dir / checkpoint, backend="numpy" if backend == "dask" else backend
+        )
     except (OSError, ValueError, ImportError) as error:
-        raise TrainingError(f"cannot load {run_dir / checkpoint}: "
-                            f"{str(error).splitlines()[0]}") from None
+        raise TrainingError(
+            f"cannot load {run_dir / checkpoint}: {str(error).splitlines()[0]}"
+        ) from None
     if backend == "dask":
         from .dask_eval import score_splits
 
-        splits = score_splits(task, list(tasks.splits(task)), params, config, size=size,
-                              chunk=DASK_CHUNK if chunk is None else chunk,
-                              scheduler=scheduler, progress=progress)
+        splits = score_splits(
+            task,
+            list(tasks.splits(task)),
+            params,
+            config,
+            size=size,
+            chunk=DASK_CHUNK if chunk is None else chunk,
+            scheduler=scheduler,
+            progress=progress,
+        )
     else:
         splits = _score_in_process(backend, params, config, task, size)
-    result = {"checkpoint": checkpoint, "backend": backend, "task": task,
-              "model": run.get("model"), "size": size, "splits": splits}
+    result = {
+        "checkpoint": checkpoint,
+        "backend": backend,
+        "task": task,
+        "model": run.get("model"),
+        "size": size,
+        "splits": splits,
+    }
     if write:
         atomic_write(run_dir / "eval.json", (json.dumps(result, indent=2) + "\n").encode())
     return result
 
 
-def _score_in_process(backend: str, params: dict[str, Any], config: Any, task: str,
-                      size: int) -> dict[str, Any]:
+def _score_in_process(
+    backend: str, params: dict[str, Any], config: Any, task: str, size: int
+) -> dict[str, Any]:
     predict = _predictor(backend, params, config)
     splits: dict[str, Any] = {}
     for name, batch in eval_sets(task, size, list(tasks.splits(task))).items():
-        preds = np.concatenate([predict(batch.inputs[i:i + _CHUNK], batch.mask[i:i + _CHUNK])
-                                for i in range(0, len(batch), _CHUNK)])
-        splits[name] = {"accuracy": tasks.sequence_accuracy(preds, batch),
-                        "by_length": {str(k): v
-                                      for k, v in tasks.accuracy_by_length(preds, batch).items()}}
+        preds = np.concatenate(
+            [
+                predict(batch.inputs[i : i + _CHUNK], batch.mask[i : i + _CHUNK])
+                for i in range(0, len(batch), _CHUNK)
+            ]
+        )
+        splits[name] = {
+            "accuracy": tasks.sequence_accuracy(preds, batch),
+            "by_length": {str(k): v for k, v in tasks.accuracy_by_length(preds, batch).items()},
+        }
     return splits
 
 
 def format_table(result: dict[str, Any]) -> str:
     """The result of :func:`evaluate` as a plain-text table."""
-    lines = [f"{result['model']} on {result['task']} ({result['checkpoint']}, "
-             f"{result['backend']})", f"{'split':<12} {'accuracy':>9}  lengths", "-" * 40]
+    lines = [
+        f"{result['model']} on {result['task']} ({result['checkpoint']}, {result['backend']})",
+        f"{'split':<12} {'accuracy':>9}  lengths",
+        "-" * 40,
+    ]
     for name, entry in result["splits"].items():
         lengths = sorted(int(k) for k in entry["by_length"])
         span = f"{lengths[0]}-{lengths[-1]}" if lengths else ""

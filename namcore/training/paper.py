@@ -21,8 +21,13 @@ __all__ = ["PAPER_MODELS", "TABLE2"]
 
 #: Column order of the paper, with namcore's model names (``None``: no namcore model).
 PAPER_MODELS: tuple[tuple[str, str | None], ...] = (
-    ("TF", "transformer"), ("LSTM", "lstm"), ("UT", None), ("DNC", None), ("LSAM", "lsam"),
-    ("NAM-TM", "namtm"), ("No Jmp", "namtm-nojump"),
+    ("TF", "transformer"),
+    ("LSTM", "lstm"),
+    ("UT", None),
+    ("DNC", None),
+    ("LSAM", "lsam"),
+    ("NAM-TM", "namtm"),
+    ("No Jmp", "namtm-nojump"),
 )
 
 # Keys of a row: namcore's model names, and the paper's own lower-cased where we have none.

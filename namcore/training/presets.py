@@ -34,8 +34,16 @@ from namcore.models import (
 __all__ = ["MODELS", "PRESETS", "STRUCTURE_TASKS", "Preset", "get_preset", "model_config"]
 
 #: Model names the trainer and the CLI accept.
-MODELS: tuple[str, ...] = ("lsam", "namtm", "namtm-nojump", "lstm", "transformer",
-                           "nam-transformer", "ham", "ham-soft")
+MODELS: tuple[str, ...] = (
+    "lsam",
+    "namtm",
+    "namtm-nojump",
+    "lstm",
+    "transformer",
+    "nam-transformer",
+    "ham",
+    "ham-soft",
+)
 
 #: Tasks where HAM works alone: no controller, the memory starts empty.
 STRUCTURE_TASKS: tuple[str, ...] = ("stack", "queue", "priority-queue")
@@ -107,21 +115,63 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     # Seconds on a laptop: enough to exercise every code path, not to learn.
-    "smoke": Preset("smoke", d_model=16, n_heads=2, n_layers=1, n_tapes=2, tape_length=16,
-                    batch_size=8, steps=20, lr=3e-3, lr_decay=0.98, decay_every=10,
-                    weight_decay=0.0, clip=1.0, curriculum_steps=6, eval_every=5,
-                    eval_size=32),
+    "smoke": Preset(
+        "smoke",
+        d_model=16,
+        n_heads=2,
+        n_layers=1,
+        n_tapes=2,
+        tape_length=16,
+        batch_size=8,
+        steps=20,
+        lr=3e-3,
+        lr_decay=0.98,
+        decay_every=10,
+        weight_decay=0.0,
+        clip=1.0,
+        curriculum_steps=6,
+        eval_every=5,
+        eval_size=32,
+    ),
     # The 2-core CPU calibration (shared/reference/calibration.md): NAM-TM solves reduce.
-    "quick": Preset("quick", d_model=64, n_heads=4, n_layers=2, n_tapes=4, tape_length=32,
-                    batch_size=64, steps=1500, lr=3e-3, lr_decay=0.98, decay_every=100,
-                    weight_decay=0.0, clip=1.0, curriculum_steps=500, eval_every=250,
-                    eval_size=512),
+    "quick": Preset(
+        "quick",
+        d_model=64,
+        n_heads=4,
+        n_layers=2,
+        n_tapes=4,
+        tape_length=32,
+        batch_size=64,
+        steps=1500,
+        lr=3e-3,
+        lr_decay=0.98,
+        decay_every=100,
+        weight_decay=0.0,
+        clip=1.0,
+        curriculum_steps=500,
+        eval_every=250,
+        eval_size=512,
+    ),
     # The paper's section 6.1 (ICLR): Adam 1e-4, weight decay lr/2, StepLR 0.98 per
     # epoch of 25,600 samples (200 steps of 128), clip 0.5, 100 epochs; for a GPU.
-    "paper": Preset("paper", d_model=512, n_heads=8, n_layers=2, n_tapes=8, tape_length=32,
-                    batch_size=128, steps=20000, lr=1e-4, lr_decay=0.98, decay_every=200,
-                    weight_decay=5e-5, clip=0.5, curriculum_steps=0, eval_every=200,
-                    eval_size=2048),
+    "paper": Preset(
+        "paper",
+        d_model=512,
+        n_heads=8,
+        n_layers=2,
+        n_tapes=8,
+        tape_length=32,
+        batch_size=128,
+        steps=20000,
+        lr=1e-4,
+        lr_decay=0.98,
+        decay_every=200,
+        weight_decay=5e-5,
+        clip=0.5,
+        curriculum_steps=0,
+        eval_every=200,
+        eval_size=2048,
+    ),
 }
 
 
@@ -130,8 +180,7 @@ def get_preset(name: str) -> Preset:
     try:
         return PRESETS[name]
     except KeyError:
-        raise ValueError(f"unknown preset {name!r}; choose from "
-                         f"{', '.join(PRESETS)}") from None
+        raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}") from None
 
 
 def model_config(model: str, task: str, preset: str | Preset) -> ModelConfig:
@@ -152,23 +201,34 @@ def model_config(model: str, task: str, preset: str | Preset) -> ModelConfig:
     p = get_preset(preset) if isinstance(preset, str) else preset
     vocab = tasks.get(task).vocab_size
     if model in ("namtm", "namtm-nojump"):
-        return NAMTMConfig(vocab_size=vocab, d_model=p.d_model, n_tapes=p.n_tapes,
-                           tape_length=p.tape_length, n_layers=2, jump=model == "namtm",
-                           action_bias=1.0)
+        return NAMTMConfig(
+            vocab_size=vocab,
+            d_model=p.d_model,
+            n_tapes=p.n_tapes,
+            tape_length=p.tape_length,
+            n_layers=2,
+            jump=model == "namtm",
+            action_bias=1.0,
+        )
     if model == "lsam":
         return LSAMConfig(vocab_size=vocab, d_model=p.d_model, n_heads=p.n_heads)
     if model == "lstm":
         return LSTMBaselineConfig(vocab_size=vocab, d_model=p.d_model)
     if model == "transformer":
-        return TransformerBaselineConfig(vocab_size=vocab, d_model=p.d_model, n_heads=p.n_heads,
-                                         n_layers=p.n_layers)
+        return TransformerBaselineConfig(
+            vocab_size=vocab, d_model=p.d_model, n_heads=p.n_heads, n_layers=p.n_layers
+        )
     if model == "nam-transformer":
-        return NAMTransformerConfig(vocab_size=vocab, d_model=p.d_model, n_heads=p.n_heads,
-                                    n_layers=p.n_layers)
+        return NAMTransformerConfig(
+            vocab_size=vocab, d_model=p.d_model, n_heads=p.n_heads, n_layers=p.n_layers
+        )
     if model in ("ham", "ham-soft"):
         alone = task in STRUCTURE_TASKS
-        return HAMConfig(vocab_size=vocab, d_model=p.d_model,
-                         access="soft" if model == "ham-soft" else "hard",
-                         controller="none" if alone else "lstm",
-                         memory="empty" if alone else "inputs")
+        return HAMConfig(
+            vocab_size=vocab,
+            d_model=p.d_model,
+            access="soft" if model == "ham-soft" else "hard",
+            controller="none" if alone else "lstm",
+            memory="empty" if alone else "inputs",
+        )
     raise ValueError(f"unknown model {model!r}; choose from {', '.join(MODELS)}")

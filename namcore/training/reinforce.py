@@ -37,8 +37,7 @@ from namcore import _compat
 from namcore.models import HAMConfig
 from namcore.models.ham import tree_size
 
-__all__ = ["BASELINE_WEIGHT", "path_uniforms", "reinforce_loss", "reward_to_go",
-           "sampled_access"]
+__all__ = ["BASELINE_WEIGHT", "path_uniforms", "reinforce_loss", "reward_to_go", "sampled_access"]
 
 #: Weight of the baseline's squared error in the loss.
 BASELINE_WEIGHT = 0.5
@@ -61,10 +60,17 @@ def reward_to_go(target_logp: Any, loss_mask: Any) -> Any:
     return xp.flip(xp.cumulative_sum(xp.flip(scored, axis=1), axis=1), axis=1)
 
 
-def reinforce_loss(params: Mapping[str, Any], policy: Any, target_logp: Any, mask: Any,
-                   loss_mask: Any, *, stop_gradient: Callable[[Any], Any],
-                   entropy_bonus: float, baseline_weight: float = BASELINE_WEIGHT
-                   ) -> tuple[Any, dict[str, Any]]:
+def reinforce_loss(
+    params: Mapping[str, Any],
+    policy: Any,
+    target_logp: Any,
+    mask: Any,
+    loss_mask: Any,
+    *,
+    stop_gradient: Callable[[Any], Any],
+    entropy_bonus: float,
+    baseline_weight: float = BASELINE_WEIGHT,
+) -> tuple[Any, dict[str, Any]]:
     """The REINFORCE loss of one batch and its parts.
 
     Parameters
@@ -103,8 +109,12 @@ def reinforce_loss(params: Mapping[str, Any], policy: Any, target_logp: Any, mas
     entropy = xp.sum(policy.entropy * real) / steps
     loss = policy_term + baseline_weight * baseline_term - entropy_bonus * entropy
     reward_mean = xp.sum(reward[:, 0]) / batch
-    return loss, {"policy": policy_term, "baseline": baseline_term, "entropy": entropy,
-                  "reward": reward_mean}
+    return loss, {
+        "policy": policy_term,
+        "baseline": baseline_term,
+        "entropy": entropy,
+        "reward": reward_mean,
+    }
 
 
 def sampled_access(config: Any) -> bool:

@@ -18,19 +18,39 @@ from namcore._io import atomic_write
 
 from .paper import TABLE2
 
-__all__ = ["MODEL_LABELS", "SPLIT_LABELS", "by_length", "console_table",
-           "markdown", "one_line", "plot", "write_all"]
+__all__ = [
+    "MODEL_LABELS",
+    "SPLIT_LABELS",
+    "by_length",
+    "console_table",
+    "markdown",
+    "one_line",
+    "plot",
+    "write_all",
+]
 
 #: How the report names each model (the paper's names where it has them).
-MODEL_LABELS: dict[str, str] = {"transformer": "Transformer", "lstm": "LSTM", "lsam": "LSAM",
-                                "namtm": "NAM-TM", "namtm-nojump": "No Jmp",
-                                "nam-transformer": "NAM Transformer", "ham": "HAM",
-                                "ham-soft": "DHAM"}
+MODEL_LABELS: dict[str, str] = {
+    "transformer": "Transformer",
+    "lstm": "LSTM",
+    "lsam": "LSAM",
+    "namtm": "NAM-TM",
+    "namtm-nojump": "No Jmp",
+    "nam-transformer": "NAM Transformer",
+    "ham": "HAM",
+    "ham-soft": "DHAM",
+}
 #: How the report names each split.
-SPLIT_LABELS: dict[str, str] = {"train": "Train", "test": "Test", "id": "ID",
-                                "od_easy": "OD-easy", "od_hard": "OD-hard",
-                                "od_extra": "OD 17-22", "od_length": "OD-length",
-                                "od_depth": "OD-depth"}
+SPLIT_LABELS: dict[str, str] = {
+    "train": "Train",
+    "test": "Test",
+    "id": "ID",
+    "od_easy": "OD-easy",
+    "od_hard": "OD-hard",
+    "od_extra": "OD 17-22",
+    "od_length": "OD-length",
+    "od_depth": "OD-depth",
+}
 
 
 def _percent(value: float | None) -> str:
@@ -45,8 +65,11 @@ def _scored_splits(task: str) -> list[str]:
 
 def one_line(entry: dict[str, Any]) -> str:
     """A run's accuracies per split and its training time, on one line."""
-    scores = " ".join(f"{SPLIT_LABELS.get(s, s)} {_percent(entry['splits'][s]['accuracy'])}"
-                      for s in _scored_splits(entry["task"]) if s in entry["splits"])
+    scores = " ".join(
+        f"{SPLIT_LABELS.get(s, s)} {_percent(entry['splits'][s]['accuracy'])}"
+        for s in _scored_splits(entry["task"])
+        if s in entry["splits"]
+    )
     return f"{scores} (%), trained in {entry['train_s']:.0f} s"
 
 
@@ -65,8 +88,11 @@ def markdown(summary: dict[str, Any]) -> str:
     task_names = list(dict.fromkeys(e["task"] for e in summary["runs"]))
     machine = summary["machine"]
     p = summary["preset_values"]
-    title = ("Reproduction of Table 2" if set(task_names) & set(TABLE2)
-             and not set(models) & {"ham", "ham-soft"} else "HAM tasks")
+    title = (
+        "Reproduction of Table 2"
+        if set(task_names) & set(TABLE2) and not set(models) & {"ham", "ham-soft"}
+        else "HAM tasks"
+    )
     lines = [
         f"# {title}, preset `{summary['preset']}`",
         "",
@@ -103,18 +129,26 @@ def markdown(summary: dict[str, Any]) -> str:
                 paper = TABLE2.get(task, {}).get(split, {}).get(model)
                 text = f"**{_percent(ours)}**" if ours is not None else "not run"
                 cells.append(text + (f" ({paper:g})" if paper is not None else ""))
-            lines.append(f"| {task} | {SPLIT_LABELS.get(split, split)} | "
-                         + " | ".join(cells) + " |")
-    lines += ["", "Parameters, training time and best step per run:", "",
-              "| Task | " + " | ".join(MODEL_LABELS.get(m, m) for m in models) + " |",
-              "|---|" + "---|" * len(models)]
+            lines.append(
+                f"| {task} | {SPLIT_LABELS.get(split, split)} | " + " | ".join(cells) + " |"
+            )
+    lines += [
+        "",
+        "Parameters, training time and best step per run:",
+        "",
+        "| Task | " + " | ".join(MODEL_LABELS.get(m, m) for m in models) + " |",
+        "|---|" + "---|" * len(models),
+    ]
     for task in task_names:
         cells = []
         for model in models:
             entry = runs.get((task, model))
-            cells.append("not run" if entry is None else
-                         f"{_count(entry['parameters'])}, {_minutes(entry['train_s'])}, "
-                         f"step {entry['best_step']}/{entry['steps']}")
+            cells.append(
+                "not run"
+                if entry is None
+                else f"{_count(entry['parameters'])}, {_minutes(entry['train_s'])}, "
+                f"step {entry['best_step']}/{entry['steps']}"
+            )
         lines.append(f"| {task} | " + " | ".join(cells) + " |")
     if summary.get("failures"):
         lines += ["", "Runs that failed:", ""]
@@ -126,14 +160,17 @@ def console_table(summary: dict[str, Any]) -> str:
     """A plain-text table of our accuracies: one row per model, one column per split."""
     models = list(dict.fromkeys(e["model"] for e in summary["runs"]))
     runs = {(e["task"], e["model"]): e for e in summary["runs"]}
-    columns = [(t, s) for t in dict.fromkeys(e["task"] for e in summary["runs"])
-               for s in _scored_splits(t)]
+    columns = [
+        (t, s) for t in dict.fromkeys(e["task"] for e in summary["runs"]) for s in _scored_splits(t)
+    ]
     names = [f"{t} {SPLIT_LABELS.get(s, s)}" for t, s in columns]
     widths = [max(len(n), 6) for n in names]
     first = max([len(MODEL_LABELS.get(m, m)) for m in models] + [5])
-    lines = ["sequence accuracy (%)",
-             f"{'model':<{first}}  " + "  ".join(f"{n:>{w}}" for n, w in zip(names, widths,
-                                                                            strict=True))]
+    lines = [
+        "sequence accuracy (%)",
+        f"{'model':<{first}}  "
+        + "  ".join(f"{n:>{w}}" for n, w in zip(names, widths, strict=True)),
+    ]
     for model in models:
         cells = []
         for (task, split), w in zip(columns, widths, strict=True):
@@ -166,21 +203,24 @@ def plot(summary: dict[str, Any], path: str | Path) -> None:
         return
     columns = min(3, len(task_names))
     rows = -(-len(task_names) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.4 * rows),
-                             squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.4 * rows), squeeze=False)
     for ax, task in zip(axes.flat, task_names, strict=False):
         lo, hi = tasks.splits(task)["train"]
         ax.axvspan(lo - 0.5, hi + 0.5, color="0.9", label="training lengths")
         for entry in (e for e in summary["runs"] if e["task"] == task):
             points = by_length(entry)
-            ax.plot(list(points), [100 * v for v in points.values()], marker=".",
-                    label=MODEL_LABELS.get(entry["model"], entry["model"]))
+            ax.plot(
+                list(points),
+                [100 * v for v in points.values()],
+                marker=".",
+                label=MODEL_LABELS.get(entry["model"], entry["model"]),
+            )
         ax.set_title(task)
         ax.set_xlabel(tasks.get(task).length_name.replace("_", " "))
         ax.set_ylabel("sequence accuracy (%)")
         ax.set_ylim(-3, 103)
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(task_names):]:
+    for ax in list(axes.flat)[len(task_names) :]:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(7, len(labels)), frameon=False)

@@ -38,20 +38,42 @@ from .evaluate import evaluate
 from .presets import MODELS, get_preset, model_config
 from .trainer import FRAMEWORKS, TrainingError, recorded_state, require_backend, train
 
-__all__ = ["GRIDS", "GRID_MODELS", "GRID_TASKS", "HAM_MODELS", "HAM_TASKS", "Cell",
-           "default_backend", "grid", "reproduce"]
+__all__ = [
+    "GRIDS",
+    "GRID_MODELS",
+    "GRID_TASKS",
+    "HAM_MODELS",
+    "HAM_TASKS",
+    "Cell",
+    "default_backend",
+    "grid",
+    "reproduce",
+]
 
 #: Models of the reproduction grid, in the order of the report's columns.
-GRID_MODELS: tuple[str, ...] = ("transformer", "lstm", "lsam", "namtm", "namtm-nojump",
-                                "nam-transformer")
+GRID_MODELS: tuple[str, ...] = (
+    "transformer",
+    "lstm",
+    "lsam",
+    "namtm",
+    "namtm-nojump",
+    "nam-transformer",
+)
 #: Tasks of the reproduction grid, in the order of the report's rows.
 GRID_TASKS: tuple[str, ...] = ("reverse", "add", "reduce", "dyck", "scan")
 
 #: The HAM grid (``--grid ham``): HAM with REINFORCE, DHAM and the LSTM baseline on the
 #: HAM paper's tasks, with reverse as the bridge to Table 2.
 HAM_MODELS: tuple[str, ...] = ("ham", "ham-soft", "lstm")
-HAM_TASKS: tuple[str, ...] = ("reverse", "sort", "merge", "search", "stack", "queue",
-                              "priority-queue")
+HAM_TASKS: tuple[str, ...] = (
+    "reverse",
+    "sort",
+    "merge",
+    "search",
+    "stack",
+    "queue",
+    "priority-queue",
+)
 #: Named grids: default models and tasks of ``namcore reproduce --grid NAME``.
 GRIDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "table2": (GRID_MODELS, GRID_TASKS),
@@ -81,8 +103,13 @@ class Cell:
         return _MODEL_COST.get(self.model, 1.0) * _TASK_COST.get(self.task, 1.0)
 
 
-def grid(models: list[str] | None = None, task_names: list[str] | None = None,
-         name: str = "table2", *, longest_first: bool = True) -> list[Cell]:
+def grid(
+    models: list[str] | None = None,
+    task_names: list[str] | None = None,
+    name: str = "table2",
+    *,
+    longest_first: bool = True,
+) -> list[Cell]:
     """The cells of ``models`` x ``task_names`` (default: those of grid ``name``).
 
     Longest first (for scheduling), or in the order asked for (task by task).
@@ -98,12 +125,14 @@ def grid(models: list[str] | None = None, task_names: list[str] | None = None,
     task_names = list(GRIDS[name][1] if task_names is None else task_names)
     for model in models:
         if model not in MODELS:
-            raise TrainingError(f"unknown model {model!r} in --models; choose from "
-                                f"{', '.join(MODELS)}")
+            raise TrainingError(
+                f"unknown model {model!r} in --models; choose from {', '.join(MODELS)}"
+            )
     for task in task_names:
         if task not in tasks.NAMES:
-            raise TrainingError(f"unknown task {task!r} in --tasks; choose from "
-                                f"{', '.join(tasks.NAMES)}")
+            raise TrainingError(
+                f"unknown task {task!r} in --tasks; choose from {', '.join(tasks.NAMES)}"
+            )
     if not models or not task_names:
         raise TrainingError("--models and --tasks must each name at least one entry")
     cells = [Cell(t, m) for t in dict.fromkeys(task_names) for m in dict.fromkeys(models)]
@@ -123,39 +152,69 @@ def _machine() -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as handle:
-            cpu = next((line.split(":", 1)[1].strip() for line in handle
-                        if line.startswith("model name")), cpu)
+            cpu = next(
+                (line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")),
+                cpu,
+            )
     except OSError:
         pass
-    return {"platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(),
-            "python": platform.python_version()}
+    return {
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+    }
 
 
-def _run_cell(cell: Cell, out: str, backend: str, eval_backend: str, preset: str, seed: int,
-              progress: bool) -> dict[str, Any]:
+def _run_cell(
+    cell: Cell, out: str, backend: str, eval_backend: str, preset: str, seed: int, progress: bool
+) -> dict[str, Any]:
     """Train (or resume) one cell, score it, and return its entry of ``results.json``."""
     run_dir = Path(out) / "runs" / cell.name
     timing = run_dir / "timing.json"
     spent = json.loads(timing.read_text())["train_s"] if timing.exists() else 0.0
     start = time.perf_counter()
-    train(cell.task, cell.model, backend, run_dir, preset=preset, seed=seed,
-          resume=(run_dir / "run.json").exists(), progress=progress)
+    train(
+        cell.task,
+        cell.model,
+        backend,
+        run_dir,
+        preset=preset,
+        seed=seed,
+        resume=(run_dir / "run.json").exists(),
+        progress=progress,
+    )
     spent += time.perf_counter() - start
     atomic_write(timing, (json.dumps({"train_s": round(spent, 1)}) + "\n").encode())
     scores = evaluate(run_dir, eval_backend)
     run = json.loads((run_dir / "run.json").read_text())
-    return {"task": cell.task, "model": cell.model, "run_dir": str(run_dir),
-            "steps": run["steps"], "best_step": recorded_state(run_dir)["best_step"],
-            "train_s": round(spent, 1),
-            "parameters": parameter_count(model_config(cell.model, cell.task, preset)),
-            "splits": scores["splits"], "checkpoint": scores["checkpoint"]}
+    return {
+        "task": cell.task,
+        "model": cell.model,
+        "run_dir": str(run_dir),
+        "steps": run["steps"],
+        "best_step": recorded_state(run_dir)["best_step"],
+        "train_s": round(spent, 1),
+        "parameters": parameter_count(model_config(cell.model, cell.task, preset)),
+        "splits": scores["splits"],
+        "checkpoint": scores["checkpoint"],
+    }
 
 
-def reproduce(out: str | os.PathLike, *, preset: str = "quick", models: list[str] | None = None,
-              task_names: list[str] | None = None, backend: str | None = None,
-              eval_backend: str | None = None, seed: int = 0, jobs: int | None = None,
-              progress: bool = True, command: str | None = None, grid_name: str = "table2"
-              ) -> dict[str, Any]:
+def reproduce(
+    out: str | os.PathLike,
+    *,
+    preset: str = "quick",
+    models: list[str] | None = None,
+    task_names: list[str] | None = None,
+    backend: str | None = None,
+    eval_backend: str | None = None,
+    seed: int = 0,
+    jobs: int | None = None,
+    progress: bool = True,
+    command: str | None = None,
+    grid_name: str = "table2",
+) -> dict[str, Any]:
     """Train and evaluate every cell of the grid, then write the report into ``out``.
 
     Parameters
@@ -197,15 +256,16 @@ def reproduce(out: str | os.PathLike, *, preset: str = "quick", models: list[str
         Unknown names, a missing backend, or an ``out`` that is a file.
     """
     asked = grid(models, task_names, grid_name, longest_first=False)  # the report's order
-    cells = sorted(asked, key=lambda c: -c.cost)                       # longest first
+    cells = sorted(asked, key=lambda c: -c.cost)  # longest first
     try:
         get_preset(preset)
     except ValueError as error:
         raise TrainingError(str(error)) from None
     backend = backend or default_backend()
     if backend not in FRAMEWORKS:
-        raise TrainingError(f"cannot train with backend {backend!r}; choose from "
-                            f"{', '.join(FRAMEWORKS)}")
+        raise TrainingError(
+            f"cannot train with backend {backend!r}; choose from {', '.join(FRAMEWORKS)}"
+        )
     eval_backend = eval_backend or backend
     for name in (backend, eval_backend):
         require_backend(name)
@@ -223,8 +283,9 @@ def reproduce(out: str | os.PathLike, *, preset: str = "quick", models: list[str
     start = time.perf_counter()
     from tqdm import tqdm
 
-    bar = tqdm(total=len(cells), desc="reproduce", unit="run", disable=not progress,
-               dynamic_ncols=True)
+    bar = tqdm(
+        total=len(cells), desc="reproduce", unit="run", disable=not progress, dynamic_ncols=True
+    )
 
     def finished(cell: Cell, entry: dict[str, Any] | None, error: BaseException | None) -> None:
         if error is not None:
@@ -246,8 +307,7 @@ def reproduce(out: str | os.PathLike, *, preset: str = "quick", models: list[str
     else:
         context = multiprocessing.get_context("spawn")  # JAX and torch do not survive fork
         with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            futures = {pool.submit(_run_cell, cell, *args, progress=False): cell
-                       for cell in cells}
+            futures = {pool.submit(_run_cell, cell, *args, progress=False): cell for cell in cells}
             for future in as_completed(futures):
                 error = future.exception()
                 finished(futures[future], None if error else future.result(), error)
@@ -256,12 +316,22 @@ def reproduce(out: str | os.PathLike, *, preset: str = "quick", models: list[str
     # report rows and columns in the order asked for (the grid's by default)
     order = {c: i for i, c in enumerate(asked)}
     entries.sort(key=lambda e: order.get(Cell(e["task"], e["model"]), len(order)))
-    versions = {name: backends.get(name).version() for name in dict.fromkeys(
-        (backend, eval_backend))}
-    summary = {"command": command, "preset": preset, "preset_values": get_preset(preset).to_dict(),
-               "backend": backend, "eval_backend": eval_backend, "versions": versions,
-               "seed": seed, "jobs": jobs, "machine": _machine(),
-               "wall_s": round(time.perf_counter() - start, 1), "runs": entries,
-               "failures": failures}
+    versions = {
+        name: backends.get(name).version() for name in dict.fromkeys((backend, eval_backend))
+    }
+    summary = {
+        "command": command,
+        "preset": preset,
+        "preset_values": get_preset(preset).to_dict(),
+        "backend": backend,
+        "eval_backend": eval_backend,
+        "versions": versions,
+        "seed": seed,
+        "jobs": jobs,
+        "machine": _machine(),
+        "wall_s": round(time.perf_counter() - start, 1),
+        "runs": entries,
+        "failures": failures,
+    }
     report.write_all(out, summary)
     return summary

@@ -32,8 +32,15 @@ from namcore.models import config_from_dict, load, save
 from .data import best_split, eval_sets, train_batch
 from .presets import MODELS, get_preset, model_config
 
-__all__ = ["FRAMEWORKS", "TrainingError", "evaluate_engine", "recorded_state", "require_backend",
-           "selection_key", "train"]
+__all__ = [
+    "FRAMEWORKS",
+    "TrainingError",
+    "evaluate_engine",
+    "recorded_state",
+    "require_backend",
+    "selection_key",
+    "train",
+]
 
 #: Backends the trainer can train with.
 FRAMEWORKS: tuple[str, ...] = ("torch", "jax")
@@ -53,8 +60,7 @@ def _sha256(path: Path) -> str:
 def require_backend(name: str) -> None:
     """``TrainingError`` with the install command unless backend ``name`` is installed."""
     if name not in backends.NAMES or not backends.get(name).is_installed():
-        raise TrainingError(f"backend {name!r} is not installed "
-                            f"(pip install 'namcore[{name}]')")
+        raise TrainingError(f"backend {name!r} is not installed (pip install 'namcore[{name}]')")
 
 
 def recorded_state(out: Path) -> dict[str, Any]:
@@ -71,8 +77,10 @@ def _engine(backend: str) -> Callable[..., Any]:
 
     for module in required:
         if importlib.util.find_spec(module) is None:
-            raise TrainingError(f"backend {backend!r} is not installed (missing {module}; "
-                                f"pip install 'namcore[{backend}]')")
+            raise TrainingError(
+                f"backend {backend!r} is not installed (missing {module}; "
+                f"pip install 'namcore[{backend}]')"
+            )
     require_backend(backend)
     if backend == "torch":
         from ._torch import TorchEngine
@@ -87,8 +95,10 @@ def evaluate_engine(engine: Any, sets: dict[str, tasks.Batch]) -> dict[str, floa
     """Sequence accuracy of ``engine.predict`` on every batch of ``sets``."""
     scores = {}
     for name, batch in sets.items():
-        preds = [engine.predict(batch.inputs[i:i + _EVAL_CHUNK], batch.mask[i:i + _EVAL_CHUNK])
-                 for i in range(0, len(batch), _EVAL_CHUNK)]
+        preds = [
+            engine.predict(batch.inputs[i : i + _EVAL_CHUNK], batch.mask[i : i + _EVAL_CHUNK])
+            for i in range(0, len(batch), _EVAL_CHUNK)
+        ]
         scores[name] = tasks.sequence_accuracy(np.concatenate(preds), batch)
     return scores
 
@@ -113,8 +123,9 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _check_out(out: Path, task: str, model: str, backend: str, preset: str | None,
-               resume: bool) -> dict[str, Any] | None:
+def _check_out(
+    out: Path, task: str, model: str, backend: str, preset: str | None, resume: bool
+) -> dict[str, Any] | None:
     """The stored run.json when resuming, None for a fresh run; raise on any conflict."""
     if out.exists() and not out.is_dir():
         raise TrainingError(f"--out {out} is a file, not a folder")
@@ -122,21 +133,28 @@ def _check_out(out: Path, task: str, model: str, backend: str, preset: str | Non
     if run_file.exists():
         stored = _read_json(run_file)
         if (stored.get("task"), stored.get("model")) != (task, model):
-            raise TrainingError(f"{out} holds a run of model {stored.get('model')!r} on task "
-                                f"{stored.get('task')!r}, not {model!r} on {task!r}")
+            raise TrainingError(
+                f"{out} holds a run of model {stored.get('model')!r} on task "
+                f"{stored.get('task')!r}, not {model!r} on {task!r}"
+            )
         if not resume:
-            raise TrainingError(f"{out} already holds a run; pass --resume to continue it "
-                                "or choose another --out")
+            raise TrainingError(
+                f"{out} already holds a run; pass --resume to continue it or choose another --out"
+            )
         if stored.get("backend") != backend:
-            raise TrainingError(f"{out} was trained with backend {stored.get('backend')!r}; "
-                                f"resume it with --backend {stored.get('backend')}")
+            raise TrainingError(
+                f"{out} was trained with backend {stored.get('backend')!r}; "
+                f"resume it with --backend {stored.get('backend')}"
+            )
         if preset is not None and stored.get("preset") != preset:
-            raise TrainingError(f"{out} was trained with preset {stored.get('preset')!r}, "
-                                f"not {preset!r}")
+            raise TrainingError(
+                f"{out} was trained with preset {stored.get('preset')!r}, not {preset!r}"
+            )
         return stored
     if out.is_dir() and any(out.iterdir()):
-        raise TrainingError(f"--out {out} is not empty and holds no run; choose an empty "
-                            "or new folder")
+        raise TrainingError(
+            f"--out {out} is not empty and holds no run; choose an empty or new folder"
+        )
     return None
 
 
@@ -153,13 +171,16 @@ def _restore(out: Path, engine: Any, config: Any) -> dict[str, Any] | None:
             meta = json.loads((handle.metadata() or {})[_STATE_KEY])
             arrays = {name: handle.get_tensor(name) for name in handle.keys()}
     except Exception as error:
-        raise TrainingError(f"cannot resume from {out}: corrupt or missing checkpoint "
-                            f"({type(error).__name__}: {str(error).splitlines()[0]})") from None
+        raise TrainingError(
+            f"cannot resume from {out}: corrupt or missing checkpoint "
+            f"({type(error).__name__}: {str(error).splitlines()[0]})"
+        ) from None
     if stored_config != config:
         raise TrainingError(f"{last} holds another model config than {out / 'run.json'}")
     if meta.get("last_sha256") != _sha256(last) or meta.get("framework") != engine.framework:
-        raise TrainingError(f"cannot resume from {out}: {last.name} and {opt.name} do not "
-                            "belong to the same step")
+        raise TrainingError(
+            f"cannot resume from {out}: {last.name} and {opt.name} do not belong to the same step"
+        )
     try:
         engine.load(params, arrays)
     except (ValueError, KeyError) as error:
@@ -167,16 +188,18 @@ def _restore(out: Path, engine: Any, config: Any) -> dict[str, Any] | None:
     return meta
 
 
-def _checkpoint(out: Path, engine: Any, config: Any, state: dict[str, Any],
-                improved: bool) -> None:
+def _checkpoint(out: Path, engine: Any, config: Any, state: dict[str, Any], improved: bool) -> None:
     import safetensors.numpy
 
     params = engine.params()
     if improved:
         save(out / "best.safetensors", params, config, overwrite=True)
     save(out / "last.safetensors", params, config, overwrite=True)
-    meta = {**state, "framework": engine.framework,
-            "last_sha256": _sha256(out / "last.safetensors")}
+    meta = {
+        **state,
+        "framework": engine.framework,
+        "last_sha256": _sha256(out / "last.safetensors"),
+    }
     arrays = {k: np.ascontiguousarray(v) for k, v in engine.optimizer_arrays().items()}
     blob = safetensors.numpy.save(arrays, metadata={_STATE_KEY: json.dumps(meta)})
     atomic_write(out / "optimizer.safetensors", blob)
@@ -191,10 +214,20 @@ def _append_metrics(path: Path, line: dict[str, Any], keep_until: int | None = N
     atomic_write(path, "".join(s + "\n" for s in lines).encode())
 
 
-def train(task: str, model: str, backend: str, out: str | Path, *, preset: str | None = None,
-          seed: int | None = None, steps: int | None = None, resume: bool = False,
-          stop_after: int | None = None, eval_every: int | None = None,
-          progress: bool = True) -> list[dict[str, Any]]:
+def train(
+    task: str,
+    model: str,
+    backend: str,
+    out: str | Path,
+    *,
+    preset: str | None = None,
+    seed: int | None = None,
+    steps: int | None = None,
+    resume: bool = False,
+    stop_after: int | None = None,
+    eval_every: int | None = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
     """Train ``model`` on ``task`` with ``backend``, writing the run folder ``out``.
 
     Parameters
@@ -236,8 +269,9 @@ def train(task: str, model: str, backend: str, out: str | Path, *, preset: str |
     if model not in MODELS:
         raise TrainingError(f"unknown model {model!r}; choose from {', '.join(MODELS)}")
     if backend not in FRAMEWORKS:
-        raise TrainingError(f"cannot train with backend {backend!r}; choose from "
-                            f"{', '.join(FRAMEWORKS)}")
+        raise TrainingError(
+            f"cannot train with backend {backend!r}; choose from {', '.join(FRAMEWORKS)}"
+        )
     try:
         if preset is not None:
             get_preset(preset)
@@ -270,8 +304,16 @@ def train(task: str, model: str, backend: str, out: str | Path, *, preset: str |
     restored = _restore(out, engine, config) if stored is not None else None
     if restored is not None:
         state = {k: restored[k] for k in state}
-    run = {"task": task, "model": model, "backend": backend, "preset": preset, "seed": seed,
-           "steps": steps, "config": config.to_dict(), "preset_values": p.to_dict()}
+    run = {
+        "task": task,
+        "model": model,
+        "backend": backend,
+        "preset": preset,
+        "seed": seed,
+        "steps": steps,
+        "config": config.to_dict(),
+        "preset_values": p.to_dict(),
+    }
     atomic_write(out / "run.json", (json.dumps(run, indent=2) + "\n").encode())
     metrics_path = out / "metrics.jsonl"
     _append_metrics(metrics_path, {}, keep_until=state["step"])
@@ -284,14 +326,20 @@ def train(task: str, model: str, backend: str, out: str | Path, *, preset: str |
     accs: list[float] = []
     from tqdm import tqdm
 
-    bar = tqdm(total=end, initial=state["step"], disable=not progress, desc=f"{model}/{task}",
-               dynamic_ncols=True)
+    bar = tqdm(
+        total=end,
+        initial=state["step"],
+        disable=not progress,
+        desc=f"{model}/{task}",
+        dynamic_ncols=True,
+    )
     start = time.perf_counter()
     for step in range(state["step"], end):
         batch = train_batch(task, p, seed, step)
         lr = p.lr_at(step)
-        loss, acc = engine.train_step(batch.inputs, batch.targets, batch.mask,
-                                      batch.loss_mask, lr, step)
+        loss, acc = engine.train_step(
+            batch.inputs, batch.targets, batch.mask, batch.loss_mask, lr, step
+        )
         losses.append(loss)
         accs.append(acc)
         bar.update(1)
@@ -301,20 +349,31 @@ def train(task: str, model: str, backend: str, out: str | Path, *, preset: str |
             continue
         scores = evaluate_engine(engine, sets)
         key = selection_key(scores, chosen)
-        improved = key > tuple(state["best"]) if isinstance(state["best"], list) else (
-            key[0] > state["best"])
+        improved = (
+            key > tuple(state["best"])
+            if isinstance(state["best"], list)
+            else (key[0] > state["best"])
+        )
         if improved:
             state["best"], state["best_step"] = list(key), done
-        line = {"step": done, "lr": lr, "loss": float(np.mean(losses)),
-                "train_acc": float(np.mean(accs)), **scores,
-                "elapsed_s": round(time.perf_counter() - start, 3)}
+        line = {
+            "step": done,
+            "lr": lr,
+            "loss": float(np.mean(losses)),
+            "train_acc": float(np.mean(accs)),
+            **scores,
+            "elapsed_s": round(time.perf_counter() - start, 3),
+        }
         losses, accs = [], []
         state["step"] = done
         _append_metrics(metrics_path, line)
         _checkpoint(out, engine, config, state, improved)
         lines.append(line)
         if progress:
-            bar.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                               for k, v in line.items()))
+            bar.write(
+                " ".join(
+                    f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in line.items()
+                )
+            )
     bar.close()
     return lines
