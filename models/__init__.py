@@ -3,10 +3,12 @@
 The forward math of each model is written once, in this package, against the
 array API standard (:mod:`~namcore.models.lsam`, :mod:`~namcore.models.namtm`,
 :mod:`~namcore.models.transformer`, :mod:`~namcore.models.lstm_baseline`,
-:mod:`~namcore.models.ham`), as a
-function of a flat parameter mapping and integer token arrays. Each backend has a
-package with the same six public names (``LSAM``, ``NAMTM``, ``NAMTransformer``,
-``LSTMBaseline``, ``TransformerBaseline``, ``HAM``) and the same config dataclasses:
+:mod:`~namcore.models.ham`), as a function of a flat parameter mapping and integer
+token arrays. Each model is described once, by a :class:`ModelEntry` in the registry
+(:mod:`~namcore.models.registry`; built-in ones in :mod:`~namcore.models.builtin`,
+others from installed plug-ins), and each backend has a package with one class per
+registered model under the same name (``LSAM``, ``NAMTM``, ``NAMTransformer``,
+``LSTMBaseline``, ``TransformerBaseline``, ``HAM``, and those of plug-ins):
 
 - :mod:`namcore.models.torch`: ``nn.Module`` classes, trainable with autograd;
 - :mod:`namcore.models.jax`: pure ``init(config, seed)`` / ``apply(params, ...)``;
@@ -29,7 +31,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._registry import MODEL_NAMES, entry
 from .config import (
     HAMConfig,
     LSAMConfig,
@@ -38,30 +39,52 @@ from .config import (
     NAMTMConfig,
     NAMTransformerConfig,
     TransformerBaselineConfig,
+)
+from .entry import LossHook, ModelEntry, Streaming
+from .params import check_params, init_numpy, parameter_count, parameter_shapes
+from .registry import (
+    ENTRY_POINT_GROUP,
+    PluginWarning,
     config_class,
     config_from_dict,
+    entries,
+    entry_for,
+    get_entry,
+    names,
+    register,
 )
-from .params import init_numpy, parameter_count, parameter_shapes
 from .serialization import FORMAT_VERSION, load, load_config, save
+from .spec import Spec
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
     "FORMAT_VERSION",
     "HAMConfig",
     "LSAMConfig",
     "LSTMBaselineConfig",
-    "MODEL_NAMES",
+    "LossHook",
     "ModelConfig",
+    "ModelEntry",
     "NAMTMConfig",
     "NAMTransformerConfig",
+    "PluginWarning",
+    "Spec",
+    "Streaming",
     "TransformerBaselineConfig",
+    "check_params",
     "config_class",
     "config_from_dict",
+    "entries",
+    "entry_for",
     "forward",
+    "get_entry",
     "init_numpy",
     "load",
     "load_config",
+    "names",
     "parameter_count",
     "parameter_shapes",
+    "register",
     "save",
 ]
 
@@ -77,4 +100,4 @@ def forward(
     model's extras: ``tape_length`` for NAM-TM, ``state``/``return_state`` for a
     causal NAM Transformer.
     """
-    return entry(config).forward(params, tokens, mask, config=config, **options)
+    return entry_for(config).forward(params, tokens, mask, config=config, **options)

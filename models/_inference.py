@@ -8,22 +8,14 @@ from typing import Any
 
 from namcore import backends as _backends
 
-from . import _registry
+from ._classes import check_config, class_doc, config_ref
 from .config import ModelConfig
+from .entry import ModelEntry
 from .params import check_params, init_numpy
+from .registry import entry_for
 from .serialization import load, save
 
-__all__ = ["ArrayModel", "check_config", "model_classes"]
-
-
-def check_config(cls: type, config: Any) -> None:
-    """``TypeError`` unless ``config`` is the config class of model ``cls``."""
-    expected = _registry.by_name(cls._model_name).config
-    if type(config) is not expected:
-        got = type(config)
-        owner = next((e.name for e in _registry.ENTRIES.values() if e.config is got), None)
-        hint = f" (a {owner} model: use {owner} instead)" if owner else ""
-        raise TypeError(f"{cls.__name__} takes a {expected.__name__}, got {got.__name__}{hint}")
+__all__ = ["ArrayModel", "model_class"]
 
 
 class ArrayModel:
@@ -47,7 +39,7 @@ class ArrayModel:
     """
 
     _backend_name = ""
-    _model_name = ""
+    _entry: ModelEntry
 
     def __init__(
         self,
@@ -73,7 +65,7 @@ class ArrayModel:
 
     def __call__(self, tokens: Any, mask: Any = None, **options: Any) -> Any:
         """Logits for integer ``tokens`` (B, L); see the model's forward function."""
-        forward = _registry.entry(self.config).forward
+        forward = entry_for(self.config).forward
         return forward(self.params, tokens, mask, config=self.config, **options)
 
     @property
@@ -99,22 +91,15 @@ class ArrayModel:
         return f"{type(self).__name__}({self.config})"
 
 
-def model_classes(backend: str, module: str, library: str) -> tuple[type, ...]:
-    """One :class:`ArrayModel` subclass per model for ``backend``, named as everywhere."""
-    classes = []
-    for name in _registry.MODEL_NAMES:
-        config = _registry.by_name(name).config
-        doc = (
-            f"{name} with {library} parameters, built from a "
-            f":class:`~namcore.models.{config.__name__}`.\n\n"
-            + (ArrayModel.__doc__ or "").split("\n", 2)[-1]
-        )
-        attrs = {
-            "_model_name": name,
-            "_backend_name": backend,
-            "__module__": module,
-            "__doc__": doc,
-            "__qualname__": name,
-        }
-        classes.append(type(name, (ArrayModel,), attrs))
-    return tuple(classes)
+def model_class(entry: ModelEntry, backend: str, module: str, library: str) -> type[ArrayModel]:
+    """The :class:`ArrayModel` subclass of ``entry``'s model for ``backend``."""
+    name = entry.class_name
+    summary = f"{name} with {library} parameters, built from a {config_ref(entry)}."
+    attrs = {
+        "_entry": entry,
+        "_backend_name": backend,
+        "__module__": module,
+        "__doc__": class_doc(summary, ArrayModel),
+        "__qualname__": name,
+    }
+    return type(name, (ArrayModel,), attrs)

@@ -29,8 +29,6 @@ __all__ = [
     "NAMTMConfig",
     "NAMTransformerConfig",
     "TransformerBaselineConfig",
-    "config_class",
-    "config_from_dict",
 ]
 
 
@@ -49,7 +47,8 @@ class ModelConfig:
         sequence tasks predict a token at every position).
     """
 
-    #: Short name stored in checkpoints.
+    #: The name checkpoints store, that of the model's primary registry entry
+    #: (:func:`namcore.models.config_class` maps it back to the class).
     model: ClassVar[str] = ""
 
     vocab_size: int
@@ -262,7 +261,7 @@ class NAMTransformerConfig(_TransformerConfig):
         Decoder-only language model: causal NOA, which can stream with ``state``.
     """
 
-    model: ClassVar[str] = "nam_transformer"
+    model: ClassVar[str] = "nam-transformer"
 
     causal: bool = False
 
@@ -375,43 +374,3 @@ class HAMConfig(ModelConfig):
     def node_size(self) -> int:
         """Width of a tree node."""
         return self.d_model // 2 if self.d_node is None else self.d_node
-
-
-_CONFIGS: dict[str, type[ModelConfig]] = {
-    cls.model: cls
-    for cls in (
-        LSAMConfig,
-        NAMTMConfig,
-        NAMTransformerConfig,
-        TransformerBaselineConfig,
-        LSTMBaselineConfig,
-        HAMConfig,
-    )
-}
-
-
-def config_class(model: str) -> type[ModelConfig]:
-    """The config dataclass of a model name (``"lsam"``, ``"namtm"``, ...)."""
-    try:
-        return _CONFIGS[model]
-    except KeyError:
-        raise ValueError(f"unknown model {model!r}; expected one of {sorted(_CONFIGS)}") from None
-
-
-def config_from_dict(data: dict[str, Any]) -> ModelConfig:
-    """Rebuild a config from :meth:`ModelConfig.to_dict` output.
-
-    Raises ``ValueError`` naming unknown or missing fields.
-    """
-    if not isinstance(data, dict) or "model" not in data:
-        raise ValueError("a model config must be a mapping with a 'model' entry")
-    cls = config_class(data["model"])
-    fields = {f.name for f in dataclasses.fields(cls)}
-    values = {key: value for key, value in data.items() if key != "model"}
-    unknown = sorted(set(values) - fields)
-    if unknown:
-        raise ValueError(f"{cls.__name__}: unknown fields {unknown}; known: {sorted(fields)}")
-    try:
-        return cls(**values)
-    except TypeError as error:
-        raise ValueError(f"{cls.__name__}: {error}") from None

@@ -28,7 +28,7 @@ networks are one layer each, with biases.
 With ``access="hard"`` a plain forward pass descends greedily (right when
 ``SEARCH > 1/2``); passing ``uniform`` samples every branch instead (right when
 ``uniform < SEARCH``), and ``return_policy=True`` also returns what REINFORCE needs
-(:func:`namcore.training.reinforce.reinforce_loss`). ``access="soft"`` is DHAM: the
+(:func:`namcore.models.reinforce.reinforce_loss`). ``access="soft"`` is DHAM: the
 read is the leaves' mean under the path probabilities, and every leaf is written in
 proportion to its weight.
 """
@@ -41,7 +41,7 @@ from typing import Any
 from namcore import ham
 
 from . import layers as L
-from . import params as P
+from . import spec as P
 from .config import HAMConfig
 
 __all__ = ["Policy", "forward", "specs", "tree_size"]

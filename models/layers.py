@@ -26,6 +26,7 @@ __all__ = [
     "gelu",
     "layer_norm",
     "lstm_cell",
+    "namespace_of",
     "recurrent",
     "sigmoid",
     "softmax",
@@ -91,6 +92,11 @@ def context(params: Params, tokens: Any, mask: Any | None, func: str) -> tuple[C
         )
     ctx = Context(xp, _backends.for_namespace(xp), first.dtype, _v.device_of(first))
     return ctx, mask
+
+
+def namespace_of(x: Any) -> Any:
+    """The array-API namespace of the array ``x`` (``TypeError`` for anything else)."""
+    return _v.namespace("namcore.models", x=x)
 
 
 def dense(params: Params, prefix: str, x: Any, xp: Any) -> Any:

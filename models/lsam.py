@@ -27,10 +27,10 @@ import math
 from typing import Any
 
 from . import layers as L
-from . import params as P
+from . import spec as P
 from .config import LSAMConfig
 
-__all__ = ["cell_specs", "forward", "layer", "specs"]
+__all__ = ["cell_specs", "forward", "layer", "specs", "stream_state", "stream_step", "streams"]
 
 
 def cell_specs(prefix: str, n_in: int, d: int, heads: int) -> dict[str, P.Spec]:
@@ -204,3 +204,31 @@ def _output(params: L.Params, x: Any, xp: Any) -> Any:
 def _head(params: L.Params, x: Any, xp: Any) -> Any:
     """The position-wise rest of an encoder-only model: feed-forward block and output."""
     return _output(params, _feed_forward(params, x, xp), xp)
+
+
+def stream_state(config: LSAMConfig) -> dict[str, tuple[tuple[int | str, ...], str]]:
+    """The streaming state of a causal LSAM: its memory and hidden state."""
+    d_h = config.d_head
+    return {
+        "memory": (("batch", config.n_heads, d_h, d_h), "float"),
+        "hidden": (("batch", config.d_model), "float"),
+    }
+
+
+def stream_step(
+    params: L.Params, token: Any, state: dict[str, Any], *, config: LSAMConfig
+) -> tuple[Any, dict[str, Any]]:
+    """One streaming step of a causal LSAM: logits ``(B, output_size)`` and the new state."""
+    logits, (memory, hidden) = forward(
+        params,
+        token[:, None],
+        config=config,
+        state=(state["memory"], state["hidden"]),
+        return_state=True,
+    )
+    return logits[:, 0, :], {"memory": memory, "hidden": hidden}
+
+
+def streams(config: LSAMConfig) -> bool:
+    """Whether this LSAM can stream (``bidirectional=False, decoder=False``)."""
+    return not config.bidirectional and not config.decoder

@@ -33,7 +33,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import layers as L
-from . import params as P
+from . import spec as P
 from .config import NAMTMConfig
 
 __all__ = [

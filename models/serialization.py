@@ -31,8 +31,9 @@ import numpy as np
 from namcore import backends as _backends
 from namcore._io import atomic_write
 
-from .config import ModelConfig, config_from_dict
+from .config import ModelConfig
 from .params import check_params
+from .registry import config_from_dict
 
 __all__ = ["FORMAT_VERSION", "load", "load_config", "save"]
 

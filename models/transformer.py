@@ -22,10 +22,18 @@ from typing import Any
 import namcore
 
 from . import layers as L
-from . import params as P
+from . import spec as P
 from .config import NAMTransformerConfig, TransformerBaselineConfig, _TransformerConfig
 
-__all__ = ["forward_nam", "forward_softmax", "positions", "specs"]
+__all__ = [
+    "forward_nam",
+    "forward_softmax",
+    "positions",
+    "specs",
+    "stream_state",
+    "stream_step",
+    "streams",
+]
 
 
 def specs(config: _TransformerConfig) -> dict[str, P.Spec]:
@@ -216,3 +224,34 @@ def forward_softmax(
         ),
     )
     return _head(params, y, mask, ctx, config)
+
+
+def stream_state(config: NAMTransformerConfig) -> dict[str, tuple[tuple[int | str, ...], str]]:
+    """The streaming state of a causal NAM Transformer: tokens seen, one memory per block."""
+    d_h = config.d_head
+    return {
+        "position": ((), "int64"),
+        "memory": ((config.n_layers, "batch", config.n_heads, d_h, d_h), "float"),
+    }
+
+
+def stream_step(
+    params: L.Params, token: Any, state: dict[str, Any], *, config: NAMTransformerConfig
+) -> tuple[Any, dict[str, Any]]:
+    """One streaming step of a causal NAM Transformer: logits ``(B, output_size)``, new state."""
+    memory = state["memory"]
+    layers = tuple(memory[i, ...] for i in range(config.n_layers))
+    logits, (position, memories) = forward_nam(
+        params,
+        token[:, None],
+        config=config,
+        state=(state["position"], layers),
+        return_state=True,
+    )
+    xp = L.namespace_of(memory)
+    return logits[:, 0, :], {"position": position, "memory": xp.stack(list(memories), axis=0)}
+
+
+def streams(config: NAMTransformerConfig) -> bool:
+    """Whether this NAM Transformer can stream (``causal=True``)."""
+    return bool(config.causal)

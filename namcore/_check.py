@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 
 import namcore
-from namcore.testing import BackendReport, compare_backends
+from namcore.testing import BackendReport, compare_backends, format_report
 from namcore.testing._known import skips
 
-__all__ = ["CASES", "run_checks"]
+__all__ = ["case_names", "format_results", "run_checks"]
 
 
 def _memory_case(seed: int) -> dict[str, np.ndarray]:
@@ -63,39 +63,29 @@ Case = tuple[Callable[..., Any], tuple[Any, ...], set[str]]
 
 
 def _model_cases(seed: int) -> dict[str, Case]:
-    """Each model, small, on padded token batches; the parameters are array arguments."""
+    """Each registered model's small configs (its entry's examples) on padded batches.
+
+    The parameters are array arguments, so every backend gets its own copy.
+    """
     from namcore import models
 
     rng = np.random.default_rng(seed + 2)
-    tokens = rng.integers(0, 11, size=(2, 9))
-    mask = np.ones(tokens.shape, dtype=bool)
-    mask[1, 6:] = False
-    configs = {
-        "LSAM": models.LSAMConfig(vocab_size=11, d_model=16),
-        "NAMTM": models.NAMTMConfig(vocab_size=11, d_model=16, n_tapes=2, tape_length=8),
-        "NAMTransformer": models.NAMTransformerConfig(vocab_size=11, d_model=16),
-        "NAMTransformer (causal)": models.NAMTransformerConfig(
-            vocab_size=11, d_model=16, causal=True
-        ),
-        "LSTMBaseline": models.LSTMBaselineConfig(vocab_size=11, d_model=16),
-        "TransformerBaseline": models.TransformerBaselineConfig(vocab_size=11, d_model=16),
-        "HAM": models.HAMConfig(vocab_size=11, d_model=16),
-        "HAM (soft)": models.HAMConfig(vocab_size=11, d_model=16, access="soft"),
-    }
     cases = {}
-    for name, config in configs.items():
-        params = models.init_numpy(config, seed, dtype=np.float64)
+    for entry in models.entries():
+        for label, config in entry.example_configs().items():
+            tokens = rng.integers(0, config.vocab_size, size=(2, 9))
+            mask = np.ones(tokens.shape, dtype=bool)
+            mask[1, 6:] = False
+            params = models.init_numpy(config, seed, dtype=np.float64)
 
-        def run(tokens: Any, mask: Any, *arrays: Any, _names=tuple(params), _config=config):
-            return models.forward(
-                dict(zip(_names, arrays, strict=True)), tokens, mask, config=_config
-            )
+            def run(tokens: Any, mask: Any, *arrays: Any, _names=tuple(params), _config=config):
+                return models.forward(
+                    dict(zip(_names, arrays, strict=True)), tokens, mask, config=_config
+                )
 
-        # features with known backend limitations (see namcore.testing._known)
-        features = {"sin/cos"} if getattr(config, "positions", "") == "sinusoidal" else set()
-        if isinstance(config, models.HAMConfig):
-            features.add("gather chain")
-        cases[f"model {name}"] = (run, (tokens, mask, *params.values()), features)
+            # features with known backend limitations (see namcore.testing._known)
+            features = set(entry.check_features(config))
+            cases[f"model {label}"] = (run, (tokens, mask, *params.values()), features)
     return cases
 
 
@@ -118,8 +108,9 @@ def _cases(seed: int) -> dict[str, Case]:
     }
 
 
-#: The function names ``namcore check`` covers, in table order.
-CASES: tuple[str, ...] = tuple(_cases(0))
+def case_names() -> tuple[str, ...]:
+    """The names of the cases ``namcore check`` runs, in table order."""
+    return tuple(_cases(0))
 
 
 def run_checks(
@@ -137,3 +128,45 @@ def run_checks(
             fn, *args, backends=backends, dtypes=dtypes, skip=skips(features)
         )
     return results
+
+
+def format_results(
+    results: dict[str, list[BackendReport]], *, verbose: bool = False
+) -> tuple[str, bool]:
+    """The ``namcore check`` table of :func:`run_checks`' results, and whether any failed.
+
+    One row per (backend, dtype), one column per case: the largest relative error
+    against NumPy float64 and ``ok``/``FAIL``, or ``skip``. With ``verbose`` (or any
+    failure) each case's per-backend report follows.
+    """
+    rows: list[tuple[str, str]] = []
+    for reports in results.values():
+        for r in reports:
+            if (r.backend, r.dtype) not in rows:
+                rows.append((r.backend, r.dtype))
+    lines = ["max relative error vs NumPy float64, per backend (rows) and case (columns)"]
+    widths = [max(len(n), 12) + 2 for n in results]
+    header = f"{'backend':<18} {'dtype':<8}" + "".join(
+        f"{n:>{w}}" for n, w in zip(results, widths, strict=True)
+    )
+    lines += [header, "-" * len(header)]
+    failed = False
+    for row_key in rows:
+        line = f"{row_key[0]:<18} {row_key[1]:<8}"
+        for reports, w in zip(results.values(), widths, strict=True):
+            r = next((r for r in reports if (r.backend, r.dtype) == row_key), None)
+            if r is None or r.skipped:
+                cell = "skip"
+            elif r.error or r.comparison is None:
+                cell, failed = "FAIL (error)", True
+            else:
+                failed |= not r.comparison.passed
+                verdict = "ok" if r.comparison.passed else "FAIL"
+                cell = f"{r.comparison.max_rel_error:.1e} {verdict}"
+            line += f"{cell:>{w}}"
+        lines.append(line)
+    if verbose or failed:
+        for name, reports in results.items():
+            lines += ["", format_report(reports, f"{name}:")]
+    lines += ["", "FAIL: backends disagree" if failed else "all backends agree"]
+    return "\n".join(lines), failed

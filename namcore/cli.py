@@ -7,6 +7,7 @@ import argparse
 import platform
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = ["main"]
 
@@ -48,25 +49,42 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.add_parser(
+    for add in (_add_info, _add_check, _add_train, _add_eval, _add_reproduce, _add_export):
+        add(sub)
+    return parser
+
+
+def _names(items: Sequence[str]) -> str:
+    return ", ".join(items)
+
+
+def _add_info(sub: Any) -> None:
+    info = sub.add_parser(
         "info",
         help="versions and devices of namcore and each backend",
         description="Show versions of namcore and of each array library, "
         "and the devices each one sees.",
     )
+    info.set_defaults(handler=lambda args: _info())
+
+
+def _add_check(sub: Any) -> None:
+    from namcore import backends
+
     check = sub.add_parser(
         "check",
-        help="compare every primitive on every backend with NumPy float64",
-        description="Run unit, write and read on every installed backend (JAX also "
-        "under jax.jit) from the same NumPy inputs, and compare with the "
-        "NumPy float64 result. Prints a backend x function table and exits "
-        "with status 1 if any backend disagrees.",
+        help="compare every primitive and model on every backend with NumPy float64",
+        description="Run each primitive (unit, write, read, and attention: plain, causal, "
+        "with erase, decay and the gated delta rule) and a small configuration of each "
+        "registered model on every installed backend (JAX also under jax.jit) from the "
+        "same NumPy inputs, and compare with the NumPy float64 result. Prints a backend "
+        "x case table and exits with status 1 if any backend disagrees.",
     )
     check.add_argument(
         "--backends",
         default=None,
-        help="comma-separated backends (default: all installed with a "
-        "device), from: numpy, array_api_strict, torch, jax, cupy",
+        help="comma-separated backends (default: all installed with a device), from: "
+        + _names(backends.NAMES),
     )
     check.add_argument(
         "--dtypes",
@@ -77,8 +95,15 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--verbose",
         action="store_true",
-        help="also print the per-backend error table of every function",
+        help="also print the per-backend error table of every case",
     )
+    check.set_defaults(handler=_check)
+
+
+def _add_train(sub: Any) -> None:
+    from namcore import models, tasks
+    from namcore.training import FRAMEWORKS, PRESETS
+
     train = sub.add_parser(
         "train",
         help="train a model on a task (PyTorch or JAX)",
@@ -87,17 +112,24 @@ def _parser() -> argparse.ArgumentParser:
         "checkpoints (safetensors, written atomically); --resume continues it "
         "exactly. Errors exit with status 2 and change nothing on disk.",
     )
-    train.add_argument("--task", required=True, help="task name, e.g. reduce, add, reverse")
+    train.add_argument(
+        "--task", required=True, metavar="TASK", help="one of: " + _names(tasks.NAMES)
+    )
     train.add_argument(
         "--model",
         required=True,
-        help="lsam, namtm, namtm-nojump, lstm, transformer, nam-transformer",
+        choices=models.names(),
+        metavar="MODEL",
+        help="one of: " + _names(models.names()) + " (plug-ins included)",
     )
-    train.add_argument("--backend", required=True, help="torch or jax")
+    train.add_argument(
+        "--backend", required=True, choices=FRAMEWORKS, help="one of: " + _names(FRAMEWORKS)
+    )
     train.add_argument(
         "--preset",
         default=None,
-        help="smoke, quick or paper (default: quick, or the run's own on --resume)",
+        choices=tuple(PRESETS),
+        help=_names(PRESETS) + " (default: quick, or the run's own on --resume)",
     )
     train.add_argument("--out", required=True, help="run folder, e.g. runs/NAME")
     train.add_argument("--seed", type=int, default=None, help="seed (default 0)")
@@ -107,6 +139,12 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
     )
+    train.set_defaults(handler=_train)
+
+
+def _add_eval(sub: Any) -> None:
+    from namcore.training.evaluate import eval_backends
+
     evaluate = sub.add_parser(
         "eval",
         help="score a trained run on every split",
@@ -116,7 +154,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("run", help="run folder written by namcore train")
     evaluate.add_argument(
-        "--backend", default="numpy", help="numpy, cupy, torch, jax or dask (default numpy)"
+        "--backend",
+        default="numpy",
+        help="one of: " + _names(eval_backends()) + " (default numpy)",
     )
     evaluate.add_argument(
         "--size", type=int, default=None, help="samples per split (default: the run's eval size)"
@@ -133,6 +173,14 @@ def _parser() -> argparse.ArgumentParser:
         help="dask.distributed scheduler address, e.g. tcp://host:8786 "
         "(--backend dask; default: local threads)",
     )
+    evaluate.set_defaults(handler=_eval)
+
+
+def _add_reproduce(sub: Any) -> None:
+    from namcore.training import FRAMEWORKS, PRESETS
+    from namcore.training.evaluate import eval_backends
+    from namcore.training.reproduce import GRIDS
+
     repro = sub.add_parser(
         "reproduce",
         help="train and score a grid of models x tasks; report beside Table 2",
@@ -141,29 +189,39 @@ def _parser() -> argparse.ArgumentParser:
         "beside the paper's Table 2), OUT/results.json and "
         "OUT/accuracy_vs_length.png. Running it again on the same OUT resumes.",
     )
-    repro.add_argument("--preset", default="quick", help="smoke, quick or paper (default quick)")
+    repro.add_argument(
+        "--preset",
+        default="quick",
+        choices=tuple(PRESETS),
+        help=_names(PRESETS) + " (default quick)",
+    )
     repro.add_argument("--out", required=True, help="output folder, e.g. runs/repro")
+    grids = "; ".join(
+        f"{name}: {_names(grid_models)} on {_names(grid_tasks)}"
+        for name, (grid_models, grid_tasks) in GRIDS.items()
+    )
     repro.add_argument(
         "--grid",
-        default="table2",
-        choices=("table2", "ham"),
-        help="table2: transformer, lstm, lsam, namtm, namtm-nojump, "
-        "nam-transformer on reverse, add, reduce, dyck, scan (default); "
-        "ham: ham, ham-soft, lstm on reverse, sort, merge, search, stack, "
-        "queue, priority-queue",
+        default=next(iter(GRIDS)),
+        choices=tuple(GRIDS),
+        help=f"{grids} (default: {next(iter(GRIDS))})",
     )
     repro.add_argument(
         "--models", default=None, help="comma-separated models (default: the grid's)"
     )
     repro.add_argument("--tasks", default=None, help="comma-separated tasks (default: the grid's)")
     repro.add_argument(
-        "--backend", default=None, help="training backend, torch or jax (default: jax if installed)"
+        "--backend",
+        default=None,
+        choices=FRAMEWORKS,
+        help="training backend, " + _names(FRAMEWORKS) + " (default: jax if installed)",
     )
     repro.add_argument(
         "--eval-backend",
         default=None,
-        help="backend of the final scoring: numpy, cupy, torch or jax "
-        "(default: the training backend)",
+        help="backend of the final scoring, one of: "
+        + _names(eval_backends())
+        + " (default: the training backend)",
     )
     repro.add_argument("--seed", type=int, default=0, help="seed of every run (default 0)")
     repro.add_argument(
@@ -172,6 +230,10 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="runs trained at once, one process each (default: CPUs, at most 4)",
     )
+    repro.set_defaults(handler=_reproduce)
+
+
+def _add_export(sub: Any) -> None:
     export = sub.add_parser(
         "export",
         help="export a trained model (ONNX through ndonnx)",
@@ -182,9 +244,9 @@ def _parser() -> argparse.ArgumentParser:
     onnx = formats.add_parser(
         "onnx",
         help="write the inference graph or streaming step as an .onnx file",
-        description="Write RUN's best (else last) checkpoint as an ONNX model. Causal "
-        "LSAM and the causal NAM Transformer export a streaming step by "
-        "default (token and memory state in, prediction and new state out); "
+        description="Write RUN's best (else last) checkpoint as an ONNX model. Models "
+        "that can stream (causal LSAM, the causal NAM Transformer) export a streaming "
+        "step by default (token and memory state in, prediction and new state out); "
         "other models export the whole forward pass (tokens and mask in, "
         "logits out), with a fixed --length for the recurrent ones.",
     )
@@ -210,7 +272,7 @@ def _parser() -> argparse.ArgumentParser:
         "faster, exact unless an input has a zero-sized dimension",
     )
     onnx.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    return parser
+    onnx.set_defaults(handler=_export)
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -359,8 +421,8 @@ def _split(text: str | None) -> list[str] | None:
 
 def _check(args: argparse.Namespace) -> int:
     from namcore import backends
-    from namcore._check import run_checks
-    from namcore.testing import format_report, usable_backends
+    from namcore._check import format_results, run_checks
+    from namcore.testing import usable_backends
 
     names = _split(args.backends)
     for name in names or []:
@@ -377,39 +439,8 @@ def _check(args: argparse.Namespace) -> int:
     dtypes = _split(args.dtypes) or ["float32"]
     results = run_checks(names, dtypes, args.seed, progress=_progress)
     print(file=sys.stderr)
-    rows: list[tuple[str, str]] = []
-    for reports in results.values():
-        for r in reports:
-            if (r.backend, r.dtype) not in rows:
-                rows.append((r.backend, r.dtype))
-    print("max relative error vs NumPy float64, per backend (rows) and function (columns)")
-    widths = [max(len(n), 12) + 2 for n in results]
-    header = f"{'backend':<18} {'dtype':<8}" + "".join(
-        f"{n:>{w}}" for n, w in zip(results, widths, strict=True)
-    )
-    print(header)
-    print("-" * len(header))
-    failed = False
-    for row_key in rows:
-        line = f"{row_key[0]:<18} {row_key[1]:<8}"
-        for (_name, reports), w in zip(results.items(), widths, strict=True):
-            r = next((r for r in reports if (r.backend, r.dtype) == row_key), None)
-            if r is None or r.skipped:
-                cell = "skip"
-            elif r.error or r.comparison is None:
-                cell, failed = "FAIL (error)", True
-            else:
-                failed |= not r.comparison.passed
-                verdict = "ok" if r.comparison.passed else "FAIL"
-                cell = f"{r.comparison.max_rel_error:.1e} {verdict}"
-            line += f"{cell:>{w}}"
-        print(line)
-    if args.verbose or failed:
-        for name, reports in results.items():
-            print()
-            print(format_report(reports, f"{name}:"))
-    print()
-    print("FAIL: backends disagree" if failed else "all backends agree")
+    table, failed = format_results(results, verbose=args.verbose)
+    print(table)
     return 1 if failed else 0
 
 
@@ -426,20 +457,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(namcore.__version__)
         return 0
-    if args.command == "info":
-        return _info()
-    if args.command == "check":
-        return _check(args)
-    if args.command == "train":
-        return _train(args)
-    if args.command == "eval":
-        return _eval(args)
-    if args.command == "reproduce":
-        return _reproduce(args)
-    if args.command == "export":
-        return _export(args)
-    parser.print_help()
-    return 0
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 0
+    return int(handler(args))
 
 
 if __name__ == "__main__":  # pragma: no cover

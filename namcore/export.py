@@ -31,8 +31,6 @@ from namcore._io import atomic_write
 
 __all__ = ["GraphSpec", "build_graph", "export_onnx", "graph_kinds"]
 
-_RECURRENT = ("LSAM", "NAMTM", "LSTMBaseline")
-
 
 @dataclass(frozen=True)
 class GraphSpec:
@@ -47,19 +45,16 @@ class GraphSpec:
 
 
 def graph_kinds(config: Any) -> tuple[str, ...]:
-    """The graph kinds a model config can be exported as, the default first."""
-    from namcore.models import _registry
+    """The graph kinds a model config can be exported as, the default first.
 
-    name = _registry.entry(config).name
-    if _streams(name, config):
-        return ("step", "sequence")
-    return ("sequence",)
+    Empty for a model that cannot be exported (its entry's ``export="none"``).
+    """
+    from namcore.models import entry_for
 
-
-def _streams(name: str, config: Any) -> bool:
-    if name == "LSAM":
-        return not config.bidirectional and not config.decoder
-    return name == "NAMTransformer" and bool(config.causal)
+    entry = entry_for(config)
+    if entry.export == "none":
+        return ()
+    return ("step", "sequence") if entry.streams(config) else ("sequence",)
 
 
 def build_graph(
@@ -101,30 +96,28 @@ def build_graph(
     import ndonnx as ndx
 
     from namcore import backends
-    from namcore.models import _registry
+    from namcore.models import entry_for
 
-    entry = _registry.entry(config)
-    if entry.name == "HAM":
-        raise ValueError(
-            "export: HAM models cannot be exported to ONNX: the tree's size and "
-            "depth follow the input length, which ndonnx graphs leave symbolic"
-        )
+    entry = entry_for(config)
+    name = entry.class_name
+    if entry.export == "none":
+        raise ValueError(f"export: {entry.export_note or f'{name} models cannot be exported'}")
     kinds = graph_kinds(config)
     kind = kinds[0] if kind is None else kind
     if kind not in ("step", "sequence"):
         raise ValueError(f"export: kind must be 'step' or 'sequence', got {kind!r}")
     if kind not in kinds:
         raise ValueError(
-            f"export: this {entry.name} config cannot stream (only causal "
+            f"export: this {name} config cannot stream (only causal "
             "LSAM, bidirectional=False and decoder=False, and the causal NAM "
             "Transformer can); export kind='sequence' instead"
         )
     if dtype not in ("float32", "float64"):
         raise ValueError(f"export: dtype must be 'float32' or 'float64', got {dtype!r}")
-    unrolled = kind == "sequence" and entry.name in _RECURRENT
+    unrolled = kind == "sequence" and entry.export == "unrolled"
     if unrolled and length is None:
         raise ValueError(
-            f"export: the {entry.name} sequence graph unrolls its recurrence (ONNX "
+            f"export: the {name} sequence graph unrolls its recurrence (ONNX "
             "graphs from ndonnx have no loops): pass length=N, the sequence "
             "length it will take"
         )
@@ -133,14 +126,13 @@ def build_graph(
     ):
         raise ValueError(
             "export: length is only for recurrent sequence graphs and must be a "
-            f"positive int, got {length!r} for the {entry.name} {kind} graph"
+            f"positive int, got {length!r} for the {name} {kind} graph"
         )
     target = backends.get("ndonnx")
     weights = {
-        name: target.from_numpy(backends.for_array(a).to_numpy(a), dtype=dtype)
-        for name, a in params.items()
+        key: target.from_numpy(backends.for_array(a).to_numpy(a), dtype=dtype)
+        for key, a in params.items()
     }
-    float_type = getattr(ndx, dtype)
     if kind == "sequence":
         dims = ("batch", length if unrolled else "length")
         tokens = ndx.argument(shape=dims, dtype=ndx.int64)
@@ -148,10 +140,8 @@ def build_graph(
         logits = entry.forward(weights, tokens, mask, config=config)
         inputs = {"tokens": tokens, "mask": mask}
         outputs = {"logits": logits}
-    elif entry.name == "LSAM":
-        inputs, outputs = _lsam_step(weights, config, float_type)
     else:
-        inputs, outputs = _transformer_step(weights, config, float_type)
+        inputs, outputs = _step_graph(entry, weights, config, getattr(ndx, dtype))
     model = ndx.build(inputs, outputs)
     if not matmul_guards:
         from namcore._onnx_graph import inline_matmul_guards
@@ -161,45 +151,21 @@ def build_graph(
     return model, spec
 
 
-def _lsam_step(weights: dict[str, Any], config: Any, float_type: Any) -> tuple[dict, dict]:
+def _step_graph(
+    entry: Any, weights: dict[str, Any], config: Any, float_type: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Inputs ``token`` and the state, outputs ``logits`` and ``<state>_out``."""
     import ndonnx as ndx
 
-    from namcore.models import lsam
-
-    heads, d = config.n_heads, config.d_model
+    streaming = entry.streaming
     token = ndx.argument(shape=("batch",), dtype=ndx.int64)
-    memory = ndx.argument(shape=("batch", heads, d // heads, d // heads), dtype=float_type)
-    hidden = ndx.argument(shape=("batch", d), dtype=float_type)
-    logits, (new_memory, new_hidden) = lsam.forward(
-        weights, token[:, None], config=config, state=(memory, hidden), return_state=True
-    )
-    return (
-        {"token": token, "memory": memory, "hidden": hidden},
-        {"logits": logits[:, 0, :], "memory_out": new_memory, "hidden_out": new_hidden},
-    )
-
-
-def _transformer_step(weights: dict[str, Any], config: Any, float_type: Any) -> tuple[dict, dict]:
-    import ndonnx as ndx
-
-    from namcore.models import transformer
-
-    layers, heads, d = config.n_layers, config.n_heads, config.d_model
-    token = ndx.argument(shape=("batch",), dtype=ndx.int64)
-    position = ndx.argument(shape=(), dtype=ndx.int64)
-    memory = ndx.argument(shape=(layers, "batch", heads, d // heads, d // heads), dtype=float_type)
-    state = (position, tuple(memory[i, ...] for i in range(layers)))
-    logits, (new_position, memories) = transformer.forward_nam(
-        weights, token[:, None], config=config, state=state, return_state=True
-    )
-    return (
-        {"token": token, "position": position, "memory": memory},
-        {
-            "logits": logits[:, 0, :],
-            "position_out": new_position,
-            "memory_out": ndx.stack(list(memories), axis=0),
-        },
-    )
+    state = {
+        name: ndx.argument(shape=shape, dtype=float_type if kind == "float" else ndx.int64)
+        for name, (shape, kind) in streaming.state(config).items()
+    }
+    logits, new_state = streaming.step(weights, token, state, config=config)
+    outputs = {"logits": logits, **{f"{name}_out": new_state[name] for name in state}}
+    return {"token": token, **state}, outputs
 
 
 def _describe(arrays: dict[str, Any]) -> dict[str, tuple[tuple[int | str, ...], str]]:
@@ -287,12 +253,12 @@ def export_onnx(
 def _annotate(model: Any, config: Any, spec: GraphSpec, source: Path) -> None:
     """Record where the graph came from in the model's metadata."""
     import namcore
-    from namcore.models import _registry
+    from namcore.models import entry_for
 
     model.producer_name = "namcore"
     model.producer_version = namcore.__version__
     meta = {
-        "namcore.model": _registry.entry(config).name,
+        "namcore.model": entry_for(config).class_name,
         "namcore.config": json.dumps(config.to_dict()),
         "namcore.kind": spec.kind,
         "namcore.checkpoint": source.name,

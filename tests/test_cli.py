@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from namcore import backends
+from namcore import backends, models
 from namcore.cli import main
 
 
@@ -41,15 +41,9 @@ def test_check_passes_and_prints_a_table(capsys):
         "attention (erase)",
         "attention (decay)",
         "attention (gated delta)",
-        "model LSAM",
-        "model NAMTM",
-        "model NAMTransformer",
-        "model NAMTransformer (causal)",
-        "model LSTMBaseline",
-        "model TransformerBaseline",
-        "model HAM",
-        "model HAM (soft)",
+        *(f"model {label}" for e in models.entries() for label in e.example_configs()),
     )
+    assert "model namtm-nojump" in columns and "model nam-transformer (causal)" in columns
     for column in columns:
         assert column in out
     rows = [line for line in out.splitlines() if line.startswith(("numpy ", "array_api_strict"))]

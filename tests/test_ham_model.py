@@ -9,7 +9,7 @@ import pytest
 
 from namcore.models import HAMConfig, forward, init_numpy
 from namcore.models.ham import tree_size
-from namcore.training.reinforce import path_uniforms, reinforce_loss, reward_to_go
+from namcore.models.reinforce import path_uniforms, reinforce_loss, reward_to_go
 
 
 def sigmoid(x):

@@ -28,10 +28,11 @@ from namcore.models import (
 from namcore.testing import assert_matches_numpy, tolerance_for
 from namcore.testing._known import LIMITATIONS, skips
 
+# The model matrix: every registered model's own small configs (its entry's examples,
+# so a plug-in is covered too), then variants that exercise more of each model.
 CONFIGS = {
-    "lsam": LSAMConfig(vocab_size=9, d_model=16, n_heads=4),
+    **{label: config for entry in models.entries() for label, config in entry.example_configs().items()},
     "lsam-uni": LSAMConfig(vocab_size=9, d_model=12, n_heads=3, bidirectional=False, decoder=False),
-    "namtm": NAMTMConfig(vocab_size=9, d_model=16, n_tapes=2, tape_length=6),
     "namtm-variant": NAMTMConfig(
         vocab_size=9,
         d_model=12,
@@ -43,19 +44,16 @@ CONFIGS = {
         normalize_heads=False,
         n_layers=1,
     ),
-    "nam-transformer": NAMTransformerConfig(vocab_size=9, d_model=16, n_heads=2),
     "nam-causal": NAMTransformerConfig(
         vocab_size=9, d_model=16, n_heads=2, causal=True, positions="learned", max_length=16
     ),
     "nam-classifier": NAMTransformerConfig(vocab_size=9, d_model=16, cls=True, n_classes=3),
-    "transformer": TransformerBaselineConfig(vocab_size=9, d_model=16, n_heads=2),
     "transformer-pool": TransformerBaselineConfig(
         vocab_size=9, d_model=16, n_classes=4, positions="sinusoidal"
     ),
-    "lstm": LSTMBaselineConfig(vocab_size=9, d_model=8),
     "lstm-noatt": LSTMBaselineConfig(vocab_size=9, d_model=8, attention=False, n_outputs=5),
-    "ham": HAMConfig(vocab_size=9, d_model=8, memory_size=8),
-    "ham-soft": HAMConfig(vocab_size=9, d_model=8, d_node=6, access="soft"),
+    "ham-8-leaves": HAMConfig(vocab_size=9, d_model=8, memory_size=8),
+    "ham-soft-d6": HAMConfig(vocab_size=9, d_model=8, d_node=6, access="soft"),
     "ham-alone": HAMConfig(vocab_size=9, d_model=8, controller="none", memory="empty"),
 }
 
@@ -76,7 +74,7 @@ def expected_shape(config, length: int) -> tuple[int, ...]:
 
 
 # ----------------------------------------------------------------------------- API
-def test_every_backend_package_exports_the_same_names():
+def test_every_backend_package_has_a_class_per_registered_model():
     import namcore.models.cupy as mc
     import namcore.models.numpy as mn
 
@@ -86,19 +84,18 @@ def test_every_backend_package_exports_the_same_names():
             packages.append(__import__(f"namcore.models.{name}", fromlist=["_"]))
         except ImportError:
             pass
+    class_names = {entry.class_name for entry in models.entries()}
+    assert {"LSAM", "NAMTM", "NAMTransformer", "LSTMBaseline", "TransformerBaseline", "HAM"} <= (
+        class_names
+    )
     for package in packages:
-        for name in models.MODEL_NAMES:
+        for name in class_names:
             cls = getattr(package, name)
             assert cls.__name__ == name and cls.__module__ == package.__name__
-        assert set(models.MODEL_NAMES) <= set(package.__all__)
-    assert models.MODEL_NAMES == (
-        "LSAM",
-        "NAMTM",
-        "NAMTransformer",
-        "LSTMBaseline",
-        "TransformerBaseline",
-        "HAM",
-    )
+            assert getattr(package, name) is cls  # built once
+        assert class_names <= set(package.__all__) and class_names <= set(dir(package))
+        with pytest.raises(AttributeError, match="no attribute 'Missing'"):
+            package.Missing  # noqa: B018
 
 
 def test_numpy_models_import_no_framework():
@@ -141,7 +138,7 @@ def test_padding_does_not_leak(name):
     )
 
 
-@pytest.mark.parametrize("name", ["lsam", "namtm", "nam-causal", "lstm", "ham"])
+@pytest.mark.parametrize("name", ["lsam", "namtm", "nam-causal", "lstm", "ham-8-leaves"])
 def test_a_batch_equals_its_rows_run_alone(name):
     config = CONFIGS[name]
     params = init_numpy(config, seed=3, dtype=np.float64)
@@ -450,7 +447,7 @@ def test_tape_length_is_a_runtime_argument():
     params = init_numpy(config, seed=4, dtype=np.float64)
     tokens, mask = batch(length=9)
     outputs = [forward(params, tokens, mask, config=config, tape_length=n) for n in (1, 4, 64)]
-    assert all(o.shape == (3, 9, 9) and np.isfinite(o).all() for o in outputs)
+    assert all(o.shape == (3, 9, config.output_size) and np.isfinite(o).all() for o in outputs)
     assert not np.allclose(outputs[1], outputs[2])
     default = forward(params, tokens, mask, config=config)
     np.testing.assert_array_equal(

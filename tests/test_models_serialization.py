@@ -63,7 +63,7 @@ CASES = [
         "NAMTM",
     ),
     Case(
-        "nam_transformer",
+        "nam-transformer",
         models.NAMTransformerConfig(
             vocab_size=8,
             d_model=16,
@@ -76,12 +76,12 @@ CASES = [
         "NAMTransformer",
     ),
     Case(
-        "nam_transformer-causal",
+        "nam-transformer-causal",
         models.NAMTransformerConfig(vocab_size=8, d_model=8, n_heads=2, n_layers=2, causal=True),
         "NAMTransformer",
     ),
     Case(
-        "nam_transformer-cls",
+        "nam-transformer-cls",
         models.NAMTransformerConfig(
             vocab_size=7, d_model=8, n_heads=2, n_layers=1, cls=True, n_classes=3
         ),
@@ -314,9 +314,9 @@ def test_torch_state_dict_round_trip(tmp_path: Path, case: Case) -> None:
 
 # Recurrent models are cheap to train in torch; in JAX, jitting their gradient through
 # lax.scan costs seconds, so JAX trains the (scan-free) non-causal NAM Transformers.
-TORCH_TRAIN_CASES = [pytest.param(_BY_ID[i], id=i) for i in ("namtm", "nam_transformer-causal")]
+TORCH_TRAIN_CASES = [pytest.param(_BY_ID[i], id=i) for i in ("namtm", "nam-transformer-causal")]
 JAX_TRAIN_CASES = [
-    pytest.param(_BY_ID[i], id=i) for i in ("nam_transformer", "nam_transformer-cls")
+    pytest.param(_BY_ID[i], id=i) for i in ("nam-transformer", "nam-transformer-cls")
 ]
 _STEPS, _LR = 3, 0.05
 
@@ -654,7 +654,7 @@ def test_failed_save_leaves_destination_untouched(
 def test_loading_never_unpickles(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dest: str
 ) -> None:
-    case = _BY_ID["nam_transformer"]
+    case = _BY_ID["nam-transformer"]
     weights = _weights(case.config)
     path = tmp_path / "model.safetensors"
     models.save(path, weights, case.config)

@@ -1,19 +1,16 @@
-"""The models for CuPy inference: ``LSAM``, ``NAMTM``, ``NAMTransformer``, ``HAM``,
-baselines.
+"""The models for CuPy inference, one class per registered model (``LSAM``, ``NAMTM``, ...).
 
 Each class holds its parameters as CuPy arrays (see
 :class:`namcore.models._inference.ArrayModel`) and is called on integer token
-arrays. Importing this package never imports torch or jax.
-
+arrays. The classes are made on first use from the model registry. Importing this
+package never imports torch or jax.
 """
 
 from __future__ import annotations
 
-from .._inference import model_classes
-from .._registry import MODEL_NAMES
+from .._classes import lazy_classes
+from .._inference import model_class
 
-LSAM, NAMTM, NAMTransformer, LSTMBaseline, TransformerBaseline, HAM = model_classes(
-    "cupy", __name__, "CuPy"
+__getattr__, __dir__ = lazy_classes(
+    globals(), lambda entry: model_class(entry, "cupy", __name__, "CuPy")
 )
-
-__all__ = list(MODEL_NAMES)

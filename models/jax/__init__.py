@@ -27,13 +27,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from .. import _registry
-from .._inference import check_config
+from .._classes import check_config, class_doc, config_ref, lazy_classes
 from ..config import ModelConfig
+from ..entry import ModelEntry
 from ..params import check_params, init_numpy, parameter_count
+from ..registry import entry_for
 from ..serialization import load, save
-
-__all__ = [*_registry.MODEL_NAMES, "apply", "init"]
 
 
 def init(
@@ -45,7 +44,7 @@ def init(
     there, like the outputs of a jitted update step, so that the first and later
     steps of a training loop share one compilation.
     """
-    _registry.entry(config)
+    entry_for(config)
     device = jax.devices()[0] if device is None else device
     return {
         name: jax.device_put(jnp.asarray(value, dtype=dtype), device)
@@ -57,7 +56,7 @@ def apply(
     params: dict[str, Any], tokens: Any, mask: Any = None, *, config: ModelConfig, **options: Any
 ) -> Any:
     """Logits of the model ``config`` describes; see :func:`namcore.models.forward`."""
-    return _registry.entry(config).forward(params, tokens, mask, config=config, **options)
+    return entry_for(config).forward(params, tokens, mask, config=config, **options)
 
 
 class JAXModel:
@@ -69,7 +68,7 @@ class JAXModel:
         The model's config (its class must match the model).
     """
 
-    _model_name = ""
+    _entry: ModelEntry
 
     def __init__(self, config: ModelConfig) -> None:
         check_config(type(self), config)
@@ -108,19 +107,16 @@ class JAXModel:
         return f"{type(self).__name__}({self.config})"
 
 
-def _model_class(name: str) -> type[JAXModel]:
-    config = _registry.by_name(name).config
-    doc = (
-        f"{name} for JAX, bound to a :class:`~namcore.models.{config.__name__}`.\n\n"
-        + (JAXModel.__doc__ or "").split("\n", 2)[-1]
-    )
-    return type(
-        name,
-        (JAXModel,),
-        {"_model_name": name, "__module__": __name__, "__doc__": doc, "__qualname__": name},
-    )
+def _model_class(entry: ModelEntry) -> type[JAXModel]:
+    name = entry.class_name
+    summary = f"{name} for JAX, bound to a {config_ref(entry)}."
+    attrs = {
+        "_entry": entry,
+        "__module__": __name__,
+        "__doc__": class_doc(summary, JAXModel),
+        "__qualname__": name,
+    }
+    return type(name, (JAXModel,), attrs)
 
 
-LSAM, NAMTM, NAMTransformer, LSTMBaseline, TransformerBaseline, HAM = (
-    _model_class(name) for name in _registry.MODEL_NAMES
-)
+__getattr__, __dir__ = lazy_classes(globals(), _model_class, ("apply", "init"))

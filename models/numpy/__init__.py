@@ -1,9 +1,9 @@
-"""The models for NumPy inference: ``LSAM``, ``NAMTM``, ``NAMTransformer``, ``HAM``,
-baselines.
+"""The models for NumPy inference, one class per registered model (``LSAM``, ``NAMTM``, ...).
 
 Each class holds its parameters as NumPy arrays (see
 :class:`namcore.models._inference.ArrayModel`) and is called on integer token
-arrays. Importing this package never imports torch or jax.
+arrays. The classes are made on first use from the model registry, so a plug-in's
+model is here too. Importing this package never imports torch or jax.
 
 Examples
 --------
@@ -17,11 +17,9 @@ Examples
 
 from __future__ import annotations
 
-from .._inference import model_classes
-from .._registry import MODEL_NAMES
+from .._classes import lazy_classes
+from .._inference import model_class
 
-LSAM, NAMTM, NAMTransformer, LSTMBaseline, TransformerBaseline, HAM = model_classes(
-    "numpy", __name__, "NumPy"
+__getattr__, __dir__ = lazy_classes(
+    globals(), lambda entry: model_class(entry, "numpy", __name__, "NumPy")
 )
-
-__all__ = list(MODEL_NAMES)

@@ -1,5 +1,4 @@
-"""The models as PyTorch modules: ``LSAM``, ``NAMTM``, ``NAMTransformer``, ``HAM``,
-baselines.
+"""The models as PyTorch modules, one class per registered model (``LSAM``, ``NAMTM``, ...).
 
 Each class is an ``nn.Module`` whose ``state_dict`` keys are the shared parameter
 names, so ``model.state_dict()`` can be saved with :func:`namcore.models.save` and
@@ -28,13 +27,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import _registry
-from .._inference import check_config
+from .._classes import check_config, class_doc, config_ref, lazy_classes
 from ..config import ModelConfig
+from ..entry import ModelEntry
 from ..params import check_params, init_numpy
+from ..registry import entry_for
 from ..serialization import load, save
-
-__all__ = list(_registry.MODEL_NAMES)
 
 
 class _Group(torch.nn.Module):
@@ -68,7 +66,7 @@ class TorchModel(torch.nn.Module):
         Parameter device. Default: the CPU.
     """
 
-    _model_name = ""
+    _entry: ModelEntry
 
     def __init__(
         self,
@@ -108,9 +106,7 @@ class TorchModel(torch.nn.Module):
     ) -> Any:
         """Logits for integer ``tokens`` (B, L); see :func:`namcore.models.forward`."""
         params = dict(self.named_parameters())
-        return _registry.entry(self.config).forward(
-            params, tokens, mask, config=self.config, **options
-        )
+        return entry_for(self.config).forward(params, tokens, mask, config=self.config, **options)
 
     def params(self) -> dict[str, torch.Tensor]:
         """Name → parameter, the mapping every backend understands."""
@@ -138,20 +134,16 @@ class TorchModel(torch.nn.Module):
         return repr(self.config)
 
 
-def _model_class(name: str) -> type[TorchModel]:
-    config = _registry.by_name(name).config
-    doc = (
-        f"{name} as a PyTorch module, built from a "
-        f":class:`~namcore.models.{config.__name__}`.\n\n"
-        + (TorchModel.__doc__ or "").split("\n", 2)[-1]
-    )
-    return type(
-        name,
-        (TorchModel,),
-        {"_model_name": name, "__module__": __name__, "__doc__": doc, "__qualname__": name},
-    )
+def _model_class(entry: ModelEntry) -> type[TorchModel]:
+    name = entry.class_name
+    summary = f"{name} as a PyTorch module, built from a {config_ref(entry)}."
+    attrs = {
+        "_entry": entry,
+        "__module__": __name__,
+        "__doc__": class_doc(summary, TorchModel),
+        "__qualname__": name,
+    }
+    return type(name, (TorchModel,), attrs)
 
 
-LSAM, NAMTM, NAMTransformer, LSTMBaseline, TransformerBaseline, HAM = (
-    _model_class(name) for name in _registry.MODEL_NAMES
-)
+__getattr__, __dir__ = lazy_classes(globals(), _model_class)

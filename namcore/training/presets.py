@@ -21,32 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from namcore import tasks
-from namcore.models import (
-    HAMConfig,
-    LSAMConfig,
-    LSTMBaselineConfig,
-    ModelConfig,
-    NAMTMConfig,
-    NAMTransformerConfig,
-    TransformerBaselineConfig,
-)
+from namcore.models import ModelConfig, get_entry
 
-__all__ = ["MODELS", "PRESETS", "STRUCTURE_TASKS", "Preset", "get_preset", "model_config"]
-
-#: Model names the trainer and the CLI accept.
-MODELS: tuple[str, ...] = (
-    "lsam",
-    "namtm",
-    "namtm-nojump",
-    "lstm",
-    "transformer",
-    "nam-transformer",
-    "ham",
-    "ham-soft",
-)
-
-#: Tasks where HAM works alone: no controller, the memory starts empty.
-STRUCTURE_TASKS: tuple[str, ...] = ("stack", "queue", "priority-queue")
+__all__ = ["PRESETS", "Preset", "get_preset", "model_config"]
 
 
 @dataclass(frozen=True)
@@ -186,10 +163,14 @@ def get_preset(name: str) -> Preset:
 def model_config(model: str, task: str, preset: str | Preset) -> ModelConfig:
     """The config of model ``model`` for task ``task`` at the sizes of ``preset``.
 
+    The model's registry entry decides (:meth:`~namcore.models.ModelEntry.config_for`):
+    by default a model gets ``vocab_size`` from the task and ``d_model`` from the
+    preset.
+
     Parameters
     ----------
     model : str
-        One of :data:`MODELS`.
+        A registered model name (:func:`namcore.models.names`).
     task : str
         A task name of :mod:`namcore.tasks`; fixes ``vocab_size``.
     preset : str or Preset
@@ -199,36 +180,4 @@ def model_config(model: str, task: str, preset: str | Preset) -> ModelConfig:
     ModelConfig
     """
     p = get_preset(preset) if isinstance(preset, str) else preset
-    vocab = tasks.get(task).vocab_size
-    if model in ("namtm", "namtm-nojump"):
-        return NAMTMConfig(
-            vocab_size=vocab,
-            d_model=p.d_model,
-            n_tapes=p.n_tapes,
-            tape_length=p.tape_length,
-            n_layers=2,
-            jump=model == "namtm",
-            action_bias=1.0,
-        )
-    if model == "lsam":
-        return LSAMConfig(vocab_size=vocab, d_model=p.d_model, n_heads=p.n_heads)
-    if model == "lstm":
-        return LSTMBaselineConfig(vocab_size=vocab, d_model=p.d_model)
-    if model == "transformer":
-        return TransformerBaselineConfig(
-            vocab_size=vocab, d_model=p.d_model, n_heads=p.n_heads, n_layers=p.n_layers
-        )
-    if model == "nam-transformer":
-        return NAMTransformerConfig(
-            vocab_size=vocab, d_model=p.d_model, n_heads=p.n_heads, n_layers=p.n_layers
-        )
-    if model in ("ham", "ham-soft"):
-        alone = task in STRUCTURE_TASKS
-        return HAMConfig(
-            vocab_size=vocab,
-            d_model=p.d_model,
-            access="soft" if model == "ham-soft" else "hard",
-            controller="none" if alone else "lstm",
-            memory="empty" if alone else "inputs",
-        )
-    raise ValueError(f"unknown model {model!r}; choose from {', '.join(MODELS)}")
+    return get_entry(model).config_for(tasks.get(task), p)

@@ -19,27 +19,27 @@ from namcore._io import atomic_write
 from .paper import TABLE2
 
 __all__ = [
-    "MODEL_LABELS",
     "SPLIT_LABELS",
     "by_length",
     "console_table",
     "markdown",
+    "model_label",
     "one_line",
     "plot",
     "write_all",
 ]
 
-#: How the report names each model (the paper's names where it has them).
-MODEL_LABELS: dict[str, str] = {
-    "transformer": "Transformer",
-    "lstm": "LSTM",
-    "lsam": "LSAM",
-    "namtm": "NAM-TM",
-    "namtm-nojump": "No Jmp",
-    "nam-transformer": "NAM Transformer",
-    "ham": "HAM",
-    "ham-soft": "DHAM",
-}
+
+def model_label(model: str) -> str:
+    """How the report names model ``model``: its entry's label (the paper's name)."""
+    from namcore.models import get_entry
+
+    try:
+        return get_entry(model).label
+    except ValueError:  # a run of a plug-in that is no longer installed
+        return model
+
+
 #: How the report names each split.
 SPLIT_LABELS: dict[str, str] = {
     "train": "Train",
@@ -118,7 +118,7 @@ def markdown(summary: dict[str, Any]) -> str:
         "and train for 100–150 epochs on a GPU.",
         "",
     ]
-    header = "| Task | Split | " + " | ".join(MODEL_LABELS.get(m, m) for m in models) + " |"
+    header = "| Task | Split | " + " | ".join(model_label(m) for m in models) + " |"
     lines += [header, "|---|---|" + "---|" * len(models)]
     for task in task_names:
         for split in _scored_splits(task):
@@ -136,7 +136,7 @@ def markdown(summary: dict[str, Any]) -> str:
         "",
         "Parameters, training time and best step per run:",
         "",
-        "| Task | " + " | ".join(MODEL_LABELS.get(m, m) for m in models) + " |",
+        "| Task | " + " | ".join(model_label(m) for m in models) + " |",
         "|---|" + "---|" * len(models),
     ]
     for task in task_names:
@@ -165,7 +165,7 @@ def console_table(summary: dict[str, Any]) -> str:
     ]
     names = [f"{t} {SPLIT_LABELS.get(s, s)}" for t, s in columns]
     widths = [max(len(n), 6) for n in names]
-    first = max([len(MODEL_LABELS.get(m, m)) for m in models] + [5])
+    first = max([len(model_label(m)) for m in models] + [5])
     lines = [
         "sequence accuracy (%)",
         f"{'model':<{first}}  "
@@ -177,7 +177,7 @@ def console_table(summary: dict[str, Any]) -> str:
             entry = runs.get((task, model))
             value = entry["splits"].get(split, {}).get("accuracy") if entry else None
             cells.append(f"{_percent(value):>{w}}")
-        lines.append(f"{MODEL_LABELS.get(model, model):<{first}}  " + "  ".join(cells))
+        lines.append(f"{model_label(model):<{first}}  " + "  ".join(cells))
     return "\n".join(lines)
 
 
@@ -213,7 +213,7 @@ def plot(summary: dict[str, Any], path: str | Path) -> None:
                 list(points),
                 [100 * v for v in points.values()],
                 marker=".",
-                label=MODEL_LABELS.get(entry["model"], entry["model"]),
+                label=model_label(entry["model"]),
             )
         ax.set_title(task)
         ax.set_xlabel(tasks.get(task).length_name.replace("_", " "))

@@ -24,6 +24,9 @@ head) learns from it along the sampled path.
 
 The framework's stop-gradient is passed in (``torch.Tensor.detach``,
 ``jax.lax.stop_gradient``), so this one function serves both training engines.
+:data:`REINFORCE` is the :class:`~namcore.models.LossHook` the HAM entries declare:
+the engines draw the path uniforms of each step with :func:`path_uniforms`, run the
+forward with ``return_policy=True`` and add :func:`reinforce_loss`.
 """
 
 from __future__ import annotations
@@ -34,10 +37,19 @@ from typing import Any
 import numpy as np
 
 from namcore import _compat
-from namcore.models import HAMConfig
-from namcore.models.ham import tree_size
 
-__all__ = ["BASELINE_WEIGHT", "path_uniforms", "reinforce_loss", "reward_to_go", "sampled_access"]
+from .config import HAMConfig
+from .entry import LossHook
+from .ham import tree_size
+
+__all__ = [
+    "BASELINE_WEIGHT",
+    "REINFORCE",
+    "path_uniforms",
+    "reinforce_loss",
+    "reward_to_go",
+    "sampled_access",
+]
 
 #: Weight of the baseline's squared error in the loss.
 BASELINE_WEIGHT = 0.5
@@ -132,3 +144,39 @@ def path_uniforms(config: Any, seed: int, step: int, shape: tuple[int, int]) -> 
     levels = tree_size(config, shape[1]).bit_length() - 1
     rng = np.random.default_rng([seed, step, 0x4A4D])
     return rng.random((*shape, levels), dtype=np.float32)
+
+
+def _draw(config: Any, seed: int, step: int, shape: tuple[int, int]) -> dict[str, Any]:
+    return {"uniform": path_uniforms(config, seed, step, shape)}
+
+
+def _hook_loss(
+    params: Mapping[str, Any],
+    aux: Any,
+    target_logp: Any,
+    mask: Any,
+    loss_mask: Any,
+    *,
+    stop_gradient: Callable[[Any], Any],
+    preset: Any,
+) -> Any:
+    loss, _ = reinforce_loss(
+        params,
+        aux,
+        target_logp,
+        mask,
+        loss_mask,
+        stop_gradient=stop_gradient,
+        entropy_bonus=preset.entropy_bonus,
+    )
+    return loss
+
+
+#: The REINFORCE loss hook of hard-access HAM (the ``ham`` and ``ham-soft`` entries;
+#: it applies to ``access="hard"`` only).
+REINFORCE = LossHook(
+    applies=sampled_access,
+    draw=_draw,
+    options={"return_policy": True},
+    loss=_hook_loss,
+)
