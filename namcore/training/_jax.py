@@ -1,4 +1,4 @@
-"""The JAX training engine: optax Adam with clipping and a step learning-rate schedule."""
+"""The JAX training engine: optax Adam with clipping, at the learning rate it is given."""
 
 from __future__ import annotations
 
@@ -12,12 +12,15 @@ import optax
 from namcore.models import ModelConfig
 from namcore.models import jax as models_jax
 
+from .engine import active_hook
 from .presets import Preset
-from .reinforce import path_uniforms, reinforce_loss, sampled_access
 
 __all__ = ["JAXEngine"]
 
 _BUCKET = 8  # pad batches to a multiple of this width: fewer shapes, fewer compilations
+# The optimiser state of runs written while the schedule lived in the optax chain: its
+# own step count (always Adam's), dropped when such a run is resumed.
+_LEGACY_SCHEDULE_COUNT = "[3].count"
 
 
 def _pad(a: np.ndarray, width: int) -> np.ndarray:
@@ -37,31 +40,44 @@ def _inputs(*arrays: np.ndarray) -> list[Any]:
 class JAXEngine:
     """Parameters, optax state and a jitted training step (float32).
 
+    Implements :class:`~namcore.training.engine.Engine`.
+
     Parameters
     ----------
     config : ModelConfig
         The model to train.
     preset : Preset
-        Optimiser settings; the learning-rate schedule lives in the optax state count.
+        Optimiser settings (weight decay, clipping, the hook's settings); the
+        learning rate of each step is passed to :meth:`train_step`, a traced argument
+        of the jitted step (one compilation for every rate).
     seed : int
         Seed of the parameter initialisation.
+
+    Examples
+    --------
+    >>> from namcore.training import get_preset, model_config
+    >>> from namcore.training.data import train_batch
+    >>> preset = get_preset("smoke")
+    >>> engine = JAXEngine(model_config("lstm", "reduce", preset), preset, seed=0)
+    >>> batch = train_batch("reduce", preset, seed=0, step=0)
+    >>> loss, accuracy = engine.train_step(
+    ...     batch.inputs, batch.targets, batch.mask, batch.loss_mask, preset.lr_at(0), 0
+    ... )
+    >>> engine.predict(batch.inputs, batch.mask).shape == batch.inputs.shape
+    True
     """
 
     framework = "jax"
 
     def __init__(self, config: ModelConfig, preset: Preset, seed: int) -> None:
         self.config, self.seed, self.preset = config, seed, preset
-        self.sampled = sampled_access(config)
+        self.hook = active_hook(config)
         self.params_ = models_jax.init(config, seed)
-
-        def schedule(count: Any) -> Any:
-            return preset.lr * preset.lr_decay ** (count // preset.decay_every)
-
+        # Adam's direction; train_step scales it by -lr.
         self.tx = optax.chain(
             optax.clip_by_global_norm(preset.clip),
             optax.add_decayed_weights(preset.weight_decay),
             optax.scale_by_adam(),
-            optax.scale_by_learning_rate(schedule),
         )
         # Committed like the parameters, so that a fresh run and a resumed one (whose
         # state comes from disk) call the same compiled step.
@@ -70,35 +86,43 @@ class JAXEngine:
         self._predict = jax.jit(self._predict_fn)
 
     def _step_fn(
-        self, params: Any, opt_state: Any, x: Any, y: Any, m: Any, lm: Any, u: Any = None
+        self,
+        params: Any,
+        opt_state: Any,
+        x: Any,
+        y: Any,
+        m: Any,
+        lm: Any,
+        lr: Any,
+        drawn: dict[str, Any],
     ) -> Any:
+        hook = self.hook
+
         def loss_fn(p: Any) -> Any:
-            if u is None:
+            if hook is None:
                 logits = models_jax.apply(p, x, m, config=self.config)
             else:
-                logits, policy = models_jax.apply(
-                    p, x, m, config=self.config, uniform=u, return_policy=True
-                )
+                logits, aux = models_jax.apply(p, x, m, config=self.config, **drawn, **hook.options)
             logp = jax.nn.log_softmax(logits.astype(jnp.float32))
             target_logp = jnp.take_along_axis(logp, y[..., None], axis=-1)[..., 0]
             weight = lm.astype(jnp.float32)
             loss = -jnp.sum(target_logp * weight) / jnp.maximum(jnp.sum(weight), 1.0)
             total = loss
-            if u is not None:
-                extra, _ = reinforce_loss(
+            if hook is not None:
+                total = loss + hook.loss(
                     p,
-                    policy,
+                    aux,
                     target_logp,
                     m,
                     lm,
                     stop_gradient=jax.lax.stop_gradient,
-                    entropy_bonus=self.preset.entropy_bonus,
+                    preset=self.preset,
                 )
-                total = loss + extra
             return total, (loss, logits)
 
         (_, (loss, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-        updates, opt_state = self.tx.update(grads, opt_state, params)
+        direction, opt_state = self.tx.update(grads, opt_state, params)
+        updates = jax.tree.map(lambda d: -lr * d, direction)
         params = optax.apply_updates(params, updates)
         correct = jnp.all((jnp.argmax(logits, -1) == y) | ~lm, axis=1)
         return params, opt_state, loss, jnp.mean(correct.astype(jnp.float32))
@@ -115,18 +139,22 @@ class JAXEngine:
         lr: float,
         step: int = 0,
     ) -> tuple[float, float]:
-        """One step; ``lr`` is ignored (the schedule is in the optax state).
+        """One Adam step at learning rate ``lr``; returns (cross-entropy, sequence accuracy).
 
-        A hard-access HAM samples its paths with the uniforms of ``step`` (drawn for
-        the bucketed width) and adds the REINFORCE loss.
+        A model whose entry declares an active loss hook (hard-access HAM's REINFORCE)
+        runs with the arrays the hook draws for ``step`` (for the bucketed width) and
+        adds the hook's loss.
         """
-        del lr
         x, y, m, lm = _inputs(inputs, targets, mask, loss_mask)
-        extra = ()
-        if self.sampled:
-            extra = (jnp.asarray(path_uniforms(self.config, self.seed, step, x.shape)),)
+        drawn: dict[str, Any] = {}
+        if self.hook is not None:
+            shape = (int(x.shape[0]), int(x.shape[1]))
+            drawn = {
+                name: jnp.asarray(value)
+                for name, value in self.hook.draw(self.config, self.seed, step, shape).items()
+            }
         self.params_, self.opt_state, loss, acc = self._step(
-            self.params_, self.opt_state, x, y, m, lm, *extra
+            self.params_, self.opt_state, x, y, m, lm, jnp.float32(lr), drawn
         )
         return float(loss), float(acc)
 
@@ -150,8 +178,14 @@ class JAXEngine:
         return {name: np.array(leaf) for name, leaf in zip(names, leaves, strict=True)}
 
     def load(self, params: dict[str, np.ndarray], optimizer: dict[str, np.ndarray]) -> None:
-        """Restore parameters and the optax state written by :meth:`optimizer_arrays`."""
+        """Restore parameters and the optax state written by :meth:`optimizer_arrays`.
+
+        A state written while the schedule was part of the optax chain (before the
+        learning rate became an argument of the step) loads too: its extra step count
+        is dropped.
+        """
         device = jax.devices()[0]
+        optimizer = {k: v for k, v in optimizer.items() if k != _LEGACY_SCHEDULE_COUNT}
         self.params_ = {
             name: jax.device_put(jnp.asarray(params[name], dtype=value.dtype), device)
             for name, value in self.params_.items()

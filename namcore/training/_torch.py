@@ -1,4 +1,4 @@
-"""The PyTorch training engine: Adam with clipping and a step learning-rate schedule."""
+"""The PyTorch training engine: Adam with clipping, at the learning rate it is given."""
 
 from __future__ import annotations
 
@@ -7,12 +7,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from namcore.models import ModelConfig
+from namcore.models import ModelConfig, entry_for
 from namcore.models import torch as models_torch
-from namcore.models._registry import entry
 
+from .engine import active_hook
 from .presets import Preset
-from .reinforce import path_uniforms, reinforce_loss, sampled_access
 
 __all__ = ["TorchEngine"]
 
@@ -20,24 +19,40 @@ __all__ = ["TorchEngine"]
 class TorchEngine:
     """Model, optimiser and one training step in PyTorch (float32, CPU or CUDA).
 
+    Implements :class:`~namcore.training.engine.Engine`.
+
     Parameters
     ----------
     config : ModelConfig
         The model to train.
     preset : Preset
-        Optimiser settings.
+        Optimiser settings (weight decay, clipping, the hook's settings); the
+        learning rate of each step is passed to :meth:`train_step`.
     seed : int
         Seed of the parameter initialisation.
+
+    Examples
+    --------
+    >>> from namcore.training import get_preset, model_config
+    >>> from namcore.training.data import train_batch
+    >>> preset = get_preset("smoke")
+    >>> engine = TorchEngine(model_config("lstm", "reduce", preset), preset, seed=0)
+    >>> batch = train_batch("reduce", preset, seed=0, step=0)
+    >>> loss, accuracy = engine.train_step(
+    ...     batch.inputs, batch.targets, batch.mask, batch.loss_mask, preset.lr_at(0), 0
+    ... )
+    >>> engine.predict(batch.inputs, batch.mask).shape == batch.inputs.shape
+    True
     """
 
     framework = "torch"
 
     def __init__(self, config: ModelConfig, preset: Preset, seed: int) -> None:
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        cls = getattr(models_torch, entry(config).name)
+        cls = getattr(models_torch, entry_for(config).class_name)
         self.model = cls(config, seed=seed, device=self.device)
         self.preset, self.seed, self.config = preset, seed, config
-        self.sampled = sampled_access(config)
+        self.hook = active_hook(config)
         self.names = [name for name, _ in self.model.named_parameters()]
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=preset.lr, weight_decay=preset.weight_decay
@@ -57,28 +72,28 @@ class TorchEngine:
     ) -> tuple[float, float]:
         """One Adam step at learning rate ``lr``; returns (cross-entropy, sequence accuracy).
 
-        A hard-access HAM samples its paths with the uniforms of ``step`` and adds the
-        REINFORCE loss (:mod:`namcore.training.reinforce`).
+        A model whose entry declares an active loss hook (hard-access HAM's REINFORCE)
+        runs with the arrays the hook draws for ``step`` and adds the hook's loss.
         """
         x, y, m, lm = (self._tensor(a) for a in (inputs, targets, mask, loss_mask))
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.model.train()
-        if self.sampled:
-            u = self._tensor(path_uniforms(self.config, self.seed, step, inputs.shape))
-            logits, policy = self.model(x, m, uniform=u, return_policy=True)
+        if self.hook is not None:
+            drawn = self.hook.draw(self.config, self.seed, step, inputs.shape)
+            extra = {name: self._tensor(value) for name, value in drawn.items()}
+            logits, aux = self.model(x, m, **extra, **self.hook.options)
             logp = torch.log_softmax(logits.float(), -1).gather(-1, y[..., None])[..., 0]
-            loss = -logp[lm].mean()  # the cross-entropy, from the log-probs REINFORCE needs
-            extra, _ = reinforce_loss(
+            loss = -logp[lm].mean()  # the cross-entropy, from the log-probs the hook needs
+            total = loss + self.hook.loss(
                 self.model.params(),
-                policy,
+                aux,
                 logp,
                 m,
                 lm,
                 stop_gradient=torch.Tensor.detach,
-                entropy_bonus=self.preset.entropy_bonus,
+                preset=self.preset,
             )
-            total = loss + extra
         else:
             logits = self.model(x, m)
             loss = total = torch.nn.functional.cross_entropy(logits[lm].float(), y[lm])
