@@ -22,10 +22,9 @@ import numpy as np
 from namcore import tasks
 
 from .data import split_task
+from .scoring import Counts, length_counts, merge_counts
 
 __all__ = ["chunk_seed", "score_chunk", "score_splits"]
-
-Counts = dict[int, tuple[int, int]]
 
 
 def chunk_seed(task: str, split: str, index: int) -> int:
@@ -45,27 +44,7 @@ def score_chunk(
     low, high = tasks.splits(task)[split]
     batch = split_task(task, split).generate(count, low, high, seed=chunk_seed(task, split, index))
     predictions = np.argmax(forward(params, batch.inputs, batch.mask, config=config), axis=-1)
-    correct = tasks.sequence_correct(predictions, batch)
-    return {
-        int(n): (int(correct[batch.lengths == n].sum()), int((batch.lengths == n).sum()))
-        for n in np.unique(batch.lengths)
-    }
-
-
-def _merge(parts: list[Counts]) -> dict[str, Any]:
-    totals: dict[int, list[int]] = {}
-    for part in parts:
-        for length, (right, total) in part.items():
-            entry = totals.setdefault(length, [0, 0])
-            entry[0] += right
-            entry[1] += total
-    right = sum(r for r, _ in totals.values())
-    total = sum(t for _, t in totals.values())
-    return {
-        "accuracy": right / total if total else 0.0,
-        "samples": total,
-        "by_length": {str(n): totals[n][0] / totals[n][1] for n in sorted(totals)},
-    }
+    return length_counts(predictions, batch)
 
 
 def score_splits(
@@ -108,7 +87,7 @@ def score_splits(
             )
     parts = _compute([job for _, job in jobs], scheduler, progress)
     return {
-        split: _merge([p for (name, _), p in zip(jobs, parts, strict=True) if name == split])
+        split: merge_counts([p for (name, _), p in zip(jobs, parts, strict=True) if name == split])
         for split in splits
     }
 
