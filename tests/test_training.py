@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from namcore.cli import main
-from namcore.models import NAMTMConfig, load
-from namcore.training import MODELS, get_preset, model_config, train
+from namcore.models import NAMTMConfig, load, names
+from namcore.training import get_preset, model_config, train
 
 # The Transformer baseline compiles and runs fastest; the loop is the same for every model.
 MODEL = "transformer"
@@ -33,7 +33,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 def test_presets_and_model_configs():
     assert get_preset("quick").lr == 3e-3 and get_preset("quick").steps == 1500
     assert get_preset("paper").lr_at(200) == pytest.approx(1e-4 * 0.98)
-    for name in MODELS:
+    for name in names():
         cfg = model_config(name, "reduce", "smoke")
         assert cfg.vocab_size == 14 and cfg.d_model == 16
     nojump = model_config("namtm-nojump", "add", "quick")

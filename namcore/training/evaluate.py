@@ -6,8 +6,9 @@ checked on any machine.
 
 from __future__ import annotations
 
+import importlib.util
 import json
-from pathlib import Path
+import os
 from typing import Any
 
 import numpy as np
@@ -17,14 +18,39 @@ from namcore._io import atomic_write
 from namcore.models import forward, load
 
 from .data import eval_sets
-from .trainer import TrainingError, require_backend
+from .engine import require_backend
+from .errors import TrainingError
+from .run_folder import RunFolder
+from .scoring import Predict, score_sets
 
-__all__ = ["evaluate", "format_table"]
-
-_CHUNK = 256
+__all__ = ["DASK_CHUNK", "eval_backends", "evaluate", "format_table", "predictor"]
 
 
-def _predictor(backend: str, params: dict[str, Any], config: Any) -> Any:
+def eval_backends() -> tuple[str, ...]:
+    """Backends that score a run, in the order of :data:`namcore.backends.NAMES`.
+
+    Those with a model package in :mod:`namcore.models` (``numpy``, ``torch``,
+    ``jax``, ``cupy``), and ``dask``, which runs the NumPy models chunk by chunk
+    (:mod:`~namcore.training.dask_eval`).
+
+    Examples
+    --------
+    >>> from namcore.training.evaluate import eval_backends
+    >>> eval_backends()
+    ('numpy', 'torch', 'jax', 'cupy', 'dask')
+    """
+    return tuple(
+        name
+        for name in backends.NAMES
+        if name == "dask" or importlib.util.find_spec(f"namcore.models.{name}") is not None
+    )
+
+
+def predictor(backend: str, params: dict[str, Any], config: Any) -> Predict:
+    """``predict(inputs, mask) -> token ids`` of the model ``config`` on ``backend``.
+
+    ``params`` are arrays of ``backend``; inputs and predictions are NumPy arrays.
+    """
     target = backends.get(backend)
     run = target.jit(lambda p, x, m: forward(p, x, m, config=config))
 
@@ -35,13 +61,12 @@ def _predictor(backend: str, params: dict[str, Any], config: Any) -> Any:
     return predict
 
 
-_BACKENDS = ("numpy", "cupy", "torch", "jax", "dask")
 #: Samples per Dask task of ``evaluate(..., backend="dask")`` unless ``chunk`` is given.
 DASK_CHUNK = 1024
 
 
 def evaluate(
-    run_dir: str | Path,
+    run_dir: str | os.PathLike[str],
     backend: str = "numpy",
     *,
     checkpoint: str | None = None,
@@ -58,7 +83,8 @@ def evaluate(
     run_dir : path-like
         A folder written by :func:`namcore.training.train`.
     backend : str
-        ``"numpy"``, ``"cupy"``, ``"torch"``, ``"jax"`` or ``"dask"``. With ``"dask"``
+        One of :func:`eval_backends`: ``"numpy"``, ``"torch"``, ``"jax"``, ``"cupy"``
+        or ``"dask"``. With ``"dask"``
         the test set is generated and scored chunk by chunk in Dask tasks (see
         :mod:`namcore.training.dask_eval`), locally or on a cluster.
     checkpoint : str, optional
@@ -88,9 +114,10 @@ def evaluate(
         No run, an unknown or missing backend, a bad size or chunk, or a corrupt
         checkpoint.
     """
-    run_dir = Path(run_dir)
-    if backend not in _BACKENDS:
-        raise TrainingError(f"unknown backend {backend!r}; choose from {', '.join(_BACKENDS)}")
+    folder = RunFolder(run_dir)
+    choices = eval_backends()
+    if backend not in choices:
+        raise TrainingError(f"unknown backend {backend!r}; choose from {', '.join(choices)}")
     for name, value in (("size", size), ("chunk", chunk)):
         if value is not None and (
             isinstance(value, bool) or not isinstance(value, int) or value < 1
@@ -98,32 +125,20 @@ def evaluate(
             raise TrainingError(f"{name} must be a positive integer, got {value!r}")
     if backend != "dask" and (scheduler is not None or chunk is not None):
         raise TrainingError("chunk and scheduler are options of backend='dask'")
-    if not (run_dir / "run.json").is_file():
-        raise TrainingError(f"{run_dir} holds no run (no run.json)")
+    if not folder.is_run():
+        raise TrainingError(f"{folder.path} holds no run (no run.json)")
+    run = folder.read_run()
     try:
-        run = json.loads((run_dir / "run.json").read_text())
         task = run["task"]
         size = int(run["preset_values"]["eval_size"]) if size is None else size
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise TrainingError(f"{run_dir / 'run.json'} is unreadable: {error}") from None
+    except (ValueError, KeyError, TypeError) as error:
+        raise TrainingError(f"{folder.path / RunFolder.RUN} is unreadable: {error}") from None
     require_backend(backend)
-    if checkpoint is None:
-        checkpoint = next(
-            (
-                name
-                for name in ("best.safetensors", "last.safetensors")
-                if (run_dir / name).exists()
-            ),
-            "best.safetensors",
-        )
+    path = folder.checkpoint(checkpoint) or folder.path / (checkpoint or RunFolder.BEST)
     try:
-        params, config = load(
-            run_dir / checkpoint, backend="numpy" if backend == "dask" else backend
-        )
+        params, config = load(path, backend="numpy" if backend == "dask" else backend)
     except (OSError, ValueError, ImportError) as error:
-        raise TrainingError(
-            f"cannot load {run_dir / checkpoint}: {str(error).splitlines()[0]}"
-        ) from None
+        raise TrainingError(f"cannot load {path}: {str(error).splitlines()[0]}") from None
     if backend == "dask":
         from .dask_eval import score_splits
 
@@ -140,7 +155,7 @@ def evaluate(
     else:
         splits = _score_in_process(backend, params, config, task, size)
     result = {
-        "checkpoint": checkpoint,
+        "checkpoint": checkpoint or path.name,
         "backend": backend,
         "task": task,
         "model": run.get("model"),
@@ -148,27 +163,15 @@ def evaluate(
         "splits": splits,
     }
     if write:
-        atomic_write(run_dir / "eval.json", (json.dumps(result, indent=2) + "\n").encode())
+        atomic_write(folder.path / "eval.json", (json.dumps(result, indent=2) + "\n").encode())
     return result
 
 
 def _score_in_process(
     backend: str, params: dict[str, Any], config: Any, task: str, size: int
 ) -> dict[str, Any]:
-    predict = _predictor(backend, params, config)
-    splits: dict[str, Any] = {}
-    for name, batch in eval_sets(task, size, list(tasks.splits(task))).items():
-        preds = np.concatenate(
-            [
-                predict(batch.inputs[i : i + _CHUNK], batch.mask[i : i + _CHUNK])
-                for i in range(0, len(batch), _CHUNK)
-            ]
-        )
-        splits[name] = {
-            "accuracy": tasks.sequence_accuracy(preds, batch),
-            "by_length": {str(k): v for k, v in tasks.accuracy_by_length(preds, batch).items()},
-        }
-    return splits
+    sets = eval_sets(task, size, list(tasks.splits(task)))
+    return score_sets(predictor(backend, params, config), sets)
 
 
 def format_table(result: dict[str, Any]) -> str:

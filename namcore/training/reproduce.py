@@ -31,12 +31,16 @@ from typing import Any
 
 from namcore import backends, tasks
 from namcore._io import atomic_write
+from namcore.models import names as model_names
 from namcore.models import parameter_count
 
 from . import report
+from .engine import FRAMEWORKS, require_backend
+from .errors import TrainingError
 from .evaluate import evaluate
-from .presets import MODELS, get_preset, model_config
-from .trainer import FRAMEWORKS, TrainingError, recorded_state, require_backend, train
+from .presets import get_preset, model_config
+from .run_folder import RunFolder
+from .trainer import train
 
 __all__ = [
     "GRIDS",
@@ -123,10 +127,11 @@ def grid(
         raise TrainingError(f"unknown grid {name!r}; choose from {', '.join(GRIDS)}")
     models = list(GRIDS[name][0] if models is None else models)
     task_names = list(GRIDS[name][1] if task_names is None else task_names)
+    choices = model_names()
     for model in models:
-        if model not in MODELS:
+        if model not in choices:
             raise TrainingError(
-                f"unknown model {model!r} in --models; choose from {', '.join(MODELS)}"
+                f"unknown model {model!r} in --models; choose from {', '.join(choices)}"
             )
     for task in task_names:
         if task not in tasks.NAMES:
@@ -170,7 +175,8 @@ def _run_cell(
     cell: Cell, out: str, backend: str, eval_backend: str, preset: str, seed: int, progress: bool
 ) -> dict[str, Any]:
     """Train (or resume) one cell, score it, and return its entry of ``results.json``."""
-    run_dir = Path(out) / "runs" / cell.name
+    folder = RunFolder(Path(out) / "runs" / cell.name)
+    run_dir = folder.path
     timing = run_dir / "timing.json"
     spent = json.loads(timing.read_text())["train_s"] if timing.exists() else 0.0
     start = time.perf_counter()
@@ -181,19 +187,19 @@ def _run_cell(
         run_dir,
         preset=preset,
         seed=seed,
-        resume=(run_dir / "run.json").exists(),
+        resume=folder.is_run(),
         progress=progress,
     )
     spent += time.perf_counter() - start
     atomic_write(timing, (json.dumps({"train_s": round(spent, 1)}) + "\n").encode())
     scores = evaluate(run_dir, eval_backend)
-    run = json.loads((run_dir / "run.json").read_text())
+    run = folder.read_run()
     return {
         "task": cell.task,
         "model": cell.model,
         "run_dir": str(run_dir),
         "steps": run["steps"],
-        "best_step": recorded_state(run_dir)["best_step"],
+        "best_step": folder.recorded_state()["best_step"],
         "train_s": round(spent, 1),
         "parameters": parameter_count(model_config(cell.model, cell.task, preset)),
         "splits": scores["splits"],
@@ -309,8 +315,8 @@ def reproduce(
         with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
             futures = {pool.submit(_run_cell, cell, *args, progress=False): cell for cell in cells}
             for future in as_completed(futures):
-                error = future.exception()
-                finished(futures[future], None if error else future.result(), error)
+                failure = future.exception()
+                finished(futures[future], None if failure else future.result(), failure)
     bar.close()
 
     # report rows and columns in the order asked for (the grid's by default)
