@@ -52,6 +52,7 @@ from .registry import (
     get_entry,
     names,
     register,
+    unregister,
 )
 from .serialization import FORMAT_VERSION, load, load_config, save
 from .spec import Spec
@@ -86,6 +87,7 @@ __all__ = [
     "parameter_shapes",
     "register",
     "save",
+    "unregister",
 ]
 
 

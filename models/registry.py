@@ -46,6 +46,7 @@ __all__ = [
     "get_entry",
     "names",
     "register",
+    "unregister",
 ]
 
 #: The entry-point group where packages declare their models.
@@ -88,6 +89,18 @@ def register(entry: ModelEntry, *, replace: bool = False) -> ModelEntry:
         _discover()
         _add(entry, replace=replace)
     return entry
+
+
+def unregister(name: str) -> ModelEntry:
+    """Remove model ``name`` from this process's registry; returns its entry.
+
+    Its classes in the backend packages disappear with it. ``ValueError`` for an
+    unknown name.
+    """
+    with _lock:
+        entry = get_entry(name)
+        del _entries[name]
+        return entry
 
 
 def _add(entry: ModelEntry, *, replace: bool) -> None:

@@ -118,10 +118,20 @@ def run_checks(
     dtypes: Sequence[str] = ("float32", "float64"),
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
+    only: Sequence[str] | None = None,
 ) -> dict[str, list[BackendReport]]:
-    """Compare each case on each backend; returns ``{case name: reports}``."""
+    """Compare each case on each backend; returns ``{case name: reports}``.
+
+    ``only`` keeps the cases whose name contains one of its strings (e.g.
+    ``["model bag"]`` for one model); ``ValueError`` if that leaves none.
+    """
+    cases = _cases(seed)
+    if only is not None:
+        cases = {name: case for name, case in cases.items() if any(s in name for s in only)}
+        if not cases:
+            raise ValueError(f"no check case matches {', '.join(map(repr, only))}")
     results: dict[str, list[BackendReport]] = {}
-    for name, (fn, args, features) in _cases(seed).items():
+    for name, (fn, args, features) in cases.items():
         if progress is not None:
             progress(name)
         results[name] = compare_backends(

@@ -84,3 +84,37 @@ def test_check_covers_jax_jit_in_float64(capsys):
     assert main(["check", "--backends", "jax", "--dtypes", "float64"]) == 0
     out = capsys.readouterr().out
     assert "jax (jit)" in out and "skip" not in out
+
+
+def _help(*command: str) -> None:
+    from namcore.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([*command, "--help"])
+
+
+@pytest.mark.parametrize(
+    ("command", "names"),
+    [
+        (("check",), lambda: backends.NAMES),
+        (("train",), lambda: models.names()),
+        (
+            ("eval",),
+            lambda: __import__("namcore.training.evaluate", fromlist=["_"]).eval_backends(),
+        ),
+    ],
+)
+def test_help_lists_every_model_and_backend_name(command, names, capsys):
+    _help(*command)
+    # argparse wraps lines, also after hyphens ("priority-" / "queue")
+    text = " ".join(capsys.readouterr().out.split()).replace("- ", "-")
+    for name in names():
+        assert name in text, f"{name!r} missing from `namcore {' '.join(command)} --help`"
+
+
+def test_a_bad_model_name_lists_the_choices(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--task", "reduce", "--model", "nope", "--backend", "torch", "--out", "x"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'nope'" in err and "namtm-nojump" in err

@@ -1,57 +1,18 @@
-"""The ``namcore`` command line: ``info``, ``check``, ``train``, ``eval``, ``reproduce`` and
-``export``."""
+"""The arguments of each ``namcore`` subcommand, with choices taken from the registries.
+
+Model names come from :func:`namcore.models.names` (plug-ins included), backends
+from :data:`namcore.backends.NAMES`, tasks, presets and grids from their modules,
+so the help never lists a name that does not exist or misses one that does.
+"""
 
 from __future__ import annotations
 
-import argparse
-import platform
-import sys
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["main"]
+from . import commands
 
-_DESCRIPTION = """\
-namcore: Neural Attention Memory primitives on every array library.
-
-commands:
-  info    show namcore's version, the array libraries it found and their devices
-  check   run every primitive on every installed library and compare the results
-          with a NumPy float64 reference; exits with status 1 on any disagreement
-  train   train a model on an algorithmic task with PyTorch or JAX (resumable)
-  eval    score a trained run on every split, on any backend
-  reproduce
-          train and score the grid of models x tasks; results beside the paper
-  export onnx
-          write a trained model's inference graph (or its streaming step) as ONNX
-"""
-
-_EPILOG = """\
-examples:
-  namcore info
-  namcore check
-  namcore check --backends numpy,torch --dtypes float32
-  namcore train --task reduce --model namtm --backend torch --preset quick --out runs/r1
-  namcore eval runs/r1 --backend numpy
-  namcore eval runs/r1 --backend dask --size 100000 --scheduler tcp://host:8786
-  namcore reproduce --preset quick --out runs/repro
-  namcore reproduce --preset quick --tasks reduce --models namtm,lstm --out runs/demo
-  namcore export onnx runs/r1 --out model.onnx --length 20
-"""
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="namcore",
-        description=_DESCRIPTION,
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--version", action="store_true", help="print the version and exit")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_info, _add_check, _add_train, _add_eval, _add_reproduce, _add_export):
-        add(sub)
-    return parser
+__all__ = ["SUBCOMMANDS"]
 
 
 def _names(items: Sequence[str]) -> str:
@@ -65,7 +26,7 @@ def _add_info(sub: Any) -> None:
         description="Show versions of namcore and of each array library, "
         "and the devices each one sees.",
     )
-    info.set_defaults(handler=lambda args: _info())
+    info.set_defaults(handler=commands.info)
 
 
 def _add_check(sub: Any) -> None:
@@ -93,11 +54,17 @@ def _add_check(sub: Any) -> None:
     )
     check.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     check.add_argument(
+        "--only",
+        default=None,
+        help="comma-separated parts of case names: run only the matching cases "
+        "(e.g. 'model bag' for one model, 'attention' for attention's forms)",
+    )
+    check.add_argument(
         "--verbose",
         action="store_true",
         help="also print the per-backend error table of every case",
     )
-    check.set_defaults(handler=_check)
+    check.set_defaults(handler=commands.check)
 
 
 def _add_train(sub: Any) -> None:
@@ -139,7 +106,7 @@ def _add_train(sub: Any) -> None:
     train.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
     )
-    train.set_defaults(handler=_train)
+    train.set_defaults(handler=commands.train)
 
 
 def _add_eval(sub: Any) -> None:
@@ -173,7 +140,7 @@ def _add_eval(sub: Any) -> None:
         help="dask.distributed scheduler address, e.g. tcp://host:8786 "
         "(--backend dask; default: local threads)",
     )
-    evaluate.set_defaults(handler=_eval)
+    evaluate.set_defaults(handler=commands.evaluate)
 
 
 def _add_reproduce(sub: Any) -> None:
@@ -230,7 +197,7 @@ def _add_reproduce(sub: Any) -> None:
         default=None,
         help="runs trained at once, one process each (default: CPUs, at most 4)",
     )
-    repro.set_defaults(handler=_reproduce)
+    repro.set_defaults(handler=commands.reproduce)
 
 
 def _add_export(sub: Any) -> None:
@@ -272,197 +239,8 @@ def _add_export(sub: Any) -> None:
         "faster, exact unless an input has a zero-sized dimension",
     )
     onnx.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    onnx.set_defaults(handler=_export)
+    onnx.set_defaults(handler=commands.export)
 
 
-def _export(args: argparse.Namespace) -> int:
-    import importlib.util
-
-    if importlib.util.find_spec("ndonnx") is None:
-        return _fail("export", "ONNX export needs ndonnx: pip install 'namcore[onnx]'")
-    from namcore.export import export_onnx
-
-    try:
-        spec = export_onnx(
-            args.run,
-            args.out,
-            kind=args.kind,
-            length=args.length,
-            dtype=args.dtype,
-            matmul_guards=not args.no_matmul_guards,
-            overwrite=args.overwrite,
-        )
-    except (OSError, ValueError, TypeError) as error:
-        message = str(error).splitlines()[0].removeprefix("export: ")
-        for api, flag in (
-            ("overwrite=True", "--overwrite"),
-            ("length=N", "--length N"),
-            ("kind='sequence'", "--kind sequence"),
-        ):
-            message = message.replace(api, flag)
-        return _fail("export", message)
-    print(f"wrote {args.out} ({spec.kind} graph)")
-    for title, items in (("inputs", spec.inputs), ("outputs", spec.outputs)):
-        print(f"  {title}:")
-        for name, (shape, dtype) in items.items():
-            print(f"    {name:<13} {dtype:<8} ({', '.join(map(str, shape))})")
-    return 0
-
-
-def _fail(command: str, message: str) -> int:
-    print(f"namcore {command}: error: {message}", file=sys.stderr)
-    return 2
-
-
-def _train(args: argparse.Namespace) -> int:
-    from namcore.training import TrainingError, train
-
-    try:
-        lines = train(
-            args.task,
-            args.model,
-            args.backend,
-            args.out,
-            preset=args.preset,
-            seed=args.seed,
-            steps=args.steps,
-            resume=args.resume,
-        )
-    except TrainingError as error:
-        return _fail("train", str(error))
-    if lines:
-        print(f"done: step {lines[-1]['step']}, run folder {args.out}")
-    else:
-        print(f"nothing to do: {args.out} is already trained to its last step")
-    return 0
-
-
-def _eval(args: argparse.Namespace) -> int:
-    from namcore.training import TrainingError
-    from namcore.training.evaluate import evaluate, format_table
-
-    try:
-        result = evaluate(
-            args.run,
-            args.backend,
-            size=args.size,
-            chunk=args.chunk,
-            scheduler=args.scheduler,
-            progress=args.backend == "dask",
-        )
-    except TrainingError as error:
-        return _fail("eval", str(error))
-    print(format_table(result))
-    return 0
-
-
-def _reproduce(args: argparse.Namespace) -> int:
-    from namcore.training import TrainingError, reproduce
-    from namcore.training.report import console_table
-
-    command = "namcore " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["reproduce"] else None
-    try:
-        summary = reproduce(
-            args.out,
-            preset=args.preset,
-            models=_split(args.models),
-            task_names=_split(args.tasks),
-            backend=args.backend,
-            eval_backend=args.eval_backend,
-            seed=args.seed,
-            jobs=args.jobs,
-            command=command,
-            grid_name=args.grid,
-        )
-    except TrainingError as error:
-        return _fail("reproduce", str(error))
-    print()
-    print(console_table(summary))
-    print(
-        f"\nwrote {args.out}/results.md, results.json and accuracy_vs_length.png "
-        f"({summary['wall_s'] / 60:.1f} min)"
-    )
-    for failure in summary["failures"]:
-        print(f"FAILED {failure['task']}/{failure['model']}: {failure['error']}", file=sys.stderr)
-    return 1 if summary["failures"] else 0
-
-
-def _info() -> int:
-    import namcore
-    from namcore import backends
-
-    print(
-        f"namcore {namcore.__version__}  (Python {platform.python_version()}, "
-        f"{platform.system()} {platform.machine()})"
-    )
-    import array_api_compat
-    import numpy
-
-    print(f"numpy {numpy.__version__}, array-api-compat {array_api_compat.__version__}")
-    print()
-    print(f"{'backend':<18} {'version':<14} devices")
-    for name in backends.NAMES:
-        backend = backends.get(name)
-        if not backend.is_installed():
-            print(f"{name:<18} {'-':<14} not installed")
-            continue
-        try:
-            version = backend.version()
-            devices = ", ".join(str(d) for d in backend.devices()) or "none usable"
-        except Exception as exc:  # a library that is installed but broken
-            version, devices = "?", f"error: {type(exc).__name__}: {exc}"
-        print(f"{name:<18} {version:<14} {devices}")
-    return 0
-
-
-def _split(text: str | None) -> list[str] | None:
-    return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
-
-
-def _check(args: argparse.Namespace) -> int:
-    from namcore import backends
-    from namcore._check import format_results, run_checks
-    from namcore.testing import usable_backends
-
-    names = _split(args.backends)
-    for name in names or []:
-        if name not in backends.NAMES:
-            print(
-                f"namcore check: unknown backend {name!r}; choose from {', '.join(backends.NAMES)}",
-                file=sys.stderr,
-            )
-            return 2
-    if "jax" in (names or usable_backends()):
-        import jax  # float64 references need x64; this is our own process
-
-        jax.config.update("jax_enable_x64", True)
-    dtypes = _split(args.dtypes) or ["float32"]
-    results = run_checks(names, dtypes, args.seed, progress=_progress)
-    print(file=sys.stderr)
-    table, failed = format_results(results, verbose=args.verbose)
-    print(table)
-    return 1 if failed else 0
-
-
-def _progress(name: str) -> None:
-    print(f"checking {name} ...", file=sys.stderr, flush=True)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``namcore`` console script."""
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if args.version:
-        import namcore
-
-        print(namcore.__version__)
-        return 0
-    handler = getattr(args, "handler", None)
-    if handler is None:
-        parser.print_help()
-        return 0
-    return int(handler(args))
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+#: One function per subcommand adding its parser to the subparsers, in help order.
+SUBCOMMANDS = (_add_info, _add_check, _add_train, _add_eval, _add_reproduce, _add_export)

@@ -1,0 +1,192 @@
+"""What each ``namcore`` subcommand does, one function per subcommand.
+
+Each takes the parsed arguments and returns the exit status: 0 on success, 1 when
+a check or a run failed, 2 for bad input (with one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+
+__all__ = ["check", "evaluate", "export", "fail", "info", "reproduce", "split", "train"]
+
+
+def fail(command: str, message: str) -> int:
+    print(f"namcore {command}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def split(text: str | None) -> list[str] | None:
+    return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
+
+
+def train(args: argparse.Namespace) -> int:
+    from namcore.training import TrainingError
+    from namcore.training import train as train_run
+
+    try:
+        lines = train_run(
+            args.task,
+            args.model,
+            args.backend,
+            args.out,
+            preset=args.preset,
+            seed=args.seed,
+            steps=args.steps,
+            resume=args.resume,
+        )
+    except TrainingError as error:
+        return fail("train", str(error))
+    if lines:
+        print(f"done: step {lines[-1]['step']}, run folder {args.out}")
+    else:
+        print(f"nothing to do: {args.out} is already trained to its last step")
+    return 0
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from namcore.training import TrainingError
+    from namcore.training.evaluate import evaluate as evaluate_run
+    from namcore.training.evaluate import format_table
+
+    try:
+        result = evaluate_run(
+            args.run,
+            args.backend,
+            size=args.size,
+            chunk=args.chunk,
+            scheduler=args.scheduler,
+            progress=args.backend == "dask",
+        )
+    except TrainingError as error:
+        return fail("eval", str(error))
+    print(format_table(result))
+    return 0
+
+
+def reproduce(args: argparse.Namespace) -> int:
+    from namcore.training import TrainingError
+    from namcore.training import reproduce as reproduce_grid
+    from namcore.training.report import console_table
+
+    command = "namcore " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["reproduce"] else None
+    try:
+        summary = reproduce_grid(
+            args.out,
+            preset=args.preset,
+            models=split(args.models),
+            task_names=split(args.tasks),
+            backend=args.backend,
+            eval_backend=args.eval_backend,
+            seed=args.seed,
+            jobs=args.jobs,
+            command=command,
+            grid_name=args.grid,
+        )
+    except TrainingError as error:
+        return fail("reproduce", str(error))
+    print()
+    print(console_table(summary))
+    print(
+        f"\nwrote {args.out}/results.md, results.json and accuracy_vs_length.png "
+        f"({summary['wall_s'] / 60:.1f} min)"
+    )
+    for failure in summary["failures"]:
+        print(f"FAILED {failure['task']}/{failure['model']}: {failure['error']}", file=sys.stderr)
+    return 1 if summary["failures"] else 0
+
+
+def info(args: argparse.Namespace | None = None) -> int:
+    import namcore
+    from namcore import backends
+
+    print(
+        f"namcore {namcore.__version__}  (Python {platform.python_version()}, "
+        f"{platform.system()} {platform.machine()})"
+    )
+    import array_api_compat
+    import numpy
+
+    print(f"numpy {numpy.__version__}, array-api-compat {array_api_compat.__version__}")
+    print()
+    print(f"{'backend':<18} {'version':<14} devices")
+    for name in backends.NAMES:
+        backend = backends.get(name)
+        if not backend.is_installed():
+            print(f"{name:<18} {'-':<14} not installed")
+            continue
+        try:
+            version = backend.version()
+            devices = ", ".join(str(d) for d in backend.devices()) or "none usable"
+        except Exception as exc:  # a library that is installed but broken
+            version, devices = "?", f"error: {type(exc).__name__}: {exc}"
+        print(f"{name:<18} {version:<14} {devices}")
+    return 0
+
+
+def check(args: argparse.Namespace) -> int:
+    from namcore import backends
+    from namcore._check import format_results, run_checks
+    from namcore.testing import usable_backends
+
+    names = split(args.backends)
+    for name in names or []:
+        if name not in backends.NAMES:
+            print(
+                f"namcore check: unknown backend {name!r}; choose from {', '.join(backends.NAMES)}",
+                file=sys.stderr,
+            )
+            return 2
+    if "jax" in (names or usable_backends()):
+        import jax  # float64 references need x64; this is our own process
+
+        jax.config.update("jax_enable_x64", True)
+    dtypes = split(args.dtypes) or ["float32"]
+    try:
+        results = run_checks(names, dtypes, args.seed, progress=_progress, only=split(args.only))
+    except ValueError as error:
+        return fail("check", str(error))
+    print(file=sys.stderr)
+    table, failed = format_results(results, verbose=args.verbose)
+    print(table)
+    return 1 if failed else 0
+
+
+def _progress(name: str) -> None:
+    print(f"checking {name} ...", file=sys.stderr, flush=True)
+
+
+def export(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    if importlib.util.find_spec("ndonnx") is None:
+        return fail("export", "ONNX export needs ndonnx: pip install 'namcore[onnx]'")
+    from namcore.export import export_onnx
+
+    try:
+        spec = export_onnx(
+            args.run,
+            args.out,
+            kind=args.kind,
+            length=args.length,
+            dtype=args.dtype,
+            matmul_guards=not args.no_matmul_guards,
+            overwrite=args.overwrite,
+        )
+    except (OSError, ValueError, TypeError) as error:
+        message = str(error).splitlines()[0].removeprefix("export: ")
+        for api, flag in (
+            ("overwrite=True", "--overwrite"),
+            ("length=N", "--length N"),
+            ("kind='sequence'", "--kind sequence"),
+        ):
+            message = message.replace(api, flag)
+        return fail("export", message)
+    print(f"wrote {args.out} ({spec.kind} graph)")
+    for title, items in (("inputs", spec.inputs), ("outputs", spec.outputs)):
+        print(f"  {title}:")
+        for name, (shape, dtype) in items.items():
+            print(f"    {name:<13} {dtype:<8} ({', '.join(map(str, shape))})")
+    return 0
