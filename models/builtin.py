@@ -111,7 +111,9 @@ def _gather_chain(config: HAMConfig) -> set[str]:
     return {"gather chain"}
 
 
-_NAMTM_SMALL = {"vocab_size": 11, "d_model": 16, "n_tapes": 2, "tape_length": 8}
+def _small_namtm(jump: bool) -> NAMTMConfig:
+    return NAMTMConfig(vocab_size=11, d_model=16, n_tapes=2, tape_length=8, jump=jump)
+
 
 LSAM = ModelEntry(
     "lsam",
@@ -133,7 +135,7 @@ NAMTM = ModelEntry(
     class_name="NAMTM",
     label="NAM-TM",
     make_config=_namtm_config(jump=True),
-    examples=lambda: {"namtm": NAMTMConfig(**_NAMTM_SMALL)},
+    examples=lambda: {"namtm": _small_namtm(jump=True)},
     export="unrolled",
     export_note=_RECURRENT_NOTE,
 )
@@ -145,7 +147,7 @@ NAMTM_NOJUMP = ModelEntry(
     class_name="NAMTM",
     label="No Jmp",
     make_config=_namtm_config(jump=False),
-    examples=lambda: {"namtm-nojump": NAMTMConfig(**_NAMTM_SMALL, jump=False)},
+    examples=lambda: {"namtm-nojump": _small_namtm(jump=False)},
     export="unrolled",
     export_note=_RECURRENT_NOTE,
 )

@@ -78,8 +78,8 @@ class LossHook:
         :class:`~namcore.training.presets.Preset`.
     """
 
-    applies: Callable[[ModelConfig], bool]
-    draw: Callable[[ModelConfig, int, int, tuple[int, int]], dict[str, Any]]
+    applies: Callable[[Any], bool]
+    draw: Callable[[Any, int, int, tuple[int, int]], dict[str, Any]]
     options: Mapping[str, Any]
     loss: Callable[..., Any]
 
@@ -101,8 +101,8 @@ class Streaming:
         arrays, ``logits`` is ``(batch, output_size)``.
     """
 
-    applies: Callable[[ModelConfig], bool]
-    state: Callable[[ModelConfig], dict[str, tuple[tuple[int | str, ...], str]]]
+    applies: Callable[[Any], bool]
+    state: Callable[[Any], dict[str, tuple[tuple[int | str, ...], str]]]
     step: Callable[..., tuple[Any, dict[str, Any]]]
 
 
@@ -168,7 +168,7 @@ class ModelEntry:
     forward: Callable[..., Any]
     class_name: str = ""
     label: str = ""
-    make_config: Callable[[Task, Preset], ModelConfig] | None = None
+    make_config: Callable[[Task, Preset], Any] | None = None
     examples: Callable[[], dict[str, ModelConfig]] | None = None
     export: str = "sequence"
     export_note: str = ""

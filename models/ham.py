@@ -187,11 +187,10 @@ def forward(
     x = L.embed(params, "embed", tokens, xp)
     tree = _initial_tree(params, x, mask, ctx, config, n, nets)
     lstm = config.controller == "lstm"
+    state: tuple[Any, ...] = ()
     if lstm:
         w_h, w_x, b = (params[f"controller.{name}"] for name in ("w_h", "w_x", "b"))
         state = (ctx.zeros((batch, config.d_model)), ctx.zeros((batch, config.d_model)))
-    else:
-        state = ()
     read = ctx.zeros((batch, config.node_size))
     xs = [L.time_major(a, xp) for a in (x, mask)]
     if uniform is not None:
@@ -200,6 +199,8 @@ def forward(
     def step(carry, inputs):
         state, tree, read = carry
         x_t, m_t, *u_t = inputs
+        new_state: tuple[Any, ...]
+        extras: tuple[Any, ...]
         if lstm:
             gates = xp.matmul(xp.concat([x_t, read], axis=-1), w_x) + b + xp.matmul(state[0], w_h)
             new_state = L.lstm_cell(gates, state[1], xp)

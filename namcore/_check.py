@@ -164,15 +164,15 @@ def format_results(
     for row_key in rows:
         line = f"{row_key[0]:<18} {row_key[1]:<8}"
         for reports, w in zip(results.values(), widths, strict=True):
-            r = next((r for r in reports if (r.backend, r.dtype) == row_key), None)
-            if r is None or r.skipped:
+            found = next((r for r in reports if (r.backend, r.dtype) == row_key), None)
+            if found is None or found.skipped:
                 cell = "skip"
-            elif r.error or r.comparison is None:
+            elif found.error or found.comparison is None:
                 cell, failed = "FAIL (error)", True
             else:
-                failed |= not r.comparison.passed
-                verdict = "ok" if r.comparison.passed else "FAIL"
-                cell = f"{r.comparison.max_rel_error:.1e} {verdict}"
+                failed |= not found.comparison.passed
+                verdict = "ok" if found.comparison.passed else "FAIL"
+                cell = f"{found.comparison.max_rel_error:.1e} {verdict}"
             line += f"{cell:>{w}}"
         lines.append(line)
     if verbose or failed:

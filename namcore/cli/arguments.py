@@ -7,7 +7,7 @@ so the help never lists a name that does not exist or misses one that does.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from . import commands
@@ -15,7 +15,7 @@ from . import commands
 __all__ = ["SUBCOMMANDS"]
 
 
-def _names(items: Sequence[str]) -> str:
+def _names(items: Iterable[str]) -> str:
     return ", ".join(items)
 
 
