@@ -110,7 +110,7 @@ PRESETS: dict[str, Preset] = {
         eval_every=5,
         eval_size=32,
     ),
-    # The 2-core CPU calibration (shared/reference/calibration.md): NAM-TM solves reduce.
+    # Sized for a 2-core CPU: NAM-TM solves reduce in about 1,500 steps (docs/training.md).
     "quick": Preset(
         "quick",
         d_model=64,
