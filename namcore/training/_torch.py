@@ -109,8 +109,9 @@ class TorchEngine:
     def predict(self, inputs: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Predicted token ids (N, L)."""
         self.model.eval()
-        logits = self.model(self._tensor(inputs), self._tensor(mask))
-        return logits.argmax(-1).cpu().numpy()
+        logits: torch.Tensor = self.model(self._tensor(inputs), self._tensor(mask))
+        ids: np.ndarray = logits.argmax(-1).cpu().numpy()
+        return ids
 
     def params(self) -> dict[str, np.ndarray]:
         """The parameters as NumPy arrays under the shared names."""

@@ -56,7 +56,8 @@ def predictor(backend: str, params: dict[str, Any], config: Any) -> Predict:
 
     def predict(inputs: np.ndarray, mask: np.ndarray) -> np.ndarray:
         x, m = target.from_numpy(inputs), target.from_numpy(mask)
-        return np.argmax(target.to_numpy(run(params, x, m)), axis=-1)
+        ids: np.ndarray = np.argmax(target.to_numpy(run(params, x, m)), axis=-1)
+        return ids
 
     return predict
 

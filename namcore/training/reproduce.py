@@ -208,7 +208,7 @@ def _run_cell(
 
 
 def reproduce(
-    out: str | os.PathLike,
+    out: str | os.PathLike[str],
     *,
     preset: str = "quick",
     models: list[str] | None = None,
