@@ -28,6 +28,7 @@ import argparse
 import base64
 import html.parser
 import json
+import mimetypes
 import os
 import select
 import shutil
@@ -42,8 +43,16 @@ BROWSERS = ("chromium-headless-shell", "chromium", "chromium-browser", "google-c
 # Runs in the page after its load event. Returns what the reader would see wrong.
 PAGE_SCRIPT = r"""
 (async () => {
-  // Give images and fonts a moment to settle after the load event.
-  await new Promise((resolve) => setTimeout(resolve, 150));
+  // Let MathJax typeset (when it could be loaded) and images settle.
+  const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+  const problems = [];
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+    const typeset = MathJax.startup.promise.catch((error) => {
+      problems.push(`math: MathJax failed (${error.message})`);
+    });
+    await Promise.race([typeset, pause(10000)]);
+  }
+  await pause(150);
   const viewport = document.documentElement.clientWidth;
   const column = document.querySelector("article") || document.body;
   const columnRight = column.getBoundingClientRect().right;
@@ -71,7 +80,6 @@ PAGE_SCRIPT = r"""
     }
     return [null, "visible"];
   };
-  const problems = [];
   const reported = new Set();
   // Text blocks overflow when their content is wider than their own box (a long word,
   // a formula); the theme may pull a heading's box a few px into the margin on purpose.
@@ -160,7 +168,9 @@ def missing_anchors(site: Path, pages: list[Path]) -> dict[Path, list[str]]:
 class Browser:
     """Headless Chromium driven over the DevTools protocol on a pipe (fds 3 and 4)."""
 
-    def __init__(self, executable: str, width: int, height: int) -> None:
+    def __init__(
+        self, executable: str, width: int, height: int, serve: dict[str, Path] | None = None
+    ) -> None:
         to_browser_r, self._to_browser = os.pipe()
         self._from_browser, from_browser_w = os.pipe()
 
@@ -208,6 +218,12 @@ class Browser:
             session=True,
         )
         self.call("Page.enable", session=True)
+        # Requests to the web are answered from local folders (--serve) or refused at
+        # once, so a page never waits for a network that CI does not have.
+        self._serve = serve or {}
+        self._reply_id = 10**9  # ids of fire-and-forget answers, apart from call()'s
+        patterns = [{"urlPattern": "http://*"}, {"urlPattern": "https://*"}]
+        self.call("Fetch.enable", patterns=patterns, session=True)
 
     def _read_message(self, deadline: float) -> dict:
         while b"\0" not in self._buffer:
@@ -221,7 +237,42 @@ class Browser:
                     raise RuntimeError("the browser closed the DevTools pipe")
                 self._buffer += chunk
         message, self._buffer = self._buffer.split(b"\0", 1)
-        return json.loads(message)
+        message = json.loads(message)
+        if message.get("method") == "Fetch.requestPaused":
+            self._answer_request(message["params"], message.get("sessionId"))
+        return message
+
+    def _answer_request(self, params: dict, session: str | None) -> None:
+        url = params["request"]["url"].split("#")[0].split("?")[0]
+        body = None
+        for prefix, folder in self._serve.items():
+            if url.startswith(prefix):
+                path = folder / urllib.parse.unquote(url[len(prefix) :])
+                if path.is_file():
+                    body = path.read_bytes()
+                break
+        if body is None:
+            if os.environ.get("CHECK_SITE_DEBUG"):
+                print("refused:", url, file=sys.stderr)
+            method = "Fetch.failRequest"
+            args = {"requestId": params["requestId"], "errorReason": "InternetDisconnected"}
+        else:
+            method = "Fetch.fulfillRequest"
+            kind = mimetypes.guess_type(url)[0] or "application/octet-stream"
+            args = {
+                "requestId": params["requestId"],
+                "responseCode": 200,
+                "responseHeaders": [
+                    {"name": "Content-Type", "value": kind},
+                    {"name": "Access-Control-Allow-Origin", "value": "*"},
+                ],
+                "body": base64.b64encode(body).decode(),
+            }
+        self._reply_id += 1
+        message = {"id": self._reply_id, "method": method, "params": args}
+        if session:
+            message["sessionId"] = session
+        os.write(self._to_browser, json.dumps(message).encode() + b"\0")
 
     def call(self, method: str, *, session: bool = False, timeout: float = 30, **params):
         self._next_id += 1
@@ -236,7 +287,8 @@ class Browser:
                 if "error" in reply:
                     raise RuntimeError(f"{method}: {reply['error']}")
                 return reply.get("result", {})
-            self._events.append(reply)
+            if "method" in reply:
+                self._events.append(reply)
 
     def wait_for(self, event: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -246,7 +298,9 @@ class Browser:
                     del self._events[: i + 1]
                     return
             self._events.clear()
-            self._events.append(self._read_message(deadline))
+            message = self._read_message(deadline)
+            if "method" in message:
+                self._events.append(message)
 
     def open(self, url: str, timeout: float) -> None:
         self._events.clear()
@@ -314,6 +368,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--browser", help="browser executable (default: first one found)")
     parser.add_argument("--screenshots", type=Path, help="save a full-page PNG of each page here")
     parser.add_argument("--timeout", type=float, default=20, help="seconds to load one page")
+    parser.add_argument(
+        "--serve",
+        action="append",
+        default=[],
+        metavar="URL_PREFIX=FOLDER",
+        help="answer requests under URL_PREFIX from FOLDER (e.g. a local copy of MathJax); "
+        "other requests to the web are refused",
+    )
     args = parser.parse_args(argv)
 
     site = args.site
@@ -333,7 +395,14 @@ def main(argv: list[str] | None = None) -> int:
     problems = missing_anchors(site, pages)
     if args.screenshots:
         args.screenshots.mkdir(parents=True, exist_ok=True)
-    browser = Browser(executable, args.width, args.height)
+    serve = {}
+    for item in args.serve:
+        prefix, _, folder = item.partition("=")
+        if not folder or not Path(folder).is_dir():
+            print(f"--serve {item}: expected URL_PREFIX=FOLDER", file=sys.stderr)
+            return 2
+        serve[prefix] = Path(folder)
+    browser = Browser(executable, args.width, args.height, serve)
     try:
         for page in pages:
             url = page.resolve().as_uri()
