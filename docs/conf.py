@@ -68,12 +68,13 @@ autodoc_class_signature = "separated"
 napoleon_google_docstring = False
 napoleon_numpy_docstring = True
 napoleon_use_rtype = False
-napoleon_use_ivar = True
 # Docstring types are prose ("array (..., L, d_k)", "int, optional"): render them as
 # text, not as cross-references to classes.
 napoleon_use_param = False
 napoleon_use_keyword = False
 napoleon_preprocess_types = False
+# "Attributes" sections read like "Parameters": name (type in words) -- description.
+napoleon_custom_sections = [("Attributes", "params_style")]
 
 # Names in docstrings and signatures that belong to other projects (no intersphinx:
 # CI builds offline) or are prose, not Python objects.
