@@ -12,7 +12,6 @@ from ._classes import check_config, class_doc, config_ref
 from .config import ModelConfig
 from .entry import ModelEntry
 from .params import check_params, init_numpy
-from .registry import entry_for
 from .serialization import load, save
 
 __all__ = ["ArrayModel", "model_class"]
@@ -65,7 +64,7 @@ class ArrayModel:
 
     def __call__(self, tokens: Any, mask: Any = None, **options: Any) -> Any:
         """Logits for integer ``tokens`` (B, L); see the model's forward function."""
-        forward = entry_for(self.config).forward
+        forward = self._entry.forward
         return forward(self.params, tokens, mask, config=self.config, **options)
 
     @property

@@ -57,6 +57,7 @@ _LEGACY_MODEL_NAMES = {"nam_transformer": "nam-transformer"}
 
 _entries: dict[str, ModelEntry] = {}
 _discovered = False
+_discovering = False
 _lock = threading.RLock()
 
 
@@ -100,7 +101,7 @@ def unregister(name: str) -> ModelEntry:
     with _lock:
         entry = get_entry(name)
         del _entries[name]
-        return entry
+    return entry
 
 
 def _add(entry: ModelEntry, *, replace: bool) -> None:
@@ -134,10 +135,18 @@ def _add(entry: ModelEntry, *, replace: bool) -> None:
 
 def _discover() -> None:
     """Register the built-in models, then every installed entry point (once)."""
-    global _discovered
-    if _discovered:
+    global _discovered, _discovering
+    if _discovered or _discovering:  # a plug-in may register() while it is imported
         return
+    _discovering = True
+    try:
+        _load_all()
+    finally:
+        _discovering = False
     _discovered = True
+
+
+def _load_all() -> None:
     from . import builtin
 
     for entry in builtin.ENTRIES:
@@ -158,15 +167,22 @@ def _discover() -> None:
                 f"namcore: skipping model plug-in {point.name!r} ({point.value}): "
                 f"{type(error).__name__}: {error}",
                 PluginWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
+
+
+def _ensure_discovered() -> None:
+    # Lookups take no lock once discovery is done, so that tracers (torch.compile)
+    # never meet one inside a model's forward.
+    if not _discovered:
+        with _lock:
+            _discover()
 
 
 def entries() -> tuple[ModelEntry, ...]:
     """Every registered model: the built-in ones first, then plug-ins by name."""
-    with _lock:
-        _discover()
-        return tuple(_entries.values())
+    _ensure_discovered()
+    return tuple(_entries.values())
 
 
 def names() -> tuple[str, ...]:

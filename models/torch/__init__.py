@@ -31,7 +31,6 @@ from .._classes import check_config, class_doc, config_ref, lazy_classes
 from ..config import ModelConfig
 from ..entry import ModelEntry
 from ..params import check_params, init_numpy
-from ..registry import entry_for
 from ..serialization import load, save
 
 
@@ -106,7 +105,7 @@ class TorchModel(torch.nn.Module):
     ) -> Any:
         """Logits for integer ``tokens`` (B, L); see :func:`namcore.models.forward`."""
         params = dict(self.named_parameters())
-        return entry_for(self.config).forward(params, tokens, mask, config=self.config, **options)
+        return self._entry.forward(params, tokens, mask, config=self.config, **options)
 
     def params(self) -> dict[str, torch.Tensor]:
         """Name → parameter, the mapping every backend understands."""
