@@ -36,6 +36,9 @@ exclude_patterns = [
     "results/results.md",
     "results/ham-results.md",
     "_templates/**",
+    # docs/examples/ holds example packages (the plug-in of models/plugins.md): source
+    # code that pages show with {literalinclude}, not pages.
+    "examples/**",
 ]
 templates_path = ["_templates"]
 
