@@ -3,14 +3,28 @@
 Everything else in namcore asks this module for namespaces, devices and the
 ``is_*`` predicates, so that a vendored copy of array-api-compat (as SciPy does)
 would only need to change this file.
+
+The ``*_namespace()`` functions import array-api-compat's wrapper of one library on
+first use, with a plain ``import`` statement (which ``torch.compile`` can trace, unlike
+:func:`importlib.import_module`); calling one imports that library.
+
+Examples
+--------
+>>> import numpy as np
+>>> from namcore import _compat
+>>> xp = _compat.array_namespace(np.zeros(2))
+>>> xp is _compat.numpy_namespace()
+True
+>>> _compat.library_name(np.zeros(2))
+'numpy'
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 from array_api_compat import (
+    __version__,
     array_namespace,
     device,
     is_array_api_obj,
@@ -25,8 +39,13 @@ from array_api_compat import (
     to_device,
 )
 
+from namcore._typing import Namespace
+
 __all__ = [
+    "ARRAY_API_COMPAT_VERSION",
     "array_namespace",
+    "cupy_namespace",
+    "dask_namespace",
     "device",
     "is_array_api_obj",
     "is_array_api_strict_namespace",
@@ -38,9 +57,42 @@ __all__ = [
     "is_torch_array",
     "is_torch_namespace",
     "library_name",
+    "numpy_namespace",
     "tensor_namespace",
     "to_device",
+    "torch_namespace",
 ]
+
+#: The installed array-api-compat's version (``namcore info`` prints it).
+ARRAY_API_COMPAT_VERSION: str = __version__
+
+
+def numpy_namespace() -> Namespace:
+    """``array_api_compat.numpy``: NumPy as an array-API namespace."""
+    import array_api_compat.numpy as xp
+
+    return xp
+
+
+def torch_namespace() -> Namespace:
+    """``array_api_compat.torch`` (imports torch)."""
+    import array_api_compat.torch as xp
+
+    return xp
+
+
+def cupy_namespace() -> Namespace:
+    """``array_api_compat.cupy`` (imports CuPy)."""
+    import array_api_compat.cupy as xp
+
+    return xp
+
+
+def dask_namespace() -> Namespace:
+    """``array_api_compat.dask.array`` (imports Dask)."""
+    import array_api_compat.dask.array as xp
+
+    return xp
 
 
 def library_name(x: object) -> str:
@@ -55,7 +107,7 @@ def library_name(x: object) -> str:
     return top or type(x).__name__
 
 
-def tensor_namespace(kind: type) -> Any:
+def tensor_namespace(kind: type) -> Namespace | None:
     """``array_api_compat.torch`` if ``kind`` is a torch tensor type, else ``None``.
 
     A shortcut around :func:`array_namespace` for the first call inside
@@ -64,7 +116,5 @@ def tensor_namespace(kind: type) -> Any:
     """
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(kind, type) and issubclass(kind, torch.Tensor):
-        import array_api_compat.torch as xp
-
-        return xp
+        return torch_namespace()
     return None
