@@ -19,9 +19,9 @@ True
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from namcore import _compat
+from namcore._typing import Array, Namespace
 
 from ._base import Backend
 
@@ -121,7 +121,7 @@ def get(name: str) -> Backend:
     return backend
 
 
-def for_namespace(xp: Any) -> Backend:
+def for_namespace(xp: Namespace) -> Backend:
     """The backend serving the array-API namespace ``xp``.
 
     Known libraries get their own backend; any other compliant namespace gets a
@@ -142,7 +142,7 @@ def for_namespace(xp: Any) -> Backend:
     return _generic(xp)
 
 
-def for_array(x: Any) -> Backend:
+def for_array(x: Array) -> Backend:
     """The backend of the library that array ``x`` belongs to."""
     return for_namespace(_compat.array_namespace(x))
 
@@ -152,7 +152,7 @@ def installed() -> list[str]:
     return [name for name in NAMES if get(name).is_installed()]
 
 
-def _generic(xp: Any) -> Backend:
+def _generic(xp: Namespace) -> Backend:
     backend = _GENERIC.get(id(xp))
     if backend is None:
         from .generic import GenericBackend

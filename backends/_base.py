@@ -21,8 +21,12 @@ import numpy as np
 from namcore._agnostic import attention as _attention
 from namcore._agnostic import delta as _delta
 from namcore._agnostic import memory as _memory
+from namcore._typing import Array, Device, Namespace
 
-__all__ = ["Backend"]
+__all__ = ["Backend", "ScanStep", "device_mismatch"]
+
+#: ``f(carry, x) -> (carry, y)``, the step function of :meth:`Backend.scan`.
+ScanStep = Callable[[Any, Any], tuple[Any, Any]]
 
 
 class Backend:
@@ -47,24 +51,34 @@ class Backend:
         """The library's ``__version__``; imports it."""
         return str(getattr(importlib.import_module(self.module), "__version__", "unknown"))
 
-    def namespace(self) -> Any:
+    def namespace(self) -> Namespace:
         """The array-API namespace for this library (imports it)."""
         raise NotImplementedError
 
-    def devices(self) -> list[Any]:
+    def devices(self) -> list[Device]:
         """Devices this library can place arrays on, from the inspection API."""
         try:
             return list(self.namespace().__array_namespace_info__().devices())
         except Exception:  # a library that is installed but has no usable device
             return []
 
-    def default_device(self) -> Any:
+    def default_device(self) -> Device:
         """The device arrays are created on when none is given."""
         return self.namespace().__array_namespace_info__().default_device()
 
     def supports_dtype(self, name: str) -> bool:
         """Whether arrays of dtype ``name`` (e.g. ``"float64"``) can be created."""
         return hasattr(self.namespace(), name)
+
+    def enable_float64(self) -> None:
+        """Make float64 arrays available in this process (imports the library if needed).
+
+        namcore's checks and tests compare with float64 references, so they call this
+        for each library they run on. Most libraries always have float64 and this does
+        nothing; JAX computes in 32 bits unless ``jax_enable_x64`` is on, and its
+        backend turns it on. That is a process-wide setting, best changed before any
+        array is created: call it in programs and test fixtures, not in libraries.
+        """
 
     # ----------------------------------------------------------------- conversion
     def dtype(self, name: str) -> Any:
@@ -74,7 +88,9 @@ class Backend:
             raise TypeError(f"backend {self.name!r} has no dtype {name!r}")
         return dt
 
-    def from_numpy(self, a: np.ndarray, *, dtype: str | None = None, device: Any = None) -> Any:
+    def from_numpy(
+        self, a: np.ndarray, *, dtype: str | None = None, device: Device = None
+    ) -> Array:
         """Copy a NumPy array into this library, optionally casting and placing it."""
         xp = self.namespace()
         out = xp.asarray(np.array(a, copy=True), device=device)
@@ -82,14 +98,14 @@ class Backend:
             out = xp.astype(out, self.dtype(dtype))
         return out
 
-    def to_numpy(self, x: Any) -> np.ndarray:
+    def to_numpy(self, x: Array) -> np.ndarray:
         """Copy an array of this library to host memory as a NumPy array."""
         try:
             return np.from_dlpack(x)
         except (TypeError, RuntimeError, BufferError, AttributeError):
             return np.asarray(x)
 
-    def concrete_values(self, x: Any) -> np.ndarray | None:
+    def concrete_values(self, x: Array) -> np.ndarray | None:
         """Host values of ``x`` if reading them is cheap and legal, else ``None``.
 
         Input checks on values (probabilities in [0, 1]) use this. It returns ``None``
@@ -108,9 +124,9 @@ class Backend:
         shape: Sequence[int],
         *,
         dtype: str = "float32",
-        device: Any = None,
+        device: Device = None,
         scale: float = 1.0,
-    ) -> Any:
+    ) -> Array:
         """Seeded standard-normal samples, for parameter initialisation.
 
         The samples come from NumPy's PCG64 generator and are then converted, so the
@@ -122,12 +138,7 @@ class Backend:
 
     # ---------------------------------------------------------------- recurrences
     def scan(
-        self,
-        f: Callable[[Any, Any], tuple[Any, Any]],
-        init: Any,
-        xs: Any,
-        *,
-        length: int | None = None,
+        self, f: ScanStep, init: Any, xs: Any, *, length: int | None = None
     ) -> tuple[Any, Any]:
         """``jax.lax.scan`` semantics: ``carry, y = f(carry, x)`` over axis 0 of ``xs``.
 
@@ -156,12 +167,53 @@ class Backend:
             ys.append(y)
         return carry, _stack_outputs(ys, xp)
 
-    def jit(self, f: Callable[..., Any]) -> Callable[..., Any]:
-        """``f`` compiled for repeated calls on arrays (``jax.jit`` on JAX; ``f`` elsewhere)."""
+    #: Whether :meth:`jit` compiles (JAX); elsewhere it returns ``f`` itself.
+    jit_compiles: bool = False
+
+    def jit(
+        self, f: Callable[..., Any], *, static_argnums: Sequence[int] = ()
+    ) -> Callable[..., Any]:
+        """``f`` compiled for repeated calls on arrays (``jax.jit`` on JAX; ``f`` elsewhere).
+
+        ``static_argnums`` are the positions of arguments that are not arrays (Python
+        numbers, flags, shapes): a compiling backend specialises ``f`` on their values,
+        which must be hashable. Elsewhere they are ignored.
+        """
         return f
 
+    # --------------------------------------------------------------------- testing
+    def testing_device(self, *, gpu: bool = False) -> Device:
+        """The device tests run on: the CPU, or with ``gpu`` the library's first GPU.
+
+        Raises
+        ------
+        LookupError
+            With the reason, when this library has no such device here (no GPU, or a
+            GPU-only library on a machine without one).
+        """
+        if gpu:
+            raise LookupError(f"namcore runs {self.name} on the CPU only")
+        return self.default_device()
+
+    def setup_for_testing(self, *, gpu: bool = False) -> tuple[Namespace, Device]:
+        """``(namespace, device)`` to test this library with: the ``xp`` fixture's setup.
+
+        Imports the library, turns float64 on (:meth:`enable_float64`: tests compare
+        with float64 references) and picks the device of :meth:`testing_device`.
+
+        Raises
+        ------
+        LookupError
+            With the reason, when the library is not installed or has no such device;
+            :mod:`namcore.testing.fixtures` turns it into a visible skip.
+        """
+        if not self.is_installed():
+            raise LookupError(f"{self.module} is not installed")
+        self.enable_float64()
+        return self.namespace(), self.testing_device(gpu=gpu)
+
     # --------------------------------------------------------------------- devices
-    def check_same_device(self, func: str, arrays: dict[str, Any]) -> None:
+    def check_same_device(self, func: str, arrays: dict[str, Array]) -> None:
         """``ValueError`` naming the arguments when ``arrays`` live on different devices.
 
         The base class checks nothing: on a CPU-only library there is one device, and
@@ -171,25 +223,27 @@ class Backend:
 
     # ----------------------------------------------------------------- fast paths
     # The base implementations are the standard path; subclasses may override.
-    def unit(self, x: Any, axis: int, eps: float, xp: Any) -> Any:
+    def unit(self, x: Array, axis: int, eps: float, xp: Namespace) -> Array:
         """Validated ``namcore.unit``; see :func:`namcore._agnostic.memory.unit`."""
         return _memory.unit(x, axis=axis, eps=eps, xp=xp)
 
     def write(
         self,
-        M: Any,
-        k: Any,
-        v: Any,
-        p_write: Any,
-        p_erase: Any,
+        M: Array,
+        k: Array,
+        v: Array,
+        p_write: Array | float,
+        p_erase: Array | float,
         normalize: bool,
         eps: float,
-        xp: Any,
-    ) -> Any:
+        xp: Namespace,
+    ) -> Array:
         """Validated ``namcore.write``; see :func:`namcore._agnostic.memory.write`."""
         return _memory.write(M, k, v, p_write, p_erase, normalize=normalize, eps=eps, xp=xp)
 
-    def read(self, M: Any, q: Any, p_read: Any, normalize: bool, eps: float, xp: Any) -> Any:
+    def read(
+        self, M: Array, q: Array, p_read: Array | float, normalize: bool, eps: float, xp: Namespace
+    ) -> Array:
         """Validated ``namcore.read``; see :func:`namcore._agnostic.memory.read`."""
         return _memory.read(M, q, p_read, normalize=normalize, eps=eps, xp=xp)
 
@@ -197,12 +251,21 @@ class Backend:
     #: Without it, row updates fall back to a masked ``where`` over all rows.
     integer_index_assignment: bool = True
 
-    #: Default chunk length of causal attention (performance.md: 32-64 on CPUs).
+    #: Default chunk length of causal attention: it changes nothing but rounding (see
+    #: "Algorithms" in docs/attention.md).
     chunk_size: int = 64
 
     def attention_causal(
-        self, qh: Any, kh: Any, v: Any, w: Any, pr: Any, state: Any, chunk_size: int, xp: Any
-    ) -> tuple[Any, Any]:
+        self,
+        qh: Array,
+        kh: Array,
+        v: Array,
+        w: Array | None,
+        pr: Array | None,
+        state: Array,
+        chunk_size: int,
+        xp: Namespace,
+    ) -> tuple[Array, Array]:
         """Causal NOA without erase; see :func:`namcore._agnostic.attention.causal_chunked`."""
         return _attention.causal_chunked(
             qh, kh, v, w, pr, state, chunk_size=chunk_size, xp=xp, scan=self.scan
@@ -214,19 +277,19 @@ class Backend:
 
     def attention_delta(
         self,
-        qh: Any,
-        kh: Any,
-        v: Any,
-        w: Any,
-        e: Any,
-        log_decay: Any,
-        reset: Any,
-        pr: Any,
-        state: Any,
+        qh: Array,
+        kh: Array,
+        v: Array,
+        w: Array | None,
+        e: Array | None,
+        log_decay: Array | None,
+        reset: Array | None,
+        pr: Array | None,
+        state: Array,
         causal: bool,
         chunk_size: int,
-        xp: Any,
-    ) -> tuple[Any, Any]:
+        xp: Namespace,
+    ) -> tuple[Array, Array]:
         """NOA with erase and/or decay; see :func:`namcore._agnostic.delta.chunked`."""
         return _delta.chunked(
             qh,
@@ -248,7 +311,7 @@ class Backend:
         return f"<namcore backend {self.name!r}>"
 
 
-def device_mismatch(func: str, devices: dict[str, Any]) -> None:
+def device_mismatch(func: str, devices: dict[str, Device]) -> None:
     """Raise the mixed-device ``ValueError`` if ``devices`` (name -> device) differ."""
     if len(set(devices.values())) > 1:
         where = ", ".join(f"`{name}` on {device}" for name, device in devices.items())
@@ -257,14 +320,15 @@ def device_mismatch(func: str, devices: dict[str, Any]) -> None:
         )
 
 
-def _unstack(leaf: Any, length: int, xp: Any) -> Any:
+def _unstack(leaf: Array, length: int, xp: Namespace) -> Sequence[Array]:
     """``leaf`` split along axis 0 (``unstack`` where the namespace has it)."""
     if hasattr(xp, "unstack") and leaf.shape[0] is not None:
         return xp.unstack(leaf, axis=0)
     return [leaf[i, ...] for i in range(length)]
 
 
-def _stack_outputs(ys: list[Any], xp: Any) -> Any:
+def _stack_outputs(ys: list[Any], xp: Namespace) -> Any:
+    """The outputs of a scan's steps stacked along a new axis 0, keeping their structure."""
     if not ys or ys[0] is None:
         return None
     if isinstance(ys[0], tuple):

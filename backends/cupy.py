@@ -7,7 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from namcore import _compat
 from namcore._agnostic import memory as _memory
+from namcore._typing import Array, Device, Namespace
 
 from ._base import Backend, device_mismatch
 
@@ -35,12 +37,10 @@ class CuPyBackend(Backend):
     name = "cupy"
     module = "cupy"
 
-    def namespace(self) -> Any:
-        import array_api_compat.cupy as xp
+    def namespace(self) -> Namespace:
+        return _compat.cupy_namespace()
 
-        return xp
-
-    def devices(self) -> list[Any]:
+    def devices(self) -> list[Device]:
         try:
             import cupy
 
@@ -48,17 +48,39 @@ class CuPyBackend(Backend):
         except Exception:  # CuPy installed, but no driver or no GPU
             return []
 
-    def to_numpy(self, x: Any) -> np.ndarray:
+    def testing_device(self, *, gpu: bool = False) -> Device:
+        # CuPy runs on GPUs only: its tests always take GPU 0, whatever ``gpu`` says.
+        import cupy
+
+        try:
+            count = cupy.cuda.runtime.getDeviceCount()
+        except Exception as exc:
+            raise LookupError(f"cupy has no usable GPU ({type(exc).__name__})") from None
+        if count == 0:
+            raise LookupError("cupy sees no GPU")
+        return cupy.cuda.Device(0)
+
+    def to_numpy(self, x: Array) -> np.ndarray:
         return x.get()
 
-    def concrete_values(self, x: Any) -> np.ndarray | None:
+    def concrete_values(self, x: Array) -> np.ndarray | None:
         # Reading values would synchronise the GPU on every call: skip value checks.
         return None
 
-    def check_same_device(self, func, arrays):
+    def check_same_device(self, func: str, arrays: dict[str, Array]) -> None:
         device_mismatch(func, {name: x.device.id for name, x in arrays.items()})
 
-    def write(self, M, k, v, p_write, p_erase, normalize, eps, xp):
+    def write(
+        self,
+        M: Array,
+        k: Array,
+        v: Array,
+        p_write: Array | float,
+        p_erase: Array | float,
+        normalize: bool,
+        eps: float,
+        xp: Namespace,
+    ) -> Array:
         # Fast path: the erase read M k̂ is one matmul (cuBLAS); the update M + u k̂ᵀ is
         # one fused elementwise kernel. Mixed dtypes fall back to the standard path.
         kh = _memory.unit(k, axis=-1, eps=eps, xp=xp) if normalize else k

@@ -11,9 +11,13 @@ have a fast path: each batch/head block runs NumPy's chunked loop through
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+from namcore import _compat
+from namcore._typing import Array, Device, Namespace
 
 from ._base import Backend
 
@@ -26,15 +30,15 @@ class DaskBackend(Backend):
     name = "dask"
     module = "dask"
 
-    def namespace(self) -> Any:
-        import array_api_compat.dask.array as xp
+    def namespace(self) -> Namespace:
+        return _compat.dask_namespace()
 
-        return xp
-
-    def devices(self) -> list[Any]:
+    def devices(self) -> list[Device]:
         return ["cpu"]
 
-    def from_numpy(self, a: np.ndarray, *, dtype: str | None = None, device: Any = None) -> Any:
+    def from_numpy(
+        self, a: np.ndarray, *, dtype: str | None = None, device: Device = None
+    ) -> Array:
         import dask.array as da
 
         out = np.array(a, copy=True)
@@ -42,23 +46,66 @@ class DaskBackend(Backend):
             out = out.astype(dtype)
         return da.from_array(out, chunks=out.shape or ())
 
-    def to_numpy(self, x: Any) -> np.ndarray:
+    def to_numpy(self, x: Array) -> np.ndarray:
         return np.asarray(x.compute())
 
-    def concrete_values(self, x: Any) -> np.ndarray | None:
+    def concrete_values(self, x: Array) -> np.ndarray | None:
         return None  # reading values would compute the whole graph
 
-    def attention_causal(self, qh, kh, v, w, pr, state, chunk_size, xp):
+    def attention_causal(
+        self,
+        qh: Array,
+        kh: Array,
+        v: Array,
+        w: Array | None,
+        pr: Array | None,
+        state: Array,
+        chunk_size: int,
+        xp: Namespace,
+    ) -> tuple[Array, Array]:
         # Fast path: causal attention is independent per batch/head block, so each
         # block runs NumPy's in-place chunked loop (see _per_block).
-        def kernel(numpy, q_b, k_b, v_b, s_b, w=None, pr=None):
+        def kernel(
+            numpy: Backend,
+            q_b: Array,
+            k_b: Array,
+            v_b: Array,
+            s_b: Array,
+            w: Array | None = None,
+            pr: Array | None = None,
+        ) -> tuple[Array, Array]:
             return numpy.attention_causal(q_b, k_b, v_b, w, pr, s_b, chunk_size, xp)
 
         return _per_block(kernel, qh, kh, v, state, {"w": w, "pr": pr})
 
-    def attention_delta(self, qh, kh, v, w, e, log_decay, reset, pr, state, causal, chunk_size, xp):
+    def attention_delta(
+        self,
+        qh: Array,
+        kh: Array,
+        v: Array,
+        w: Array | None,
+        e: Array | None,
+        log_decay: Array | None,
+        reset: Array | None,
+        pr: Array | None,
+        state: Array,
+        causal: bool,
+        chunk_size: int,
+        xp: Namespace,
+    ) -> tuple[Array, Array]:
         # Fast path: erase and decay run NumPy's chunk form per batch/head block.
-        def kernel(numpy, q_b, k_b, v_b, s_b, w=None, e=None, log_decay=None, reset=None, pr=None):
+        def kernel(
+            numpy: Backend,
+            q_b: Array,
+            k_b: Array,
+            v_b: Array,
+            s_b: Array,
+            w: Array | None = None,
+            e: Array | None = None,
+            log_decay: Array | None = None,
+            reset: Array | None = None,
+            pr: Array | None = None,
+        ) -> tuple[Array, Array]:
             return numpy.attention_delta(
                 q_b, k_b, v_b, w, e, log_decay, reset, pr, s_b, causal, chunk_size, xp
             )
@@ -73,9 +120,18 @@ class DaskBackend(Backend):
         )
 
 
+#: ``kernel(numpy_backend, q, k, v, state, **per_position) -> (y, memory)`` on NumPy blocks.
+_BlockKernel = Callable[..., tuple[Array, Array]]
+
+
 def _per_block(
-    kernel: Any, qh: Any, kh: Any, v: Any, state: Any, per_position: dict[str, Any]
-) -> tuple[Any, Any]:
+    kernel: _BlockKernel,
+    qh: Array,
+    kh: Array,
+    v: Array,
+    state: Array,
+    per_position: dict[str, Array | None],
+) -> tuple[Array, Array]:
     """Run ``kernel(NumPyBackend, q, k, v, state, **per_position)`` on each batch block.
 
     Attention is independent per batch/head block. The sequence and feature axes are
@@ -100,7 +156,7 @@ def _per_block(
     }
     chunks = _batch_chunks((qh, kh, v, state), nb)
 
-    def block(a: Any, vector: bool) -> Any:
+    def block(a: Array, vector: bool) -> Array:
         tail = (-1, -1) if vector else (-1,)
         return a.rechunk((*chunks, *tail))
 
@@ -108,7 +164,7 @@ def _per_block(
     ins += [block(a, False) for a in given.values()]
     names = tuple(given)
 
-    def run(q_b, k_b, v_b, s_b, *rest):
+    def run(q_b: np.ndarray, k_b: np.ndarray, v_b: np.ndarray, s_b: np.ndarray, *rest: Any) -> Any:
         y, memory = kernel(numpy, q_b, k_b, v_b, s_b, **dict(zip(names, rest, strict=True)))
         flat = (*y.shape[:-2], -1)
         return np.concatenate([np.reshape(y, flat), np.reshape(memory, flat)], axis=-1)
@@ -131,7 +187,7 @@ def _per_block(
     return y, memory
 
 
-def _batch_chunks(arrays: tuple[Any, ...], nb: int) -> tuple[Any, ...]:
+def _batch_chunks(arrays: tuple[Array, ...], nb: int) -> tuple[tuple[int, ...], ...]:
     """The finest batch chunking among ``arrays`` (each axis taken from the array that
     splits it most), so no input is gathered into a bigger block than it had."""
     chunks = []

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from ._base import Backend
+from namcore._typing import Array, Device, Namespace
+
+from ._base import Backend, ScanStep
 
 __all__ = ["JAXBackend"]
 
@@ -18,12 +20,12 @@ class JAXBackend(Backend):
     name = "jax"
     module = "jax"
 
-    def namespace(self) -> Any:
+    def namespace(self) -> Namespace:
         import jax.numpy as jnp
 
         return jnp
 
-    def devices(self) -> list[Any]:
+    def devices(self) -> list[Device]:
         import jax
 
         return list(jax.devices())
@@ -31,22 +33,37 @@ class JAXBackend(Backend):
     def supports_dtype(self, name: str) -> bool:
         import jax
 
-        if name in ("float64", "int64", "complex128"):
-            return bool(jax.config.jax_enable_x64)
-        return hasattr(self.namespace(), name)
+        dtype = getattr(self.namespace(), name, None)
+        # without x64, float64 (int64, complex128) arrays come out in 32 bits
+        return dtype is not None and jax.dtypes.canonicalize_dtype(dtype) == np.dtype(dtype)
 
-    def from_numpy(self, a: np.ndarray, *, dtype: str | None = None, device: Any = None) -> Any:
+    def enable_float64(self) -> None:
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+
+    def testing_device(self, *, gpu: bool = False) -> Device:
+        import jax
+
+        try:
+            return jax.devices("gpu" if gpu else "cpu")[0]
+        except RuntimeError:
+            raise LookupError(f"jax sees no {'GPU' if gpu else 'CPU'}") from None
+
+    def from_numpy(
+        self, a: np.ndarray, *, dtype: str | None = None, device: Device = None
+    ) -> Array:
         import jax
         import jax.numpy as jnp
 
         out = jnp.asarray(a, dtype=None if dtype is None else self.dtype(dtype))
         return out if device is None else jax.device_put(out, device)
 
-    def to_numpy(self, x: Any) -> np.ndarray:
+    def to_numpy(self, x: Array) -> np.ndarray:
         out = np.asarray(x)
         return out.astype(np.float32) if out.dtype.itemsize < 4 and out.dtype.kind == "V" else out
 
-    def concrete_values(self, x: Any) -> np.ndarray | None:
+    def concrete_values(self, x: Array) -> np.ndarray | None:
         import jax
 
         if isinstance(x, jax.core.Tracer):
@@ -59,18 +76,17 @@ class JAXBackend(Backend):
     #: (forward + backward at L = 1K-4K, d = 64: 16-35% faster than 16 or 64).
     delta_chunk_size = 32
 
-    def jit(self, f: Callable[..., Any]) -> Callable[..., Any]:
+    jit_compiles = True
+
+    def jit(
+        self, f: Callable[..., Any], *, static_argnums: Sequence[int] = ()
+    ) -> Callable[..., Any]:
         import jax
 
-        return jax.jit(f)
+        return jax.jit(f, static_argnums=tuple(static_argnums))
 
     def scan(
-        self,
-        f: Callable[[Any, Any], tuple[Any, Any]],
-        init: Any,
-        xs: Any,
-        *,
-        length: int | None = None,
+        self, f: ScanStep, init: Any, xs: Any, *, length: int | None = None
     ) -> tuple[Any, Any]:
         import jax
 

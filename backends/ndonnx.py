@@ -9,12 +9,11 @@ turns it into an ONNX model that onnxruntime runs. See :mod:`namcore.export`.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from namcore._agnostic import attention as _attention
 from namcore._agnostic import delta as _delta
+from namcore._typing import Array, Device, Namespace
 
 from ._base import Backend
 
@@ -28,7 +27,7 @@ class NdonnxBackend(Backend):
     module = "ndonnx"
     integer_index_assignment = False
 
-    def namespace(self) -> Any:
+    def namespace(self) -> Namespace:
         import ndonnx
 
         return ndonnx
@@ -38,7 +37,9 @@ class NdonnxBackend(Backend):
         # lack MatMul for it in some versions, so it is supported as storage only.
         return name in ("float32", "float64", "float16")
 
-    def from_numpy(self, a: np.ndarray, *, dtype: str | None = None, device: Any = None) -> Any:
+    def from_numpy(
+        self, a: np.ndarray, *, dtype: str | None = None, device: Device = None
+    ) -> Array:
         import ndonnx
 
         out = ndonnx.asarray(np.array(a, copy=True))
@@ -46,7 +47,7 @@ class NdonnxBackend(Backend):
             out = ndonnx.astype(out, self.dtype(dtype))
         return out
 
-    def to_numpy(self, x: Any) -> np.ndarray:
+    def to_numpy(self, x: Array) -> np.ndarray:
         """The value of a constant array; ``ValueError`` for a symbolic (argument) one."""
         try:
             return np.asarray(x.unwrap_numpy())
@@ -57,19 +58,43 @@ class NdonnxBackend(Backend):
                 "onnxruntime to get one"
             ) from None
 
-    def concrete_values(self, x: Any) -> np.ndarray | None:
+    def concrete_values(self, x: Array) -> np.ndarray | None:
         try:
             return self.to_numpy(x)
         except ValueError:  # a symbolic graph input: nothing to check
             return None
 
-    def attention_causal(self, qh, kh, v, w, pr, state, chunk_size, xp):
+    def attention_causal(
+        self,
+        qh: Array,
+        kh: Array,
+        v: Array,
+        w: Array | None,
+        pr: Array | None,
+        state: Array,
+        chunk_size: int,
+        xp: Namespace,
+    ) -> tuple[Array, Array]:
         # ONNX graphs here have no loops (ndonnx has no control flow), and the chunked
         # scan needs concrete sizes. The parallel form needs neither: it is O(L²) for a
         # whole sequence, and exact and cheapest for a streaming step (L = 1).
         return _attention.causal_parallel(qh, kh, v, w, pr, state, xp=xp)
 
-    def attention_delta(self, qh, kh, v, w, e, log_decay, reset, pr, state, causal, chunk_size, xp):
+    def attention_delta(
+        self,
+        qh: Array,
+        kh: Array,
+        v: Array,
+        w: Array | None,
+        e: Array | None,
+        log_decay: Array | None,
+        reset: Array | None,
+        pr: Array | None,
+        state: Array,
+        causal: bool,
+        chunk_size: int,
+        xp: Namespace,
+    ) -> tuple[Array, Array]:
         # The whole sequence as one chunk: no loop in the graph (ndonnx has no control
         # flow), O(L²) like the parallel form above, and the cheapest streaming step.
         return _delta.chunked(

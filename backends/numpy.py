@@ -1,13 +1,24 @@
-"""NumPy backend: the reference library, always installed."""
+"""NumPy backend: the reference library, always installed.
+
+Examples
+--------
+>>> import numpy as np
+>>> from namcore import backends
+>>> numpy = backends.get("numpy")
+>>> numpy.devices(), numpy.jit_compiles
+(['cpu'], False)
+>>> numpy.from_numpy(np.arange(3), dtype="float32")
+array([0., 1., 2.], dtype=float32)
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
+from namcore import _compat
 from namcore._agnostic import delta as _delta
 from namcore._agnostic import memory as _memory
+from namcore._typing import Array, Device, Namespace
 
 from ._base import Backend
 
@@ -20,34 +31,44 @@ class NumPyBackend(Backend):
     name = "numpy"
     module = "numpy"
 
-    def namespace(self) -> Any:
-        import array_api_compat.numpy as xp
+    def namespace(self) -> Namespace:
+        return _compat.numpy_namespace()
 
-        return xp
-
-    def devices(self) -> list[Any]:
+    def devices(self) -> list[Device]:
         return ["cpu"]
 
-    def to_numpy(self, x: Any) -> np.ndarray:
+    def to_numpy(self, x: Array) -> np.ndarray:
         return np.asarray(x)
 
-    def concrete_values(self, x: Any) -> np.ndarray | None:
+    def concrete_values(self, x: Array) -> np.ndarray | None:
         return np.asarray(x)
 
-    def unit(self, x, axis, eps, xp):
+    def unit(self, x: Array, axis: int, eps: float, xp: Namespace) -> Array:
         # Fast path: plain NumPy calls, skipping array-api-compat's generic clip wrapper
         # (most of the fixed cost of a small write).
         acc = x.astype(np.float32) if x.dtype.itemsize < 4 else x
         norm = np.sqrt(np.maximum(np.sum(acc * acc, axis=axis, keepdims=True), eps * eps))
         return (acc / norm).astype(x.dtype, copy=False)
 
-    def read(self, M, q, p_read, normalize, eps, xp):
+    def read(
+        self, M: Array, q: Array, p_read: Array | float, normalize: bool, eps: float, xp: Namespace
+    ) -> Array:
         # Fast path: plain NumPy calls (and the NumPy unit above).
         qh = self.unit(q, -1, eps, xp) if normalize else q
         out = np.matmul(M, qh[..., None])[..., 0]
         return _memory.scale(p_read, out)
 
-    def write(self, M, k, v, p_write, p_erase, normalize, eps, xp):
+    def write(
+        self,
+        M: Array,
+        k: Array,
+        v: Array,
+        p_write: Array | float,
+        p_erase: Array | float,
+        normalize: bool,
+        eps: float,
+        xp: Namespace,
+    ) -> Array:
         # Fast path: the rank-1 update is formed in a fresh temporary and M is added
         # into it in place, saving one (…, d_v, d_k) allocation. Inputs are untouched.
         kh = self.unit(k, -1, eps, xp) if normalize else k
@@ -60,9 +81,20 @@ class NumPyBackend(Backend):
             return out
         return M + out
 
-    def attention_causal(self, qh, kh, v, w, pr, state, chunk_size, xp):
-        # Fast path (performance.md §8.3): walk the chunks in a Python loop and update
-        # the running memory in place; on CPUs this beats every parallel form.
+    def attention_causal(
+        self,
+        qh: Array,
+        kh: Array,
+        v: Array,
+        w: Array | None,
+        pr: Array | None,
+        state: Array,
+        chunk_size: int,
+        xp: Namespace,
+    ) -> tuple[Array, Array]:
+        # Fast path: walk the chunks in a Python loop and update the running memory in
+        # place, the fastest form measured on CPUs (docs/attention.md, "Algorithms";
+        # docs/benchmarks/attention.md).
         length, c = qh.shape[-2], max(1, min(chunk_size, qh.shape[-2]))
         memory = np.array(state, copy=True)
         out = np.empty((*memory.shape[:-2], length, v.shape[-1]), dtype=memory.dtype)
@@ -81,7 +113,21 @@ class NumPyBackend(Backend):
             out *= pr[..., None]
         return out, memory
 
-    def attention_delta(self, qh, kh, v, w, e, log_decay, reset, pr, state, causal, chunk_size, xp):
+    def attention_delta(
+        self,
+        qh: Array,
+        kh: Array,
+        v: Array,
+        w: Array | None,
+        e: Array | None,
+        log_decay: Array | None,
+        reset: Array | None,
+        pr: Array | None,
+        state: Array,
+        causal: bool,
+        chunk_size: int,
+        xp: Namespace,
+    ) -> tuple[Array, Array]:
         # Fast path: the chunk-parallel part is the standard one; the pass over the
         # chunks is a Python loop that updates the memory in place and writes each
         # chunk's output straight into its slice of the result.
@@ -101,6 +147,7 @@ class NumPyBackend(Backend):
         n, c = chunks.u.shape[-3], chunks.u.shape[-2]
         batch, d_v = memory.shape[:-2], memory.shape[-2]
         out = np.empty((*batch, n, c, d_v), dtype=memory.dtype) if causal else None
+        q_chunks, y_chunks = chunks.q, chunks.y  # None unless causal
         update = np.empty_like(memory)
         u_buffer = np.empty((*batch, c, d_v), dtype=memory.dtype)
         for i in range(n):
@@ -109,15 +156,15 @@ class NumPyBackend(Backend):
             if chunks.w is not None:
                 np.matmul(chunks.w[..., i, :, :], memory_t, out=u_buffer)
                 u = np.subtract(u, u_buffer, out=u_buffer)
-            if causal:
+            if out is not None and q_chunks is not None and y_chunks is not None:
                 y = out[..., i, :, :]
-                np.matmul(chunks.q[..., i, :, :], memory_t, out=y)
-                y += chunks.y[..., i, :, :]
+                np.matmul(q_chunks[..., i, :, :], memory_t, out=y)
+                y += y_chunks[..., i, :, :]
             if chunks.carry is not None:
                 memory *= chunks.carry[..., i, None, None]
             np.matmul(np.swapaxes(u, -1, -2), chunks.k[..., i, :, :], out=update)
             memory += update
-        if causal:
+        if out is not None:
             y = np.reshape(out, (*batch, n * c, d_v))[..., : qh.shape[-2], :]
         else:
             y = np.matmul(qh, np.swapaxes(memory, -1, -2))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 
+from namcore import _compat
 from namcore._agnostic import delta as _delta
 from namcore._agnostic import memory as _memory
+from namcore._typing import Array, Device, Namespace
 
 from ._base import Backend, device_mismatch
 
@@ -20,12 +22,10 @@ class TorchBackend(Backend):
     name = "torch"
     module = "torch"
 
-    def namespace(self) -> Any:
-        import array_api_compat.torch as xp
+    def namespace(self) -> Namespace:
+        return _compat.torch_namespace()
 
-        return xp
-
-    def devices(self) -> list[Any]:
+    def devices(self) -> list[Device]:
         import torch
 
         found = ["cpu"]
@@ -33,7 +33,16 @@ class TorchBackend(Backend):
             found += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
         return found
 
-    def from_numpy(self, a: np.ndarray, *, dtype: str | None = None, device: Any = None) -> Any:
+    def testing_device(self, *, gpu: bool = False) -> Device:
+        import torch
+
+        if gpu and not torch.cuda.is_available():
+            raise LookupError("torch sees no CUDA device")
+        return torch.device("cuda" if gpu else "cpu")
+
+    def from_numpy(
+        self, a: np.ndarray, *, dtype: str | None = None, device: Device = None
+    ) -> Array:
         import torch
 
         out = torch.from_numpy(np.array(a, copy=True))
@@ -41,7 +50,7 @@ class TorchBackend(Backend):
             out = out.to(self.dtype(dtype))
         return out if device is None else out.to(device)
 
-    def to_numpy(self, x: Any) -> np.ndarray:
+    def to_numpy(self, x: Array) -> np.ndarray:
         import torch
 
         x = x.detach()
@@ -49,7 +58,7 @@ class TorchBackend(Backend):
             x = x.to(torch.float32)
         return x.cpu().numpy()
 
-    def concrete_values(self, x: Any) -> np.ndarray | None:
+    def concrete_values(self, x: Array) -> np.ndarray | None:
         import torch
 
         if torch.compiler.is_compiling() or x.device.type != "cpu":
@@ -59,12 +68,22 @@ class TorchBackend(Backend):
         except (RuntimeError, TypeError):
             return None
 
-    def check_same_device(self, func, arrays):
+    def check_same_device(self, func: str, arrays: dict[str, Array]) -> None:
         # Zero-dimensional CPU tensors mix with CUDA tensors in PyTorch: leave them out.
         devices = {name: x.device for name, x in arrays.items() if x.ndim or x.device.type != "cpu"}
         device_mismatch(func, devices)
 
-    def write(self, M, k, v, p_write, p_erase, normalize, eps, xp):
+    def write(
+        self,
+        M: Array,
+        k: Array,
+        v: Array,
+        p_write: Array | float,
+        p_erase: Array | float,
+        normalize: bool,
+        eps: float,
+        xp: Namespace,
+    ) -> Array:
         # Fast path: one fused multiply-add (addcmul) forms M + u k̂ᵀ.
         import torch
 
@@ -77,7 +96,21 @@ class TorchBackend(Backend):
     #: and 64).
     delta_chunk_size = 32
 
-    def attention_delta(self, qh, kh, v, w, e, log_decay, reset, pr, state, causal, chunk_size, xp):
+    def attention_delta(
+        self,
+        qh: Array,
+        kh: Array,
+        v: Array,
+        w: Array | None,
+        e: Array | None,
+        log_decay: Array | None,
+        reset: Array | None,
+        pr: Array | None,
+        state: Array,
+        causal: bool,
+        chunk_size: int,
+        xp: Namespace,
+    ) -> tuple[Array, Array]:
         # Fast path: the chunk-parallel part is the standard one; the pass over the
         # chunks runs on 3-d tensors with fused batched products (baddbmm), three to
         # four eager operations per chunk instead of six. Autograd sees plain ops.
@@ -89,7 +122,8 @@ class TorchBackend(Backend):
         batch = state.shape[:-2]
         n, c = chunks.u.shape[-3], chunks.u.shape[-2]
 
-        def flat(x, tail):  # (..., n, *tail) -> n tensors of (B, *tail)
+        def flat(x: Array, tail: tuple[int, ...]) -> Sequence[Array]:
+            # (..., n, *tail) -> n tensors of (B, *tail)
             x = torch.broadcast_to(x, (*batch, n, *tail)).reshape(-1, n, *tail)
             return x.unbind(1)
 
