@@ -9,33 +9,42 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from namcore import _compat
+from namcore._typing import Array, Device, Namespace
+
+if TYPE_CHECKING:  # the backends import this module's users: no import at run time
+    from namcore.backends import Backend
 
 __all__ = [
+    "Shape",
     "array_arguments",
     "broadcast_shapes",
     "check_bool",
+    "check_eps",
+    "check_float",
+    "check_last_dim",
+    "check_min_ndim",
     "device_of",
     "mask",
-    "check_float",
     "namespace",
     "probability",
 ]
 
 _ACCEPTED = "an array of an array-API library (NumPy, CuPy, PyTorch, JAX, array-api-strict, ...)"
 
+#: A static shape; ``None`` is a size unknown until run time (lazy or symbolic arrays).
 Shape = tuple[int | None, ...]
 
 
 # array type -> namespace, filled on first use. Besides saving the cost of
 # array_namespace on every call, a plain dict lookup traces cleanly under
 # torch.compile, where array_api_compat's cached helpers cause warnings.
-_NAMESPACE_BY_TYPE: dict[type, Any] = {}
+_NAMESPACE_BY_TYPE: dict[type, Namespace] = {}
 
 
-def namespace(func: str, **arrays: Any) -> Any:
+def namespace(func: str, **arrays: Array) -> Namespace:
     """The one array-API namespace shared by ``arrays`` (given by argument name).
 
     Raises ``TypeError`` for non-arrays (Python lists, scalars where an array is
@@ -56,7 +65,7 @@ def namespace(func: str, **arrays: Any) -> Any:
     return found
 
 
-def _namespace_slow(func: str, arrays: dict[str, Any]) -> Any:
+def _namespace_slow(func: str, arrays: dict[str, Array]) -> Namespace:
     for name, x in arrays.items():
         if not _compat.is_array_api_obj(x):
             hint = (
@@ -78,7 +87,7 @@ def _namespace_slow(func: str, arrays: dict[str, Any]) -> Any:
         ) from None
 
 
-def check_float(func: str, name: str, x: Any, xp: Any) -> None:
+def check_float(func: str, name: str, x: Array, xp: Namespace) -> None:
     """``TypeError`` unless ``x`` has a real floating dtype."""
     if not xp.isdtype(x.dtype, "real floating"):
         raise TypeError(
@@ -107,42 +116,48 @@ def broadcast_shapes(func: str, **shapes: Shape) -> Shape:
 
 
 def probability(
-    func: str, name: str, p: Any, *, xp: Any, batch: Shape, dtype: Any, backend: Any
-) -> Any:
+    func: str,
+    name: str,
+    p: Array | float,
+    *,
+    xp: Namespace,
+    batch: Shape,
+    dtype: Any,
+    backend: Backend,
+) -> Array | float:
     """Check a probability argument and return it ready for the agnostic layer.
 
     A Python number comes back as a float; an array comes back cast to ``dtype``.
     Concrete values must lie in [0, 1]; traced or on-device values are not read.
     """
-    if isinstance(p, bool) or not isinstance(p, int | float):
-        if type(p) not in _NAMESPACE_BY_TYPE and not _compat.is_array_api_obj(p):
-            raise TypeError(
-                f"{func}: `{name}` must be a Python float or {_ACCEPTED}, got {type(p).__name__}"
-            )
-        check_float(func, name, p, xp)
-        p_shape = tuple(p.shape)
-        try:
-            combined = broadcast_shapes(func, **{name: p_shape, "batch": batch})
-        except ValueError:
-            combined = None
-        if len(p_shape) > len(batch) or combined != tuple(batch):
-            raise ValueError(
-                f"{func}: `{name}` of shape {p_shape} must broadcast to the batch shape "
-                f"{tuple(batch)} (one probability per memory; no feature axis)"
-            )
-        values = backend.concrete_values(p)
-        if values is not None and values.size and not (values.min() >= 0 and values.max() <= 1):
-            raise ValueError(
-                f"{func}: `{name}` must lie in [0, 1], got values in "
-                f"[{values.min()}, {values.max()}]"
-            )
-        return p if p.dtype == dtype else xp.astype(p, dtype)
-    if not (0.0 <= p <= 1.0):
-        raise ValueError(f"{func}: `{name}` must lie in [0, 1], got {p!r}")
-    return float(p)
+    if isinstance(p, int | float) and not isinstance(p, bool):
+        if not (0.0 <= p <= 1.0):
+            raise ValueError(f"{func}: `{name}` must lie in [0, 1], got {p!r}")
+        return float(p)
+    if type(p) not in _NAMESPACE_BY_TYPE and not _compat.is_array_api_obj(p):
+        raise TypeError(
+            f"{func}: `{name}` must be a Python float or {_ACCEPTED}, got {type(p).__name__}"
+        )
+    check_float(func, name, p, xp)
+    p_shape = tuple(p.shape)
+    try:
+        combined = broadcast_shapes(func, **{name: p_shape, "batch": batch})
+    except ValueError:
+        combined = None
+    if len(p_shape) > len(batch) or combined != tuple(batch):
+        raise ValueError(
+            f"{func}: `{name}` of shape {p_shape} must broadcast to the batch shape "
+            f"{tuple(batch)} (one probability per memory; no feature axis)"
+        )
+    values = backend.concrete_values(p)
+    if values is not None and values.size and not (values.min() >= 0 and values.max() <= 1):
+        raise ValueError(
+            f"{func}: `{name}` must lie in [0, 1], got values in [{values.min()}, {values.max()}]"
+        )
+    return p if p.dtype == dtype else xp.astype(p, dtype)
 
 
-def check_eps(func: str, eps: Any) -> float:
+def check_eps(func: str, eps: object) -> float:
     """``eps`` must be a positive finite Python number."""
     if (
         isinstance(eps, bool)
@@ -153,7 +168,7 @@ def check_eps(func: str, eps: Any) -> float:
     return float(eps)
 
 
-def check_min_ndim(func: str, name: str, x: Any, ndim: int, layout: str) -> None:
+def check_min_ndim(func: str, name: str, x: Array, ndim: int, layout: str) -> None:
     """``ValueError`` unless ``x`` has at least ``ndim`` dimensions."""
     if x.ndim < ndim:
         raise ValueError(
@@ -165,7 +180,7 @@ def check_min_ndim(func: str, name: str, x: Any, ndim: int, layout: str) -> None
 def check_last_dim(
     func: str,
     name: str,
-    x: Any,
+    x: Array,
     expected: int | None,
     meaning: str,
     other: str,
@@ -180,14 +195,16 @@ def check_last_dim(
         )
 
 
-def device_of(x: Any) -> Any:
+def device_of(x: Array) -> Device:
     """The device of array ``x`` (for creating arrays next to it)."""
     if _compat.tensor_namespace(type(x)) is not None:
         return x.device  # torch: no lru_cache-wrapped helper inside torch.compile
     return _compat.device(x)
 
 
-def mask(func: str, m: Any, *, xp: Any, batch: Shape, dtype: Any, expand: bool = True) -> Any:
+def mask(
+    func: str, m: Array, *, xp: Namespace, batch: Shape, dtype: Any, expand: bool = True
+) -> Array:
     """Check a boolean token mask broadcastable to ``batch``; return it as 0/1 floats.
 
     With ``expand`` the result is broadcast to ``batch``; without, it keeps its shape
@@ -210,7 +227,7 @@ def mask(func: str, m: Any, *, xp: Any, batch: Shape, dtype: Any, expand: bool =
     return xp.broadcast_to(floats, tuple(batch)) if expand else floats
 
 
-def array_arguments(**maybe_arrays: Any) -> dict[str, Any]:
+def array_arguments(**maybe_arrays: Array | float | None) -> dict[str, Array]:
     """The arguments that are arrays rather than Python numbers or ``None``.
 
     Probability arrays join the one-library check of :func:`namespace`.
@@ -222,7 +239,7 @@ def array_arguments(**maybe_arrays: Any) -> dict[str, Any]:
     }
 
 
-def check_bool(func: str, name: str, value: Any) -> None:
+def check_bool(func: str, name: str, value: object) -> None:
     """``TypeError`` unless ``value`` is a Python bool (flags are never arrays)."""
     if not isinstance(value, bool):
         raise TypeError(f"{func}: `{name}` must be True or False, got {value!r}")

@@ -11,28 +11,28 @@ from typing import Any
 from namcore import _validation as _v
 from namcore import backends as _backends
 from namcore._agnostic import attention as _noa
+from namcore._agnostic.memory import EPS
+from namcore._typing import Array, Namespace
 
 __all__ = ["attention"]
 
-_EPS = 1e-12
-
 
 def attention(
-    q: Any,
-    k: Any,
-    v: Any,
+    q: Array,
+    k: Array,
+    v: Array,
     /,
     *,
     causal: bool = False,
-    p_write: Any = None,
-    p_erase: Any = None,
-    p_read: Any = None,
-    decay: Any = None,
-    mask: Any = None,
-    state: Any = None,
+    p_write: Array | float | None = None,
+    p_erase: Array | float | None = None,
+    p_read: Array | float | None = None,
+    decay: Array | float | None = None,
+    mask: Array | None = None,
+    state: Array | None = None,
     return_state: bool = False,
     chunk_size: int | None = None,
-) -> Any:
+) -> Any:  # y, or (y, state) with return_state=True
     r"""Normalized outer-product attention: write every (key, value), read with each query.
 
     The memory after position :math:`t` is
@@ -158,7 +158,7 @@ def attention(
     dtype = xp.result_type(q, k, v)
     acc = xp.float32 if xp.finfo(dtype).bits < 32 else dtype
 
-    def gate(name: str, p: Any) -> Any:
+    def gate(name: str, p: Array | float | None) -> Array | None:
         if p is None:
             return None
         p = _v.probability(func, name, p, xp=xp, batch=sequence, dtype=acc, backend=backend)
@@ -185,15 +185,15 @@ def attention(
     ):
         raise ValueError(f"{func}: `chunk_size` must be a positive int, got {chunk_size!r}")
 
-    qh = backend.unit(xp.astype(q, acc, copy=False), -1, _EPS, xp)
-    kh = backend.unit(xp.astype(k, acc, copy=False), -1, _EPS, xp)
+    qh = backend.unit(xp.astype(q, acc, copy=False), -1, EPS, xp)
+    kh = backend.unit(xp.astype(k, acc, copy=False), -1, EPS, xp)
     va = xp.astype(v, acc, copy=False)
     if real is not None:
         kh = xp.where(real[..., None], kh, xp.zeros_like(kh))
         va = xp.where(real[..., None], va, xp.zeros_like(va))
     memory_shape = (*batch, va.shape[-1], kh.shape[-1])
     if state is None and dynamic:  # zeros (..., d_v, d_k) without knowing the sizes
-        state = xp.zeros_like(xp.matmul(_noa._mT(va[..., :1, :], xp), kh[..., :1, :]))
+        state = xp.zeros_like(xp.matmul(_noa.matrix_transpose(va[..., :1, :], xp), kh[..., :1, :]))
     elif state is None:
         state = xp.zeros(memory_shape, dtype=acc, device=_v.device_of(k))
     else:
@@ -207,7 +207,7 @@ def attention(
     elif e is not None or gamma is not None:
         # no reset to track when the decays are known and none is 0 (cheap to read)
         values = None if constant or gamma is None else backend.concrete_values(decay)
-        positive = (constant and decay > 0) or (
+        positive = (isinstance(decay, int | float) and decay > 0) or (
             values is not None and bool(values.size and values.min() > 0)
         )
         log_decay, reset = _log_decay(gamma, positive=positive, xp=xp)
@@ -235,7 +235,9 @@ def attention(
     return (y, memory) if return_state else y
 
 
-def _log_decay(gamma: Any, *, positive: bool, xp: Any) -> tuple[Any, Any]:
+def _log_decay(
+    gamma: Array | None, *, positive: bool, xp: Namespace
+) -> tuple[Array | None, Array | None]:
     """``(log γ, reset)`` for the chunk form (``γ`` is already 1 at masked positions).
 
     ``log γ`` is taken where ``γ > 0`` (0 elsewhere, with a gradient that stays finite)

@@ -36,12 +36,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from namcore import _compat
+from namcore._typing import Array, Namespace
 
 __all__ = [
     "HardAccess",
+    "Join",
+    "Search",
     "build",
     "depth",
     "hard_access",
@@ -51,11 +53,13 @@ __all__ = [
     "write",
 ]
 
-Join = Callable[[Any, Any], Any]
-Search = Callable[[Any, Any], Any]
+#: ``join(h_left, h_right) -> h``: an inner node from its two children.
+Join = Callable[[Array, Array], Array]
+#: ``search(h, c) -> p_right``: the probability of going to the right child.
+Search = Callable[[Array, Array], Array]
 
 
-def depth(tree_or_leaves: Any, *, leaves: bool = False) -> int:
+def depth(tree_or_leaves: Array, *, leaves: bool = False) -> int:
     """``log2 n`` of a tree ``(..., 2n - 1, d)`` (or of leaves ``(..., n, d)``)."""
     size = tree_or_leaves.shape[-2]
     n = size if leaves else (size + 1) // 2
@@ -69,7 +73,7 @@ def depth(tree_or_leaves: Any, *, leaves: bool = False) -> int:
     return n.bit_length() - 1
 
 
-def build(leaves: Any, join: Join) -> Any:
+def build(leaves: Array, join: Join) -> Array:
     """The tree ``(..., 2n - 1, d)`` over ``leaves`` ``(..., n, d)``: every inner node is JOIN.
 
     Examples
@@ -88,7 +92,7 @@ def build(leaves: Any, join: Join) -> Any:
     return xp.concat(levels, axis=-2) if len(levels) > 1 else leaves
 
 
-def leaf_weights(tree: Any, c: Any, search: Search) -> Any:
+def leaf_weights(tree: Array, c: Array, search: Search) -> Array:
     """Soft-access weights ``(..., n)``: the product of branch probabilities per path.
 
     They sum to one over the leaves. ``search`` is evaluated on every inner node at
@@ -108,7 +112,7 @@ def leaf_weights(tree: Any, c: Any, search: Search) -> Any:
     return weights
 
 
-def soft_access(tree: Any, c: Any, search: Search) -> tuple[Any, Any]:
+def soft_access(tree: Array, c: Array, search: Search) -> tuple[Array, Array]:
     """DHAM read: ``(weights (..., n), read (..., d))``, the read being ``Σ_i a_i h_i``."""
     xp = _compat.array_namespace(tree, c)
     n = 2 ** depth(tree)
@@ -117,7 +121,7 @@ def soft_access(tree: Any, c: Any, search: Search) -> tuple[Any, Any]:
     return weights, read
 
 
-def soft_write(tree: Any, weights: Any, new_leaves: Any, join: Join) -> Any:
+def soft_write(tree: Array, weights: Array, new_leaves: Array, join: Join) -> Array:
     """DHAM write: ``h_i := a_i new_i + (1 - a_i) h_i`` for every leaf, then rebuild."""
     n = 2 ** depth(tree)
     leaves = tree[..., n - 1 :, :]
@@ -145,15 +149,17 @@ class HardAccess:
         The leaf's content.
     """
 
-    leaf: Any
-    nodes: Any
-    right: Any
-    p_right: Any
-    log_prob: Any
-    value: Any
+    leaf: Array
+    nodes: Array
+    right: Array
+    p_right: Array
+    log_prob: Array
+    value: Array
 
 
-def _flat(tree: Any, xp: Any, copy: bool | None = None) -> tuple[Any, Any, tuple[int, ...]]:
+def _flat(
+    tree: Array, xp: Namespace, copy: bool | None = None
+) -> tuple[Array, Array, tuple[int, ...]]:
     """The tree as rows ``(B * (2n - 1), d)``, each batch element's offset, the batch.
 
     Indices use the library's default integer dtype (``arange``'s), so that JAX
@@ -165,14 +171,14 @@ def _flat(tree: Any, xp: Any, copy: bool | None = None) -> tuple[Any, Any, tuple
     return xp.reshape(tree, (count * size, tree.shape[-1]), copy=copy), offsets, batch
 
 
-def _rows(flat: Any, index: Any, xp: Any) -> Any:
+def _rows(flat: Array, index: Array, xp: Namespace) -> Array:
     """Rows ``flat[index]`` for an int array ``index`` of any shape: ``(*index.shape, d)``."""
     picked = xp.take(flat, xp.reshape(index, (-1,)), axis=0)
     return xp.reshape(picked, (*index.shape, flat.shape[-1]))
 
 
 def hard_access(
-    tree: Any, c: Any, search: Search, *, uniform: Any = None, eps: float = 1e-12
+    tree: Array, c: Array, search: Search, *, uniform: Array | None = None, eps: float = 1e-12
 ) -> HardAccess:
     """Walk from the root to one leaf: ``log2 n`` SEARCH calls on single nodes.
 
@@ -216,7 +222,7 @@ def hard_access(
     )
 
 
-def _set_rows(flat: Any, index: Any, rows: Any, xp: Any, assign: bool) -> Any:
+def _set_rows(flat: Array, index: Array, rows: Array, xp: Namespace, assign: bool) -> Array:
     """``flat`` with rows ``index`` (B,) replaced by ``rows`` (B, d), functionally.
 
     ``assign``: whether the library has integer-array assignment (see
@@ -232,7 +238,7 @@ def _set_rows(flat: Any, index: Any, rows: Any, xp: Any, assign: bool) -> Any:
     return xpx.at(flat, index).set(rows, copy=None)  # in place on our own copy; JAX: functional
 
 
-def write(tree: Any, leaf: Any, value: Any, join: Join, *, inplace: bool = False) -> Any:
+def write(tree: Array, leaf: Array, value: Array, join: Join, *, inplace: bool = False) -> Array:
     """The tree with leaf ``leaf`` (...,) set to ``value`` (..., d) and its ancestors rejoined.
 
     Only the ``log2 n`` ancestors of the leaf are recomputed (one JOIN each); every

@@ -7,17 +7,19 @@ pure-standard code in :mod:`namcore._agnostic.memory`.
 
 from __future__ import annotations
 
-from typing import Any
-
 from namcore import _validation as _v
 from namcore import backends as _backends
+from namcore._agnostic.memory import EPS
+from namcore._typing import Array, Namespace
 
 __all__ = ["read", "unit", "write"]
 
-_EPS = 1e-12
+# The name models/layers.py imported before EPS had a public home; new code uses
+# namcore._agnostic.memory.EPS.
+_EPS = EPS
 
 
-def unit(x: Any, /, *, axis: int = -1, eps: float = 1e-12) -> Any:
+def unit(x: Array, /, *, axis: int = -1, eps: float = EPS) -> Array:
     """Scale ``x`` to unit L2 norm along ``axis``: ``x / max(||x||_2, eps)``.
 
     Parameters
@@ -59,8 +61,15 @@ def unit(x: Any, /, *, axis: int = -1, eps: float = 1e-12) -> Any:
 
 
 def write(
-    M: Any, k: Any, v: Any, /, p_write: Any = 1.0, p_erase: Any = 0.0, *, normalize: bool = True
-) -> Any:
+    M: Array,
+    k: Array,
+    v: Array,
+    /,
+    p_write: Array | float = 1.0,
+    p_erase: Array | float = 0.0,
+    *,
+    normalize: bool = True,
+) -> Array:
     r"""Write the pair ``(k, v)`` into the memory ``M`` (the paper's WR).
 
     .. math:: M' = M + p_w\, v \hat k^\top - p_e\, M \hat k \hat k^\top,
@@ -124,10 +133,10 @@ def write(
     pe = _v.probability(
         "write", "p_erase", p_erase, xp=xp, batch=batch, dtype=dtype, backend=backend
     )
-    return backend.write(M, k, v, pw, pe, normalize, _EPS, xp)
+    return backend.write(M, k, v, pw, pe, normalize, EPS, xp)
 
 
-def read(M: Any, q: Any, /, p_read: Any = 1.0, *, normalize: bool = True) -> Any:
+def read(M: Array, q: Array, /, p_read: Array | float = 1.0, *, normalize: bool = True) -> Array:
     r"""Read the memory ``M`` with the query ``q`` (the paper's RD): ``p_read * M q̂``.
 
     Parameters
@@ -169,10 +178,12 @@ def read(M: Any, q: Any, /, p_read: Any = 1.0, *, normalize: bool = True) -> Any
     pr = _v.probability(
         "read", "p_read", p_read, xp=xp, batch=batch, dtype=xp.result_type(M, q), backend=backend
     )
-    return backend.read(M, q, pr, normalize, _EPS, xp)
+    return backend.read(M, q, pr, normalize, EPS, xp)
 
 
-def _check_memory(func: str, M: Any, xp: Any, **vectors: tuple[Any, int, str]) -> tuple:
+def _check_memory(
+    func: str, M: Array, xp: Namespace, **vectors: tuple[Array, int, str]
+) -> _v.Shape:
     """Validate ``M`` and vectors against it; return the broadcast batch shape."""
     _v.check_float(func, "M", M, xp)
     _v.check_min_ndim(func, "M", M, 2, "(..., d_v, d_k)")

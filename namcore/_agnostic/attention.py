@@ -13,29 +13,48 @@ from collections.abc import Callable
 from typing import Any
 
 from namcore._compat import device as _device
+from namcore._typing import Array, Namespace
 
-__all__ = ["causal_chunked", "causal_parallel", "noncausal", "recurrent"]
+__all__ = [
+    "Scan",
+    "causal_chunked",
+    "causal_parallel",
+    "chunks_last",
+    "matrix_transpose",
+    "noncausal",
+    "pad_to",
+    "recurrent",
+]
 
+#: A backend's ``scan`` (:meth:`namcore.backends.Backend.scan`): ``jax.lax.scan`` semantics.
 Scan = Callable[..., tuple[Any, Any]]
 
 
-def _weighted(x: Any, w: Any | None) -> Any:
+def _weighted(x: Array, w: Array | None) -> Array:
     return x if w is None else x * w[..., None]
 
 
-def _mT(x: Any, xp: Any) -> Any:
+def matrix_transpose(x: Array, xp: Namespace) -> Array:
+    """``x`` with its last two axes swapped."""
     return xp.matrix_transpose(x)
 
 
 def noncausal(
-    qh: Any, kh: Any, v: Any, w: Any | None, pr: Any | None, state: Any, *, xp: Any
-) -> tuple[Any, Any]:
+    qh: Array,
+    kh: Array,
+    v: Array,
+    w: Array | None,
+    pr: Array | None,
+    state: Array,
+    *,
+    xp: Namespace,
+) -> tuple[Array, Array]:
     """``M = state + (w ⊙ V)ᵀ K̂``, then ``y = pr ⊙ Q̂ Mᵀ``: two matrix products."""
-    memory = state + xp.matmul(_mT(_weighted(v, w), xp), kh)
-    return _weighted(xp.matmul(qh, _mT(memory, xp)), pr), memory
+    memory = state + xp.matmul(matrix_transpose(_weighted(v, w), xp), kh)
+    return _weighted(xp.matmul(qh, matrix_transpose(memory, xp)), pr), memory
 
 
-def _pad_to(x: Any, length: int, xp: Any, axis: int) -> Any:
+def pad_to(x: Array, length: int, xp: Namespace, axis: int) -> Array:
     """Zero-pad ``x`` along ``axis`` (negative) up to ``length``."""
     missing = length - x.shape[axis]
     if missing == 0:
@@ -46,7 +65,7 @@ def _pad_to(x: Any, length: int, xp: Any, axis: int) -> Any:
     return xp.concat([x, zeros], axis=axis)
 
 
-def _chunks_first(x: Any, n: int, c: int, xp: Any, vector: bool) -> Any:
+def _chunks_first(x: Array, n: int, c: int, xp: Namespace, vector: bool) -> Array:
     """(..., n*c, d) -> (n, ..., c, d), or (..., n*c) -> (n, ..., c) for ``vector=False``."""
     batch = x.shape[:-2] if vector else x.shape[:-1]
     tail = (c, x.shape[-1]) if vector else (c,)
@@ -56,7 +75,7 @@ def _chunks_first(x: Any, n: int, c: int, xp: Any, vector: bool) -> Any:
     return xp.permute_dims(x, order)
 
 
-def _chunks_last(y: Any, xp: Any) -> Any:
+def chunks_last(y: Array, xp: Namespace) -> Array:
     """(n, ..., c, d) -> (..., n*c, d)."""
     order = (*range(1, y.ndim - 2), 0, y.ndim - 2, y.ndim - 1)
     y = xp.permute_dims(y, order)
@@ -64,17 +83,17 @@ def _chunks_last(y: Any, xp: Any) -> Any:
 
 
 def causal_chunked(
-    qh: Any,
-    kh: Any,
-    v: Any,
-    w: Any | None,
-    pr: Any | None,
-    state: Any,
+    qh: Array,
+    kh: Array,
+    v: Array,
+    w: Array | None,
+    pr: Array | None,
+    state: Array,
     *,
     chunk_size: int,
-    xp: Any,
+    xp: Namespace,
     scan: Scan,
-) -> tuple[Any, Any]:
+) -> tuple[Array, Array]:
     """Causal NOA without erase, chunk by chunk, in O(L·C + d_k·d_v) extra memory.
 
     Within a chunk the output is ``tril(Q̂ (w ⊙ K̂)ᵀ) V`` (a token sees itself); the
@@ -87,8 +106,8 @@ def causal_chunked(
     dev = _device(kh)
     if w is None:  # padded positions must not write: make the weights explicit
         w = xp.ones(kh.shape[:-1], dtype=kh.dtype, device=dev)
-    padded = [_pad_to(x, n * c, xp, -2) for x in (qh, kh, v)]
-    weights = _pad_to(w, n * c, xp, -1)
+    padded = [pad_to(x, n * c, xp, -2) for x in (qh, kh, v)]
+    weights = pad_to(w, n * c, xp, -1)
     xs = (
         *(_chunks_first(x, n, c, xp, True) for x in padded),
         _chunks_first(weights, n, c, xp, False),
@@ -96,21 +115,28 @@ def causal_chunked(
     rows = xp.arange(c, device=dev)
     tril = xp.astype(rows[:, None] >= rows[None, :], kh.dtype)
 
-    def step(memory: Any, chunk: tuple[Any, Any, Any, Any]) -> tuple[Any, Any]:
+    def step(memory: Array, chunk: tuple[Array, Array, Array, Array]) -> tuple[Array, Array]:
         q_c, k_c, v_c, w_c = chunk
         kw = k_c * w_c[..., None]
-        scores = xp.matmul(q_c, _mT(kw, xp)) * tril
-        y_c = xp.matmul(scores, v_c) + xp.matmul(q_c, _mT(memory, xp))
-        return memory + xp.matmul(_mT(v_c, xp), kw), y_c
+        scores = xp.matmul(q_c, matrix_transpose(kw, xp)) * tril
+        y_c = xp.matmul(scores, v_c) + xp.matmul(q_c, matrix_transpose(memory, xp))
+        return memory + xp.matmul(matrix_transpose(v_c, xp), kw), y_c
 
     memory, ys = scan(step, state, xs)
-    y = _chunks_last(ys, xp)[..., :length, :]
+    y = chunks_last(ys, xp)[..., :length, :]
     return _weighted(y, pr), memory
 
 
 def causal_parallel(
-    qh: Any, kh: Any, v: Any, w: Any | None, pr: Any | None, state: Any, *, xp: Any
-) -> tuple[Any, Any]:
+    qh: Array,
+    kh: Array,
+    v: Array,
+    w: Array | None,
+    pr: Array | None,
+    state: Array,
+    *,
+    xp: Namespace,
+) -> tuple[Array, Array]:
     """Causal NOA without erase in one step: ``y = tril(Q̂ (w ⊙ K̂)ᵀ) V + Q̂ Sᵀ``.
 
     O(L²) time and memory, but no loop and no shape arithmetic: it works on symbolic
@@ -121,26 +147,26 @@ def causal_parallel(
     kw = _weighted(kh, w)
     position = xp.cumulative_sum(xp.ones_like(kh[..., 0]), axis=-1)
     causal = xp.astype(position[..., :, None] >= position[..., None, :], kh.dtype)
-    scores = xp.matmul(qh, _mT(kw, xp)) * causal
-    y = xp.matmul(scores, v) + xp.matmul(qh, _mT(state, xp))
-    memory = state + xp.matmul(_mT(_weighted(v, w), xp), kh)
+    scores = xp.matmul(qh, matrix_transpose(kw, xp)) * causal
+    y = xp.matmul(scores, v) + xp.matmul(qh, matrix_transpose(state, xp))
+    memory = state + xp.matmul(matrix_transpose(_weighted(v, w), xp), kh)
     return _weighted(y, pr), memory
 
 
 def recurrent(
-    qh: Any,
-    kh: Any,
-    v: Any,
-    w: Any | None,
-    e: Any | None,
-    pr: Any | None,
-    state: Any,
+    qh: Array,
+    kh: Array,
+    v: Array,
+    w: Array | None,
+    e: Array | None,
+    pr: Array | None,
+    state: Array,
     *,
     causal: bool,
-    xp: Any,
+    xp: Namespace,
     scan: Scan,
-    decay: Any | None = None,
-) -> tuple[Any, Any]:
+    decay: Array | None = None,
+) -> tuple[Array, Array]:
     """The write recurrence position by position (for sequences of unknown length).
 
     ``M_t = γ_t M_{t-1} + (w_t v_t - e_t γ_t M_{t-1} k̂_t) k̂_tᵀ`` with ``γ`` = ``decay``
@@ -156,7 +182,7 @@ def recurrent(
     if e is None:
         e = xp.zeros((*kh.shape[:-2], length), dtype=kh.dtype, device=dev)
 
-    def to_time_major(x: Any, vector: bool) -> Any:
+    def to_time_major(x: Array, vector: bool) -> Array:
         axis = x.ndim - (2 if vector else 1)
         return xp.permute_dims(x, (axis, *range(axis), *range(axis + 1, x.ndim)))
 
@@ -171,7 +197,7 @@ def recurrent(
         to_time_major(decay, False),
     )
 
-    def step(memory: Any, x: tuple[Any, Any, Any, Any, Any, Any]) -> tuple[Any, Any]:
+    def step(memory: Array, x: tuple[Array, ...]) -> tuple[Array, Array]:
         q_t, k_t, v_t, w_t, e_t, g_t = x
         memory = memory * g_t[..., None, None]
         u = update_direction(memory, k_t, v_t, w_t, e_t, xp=xp)
@@ -181,6 +207,6 @@ def recurrent(
 
     memory, ys = scan(step, state, xs)
     if not causal:
-        return _weighted(xp.matmul(qh, _mT(memory, xp)), pr), memory
+        return _weighted(xp.matmul(qh, matrix_transpose(memory, xp)), pr), memory
     y = xp.permute_dims(ys, (*range(1, ys.ndim - 1), 0, ys.ndim - 1))
     return _weighted(y, pr), memory

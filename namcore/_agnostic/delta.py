@@ -32,17 +32,14 @@ as a count ``Z`` of resets, and ``D[t, i] = 0`` whenever a reset lies in ``(i, t
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from namcore._compat import device as _device
+from namcore._typing import Array, Namespace
 
-from .attention import _chunks_last, _mT
-from .attention import _pad_to as _pad
+from .attention import Scan, chunks_last, matrix_transpose, pad_to
 
 __all__ = ["Chunks", "chunked", "prepare", "run", "unit_lower_inverse"]
-
-Scan = Callable[..., tuple[Any, Any]]
 
 
 class Chunks(NamedTuple):
@@ -58,15 +55,15 @@ class Chunks(NamedTuple):
     without decay).
     """
 
-    u: Any
-    w: Any | None
-    y: Any | None
-    q: Any | None
-    k: Any
-    carry: Any | None
+    u: Array
+    w: Array | None
+    y: Array | None
+    q: Array | None
+    k: Array
+    carry: Array | None
 
 
-def _diagonal_blocks(a: Any, size: int, xp: Any) -> Any:
+def _diagonal_blocks(a: Array, size: int, xp: Namespace) -> Array:
     """The diagonal ``size × size`` blocks of ``a (..., p, p)``: shape (..., p/size, size, size).
 
     Entry ``(r, q)`` of block ``i`` sits at ``i·size·(p+1) + r·p + q`` of the flattened
@@ -77,12 +74,12 @@ def _diagonal_blocks(a: Any, size: int, xp: Any) -> Any:
     count, batch = p // size, a.shape[:-2]
     if count == 1:
         return xp.reshape(a, (*batch, 1, size, size))
-    flat = _pad(xp.reshape(a, (*batch, p * p)), p * (p + 1), xp, -1)
+    flat = pad_to(xp.reshape(a, (*batch, p * p)), p * (p + 1), xp, -1)
     rows = xp.reshape(flat, (*batch, count, size * (p + 1)))[..., : size * p]
     return xp.reshape(rows, (*batch, count, size, p))[..., :size]
 
 
-def unit_lower_inverse(a: Any, *, xp: Any) -> Any:
+def unit_lower_inverse(a: Array, *, xp: Namespace) -> Array:
     """``(I + A)⁻¹`` for strictly lower-triangular ``A (..., c, c)``, core standard only.
 
     Recursive doubling: the inverses of the diagonal blocks of size ``s`` give those of
@@ -92,7 +89,8 @@ def unit_lower_inverse(a: Any, *, xp: Any) -> Any:
     Examples
     --------
     >>> import numpy as np
-    >>> import array_api_compat.numpy as xp
+    >>> from namcore import backends
+    >>> xp = backends.get("numpy").namespace()
     >>> a = np.tril(np.random.default_rng(0).uniform(size=(5, 5)), -1)
     >>> t = unit_lower_inverse(a, xp=xp)
     >>> bool(np.allclose(t @ (np.eye(5) + a), np.eye(5)))
@@ -103,7 +101,7 @@ def unit_lower_inverse(a: Any, *, xp: Any) -> Any:
     while p < c:
         p *= 2
     if p != c:
-        a = _pad(_pad(a, p, xp, -1), p, xp, -2)
+        a = pad_to(pad_to(a, p, xp, -1), p, xp, -2)
     batch = a.shape[:-2]
     inverse = xp.ones((*batch, p, 1, 1), dtype=a.dtype, device=_device(a))
     size = 1
@@ -121,31 +119,36 @@ def unit_lower_inverse(a: Any, *, xp: Any) -> Any:
 
 
 def _ratio(
-    g_rows: Any, g_cols: Any, z_rows: Any | None, z_cols: Any | None, allowed: Any, xp: Any
-) -> Any:
+    g_rows: Array,
+    g_cols: Array,
+    z_rows: Array | None,
+    z_cols: Array | None,
+    allowed: Array,
+    xp: Namespace,
+) -> Array:
     """``exp(G_r − G_c)`` where ``allowed`` (a 0/1 float mask) and no reset lies between.
 
     The exponent is masked before ``exp`` so that entries above the diagonal (whose
     exponent is positive and may overflow) never reach it.
     """
     keep = allowed
-    if z_rows is not None:
+    if z_rows is not None and z_cols is not None:
         keep = keep * xp.astype(z_rows[..., :, None] == z_cols[..., None, :], keep.dtype)
     return xp.exp((g_rows[..., :, None] - g_cols[..., None, :]) * keep) * keep
 
 
 def prepare(
-    qh: Any,
-    kh: Any,
-    v: Any,
-    w: Any | None,
-    e: Any | None,
-    log_decay: Any | None,
-    reset: Any | None,
+    qh: Array,
+    kh: Array,
+    v: Array,
+    w: Array | None,
+    e: Array | None,
+    log_decay: Array | None,
+    reset: Array | None,
     *,
     causal: bool,
     chunk_size: int,
-    xp: Any,
+    xp: Namespace,
 ) -> Chunks:
     """Everything of the chunk form that does not depend on the incoming memories.
 
@@ -161,8 +164,8 @@ def prepare(
     if w is None:  # padded positions must not write: make the weights explicit
         w = xp.ones(kh.shape[:-1], dtype=kh.dtype, device=dev)
 
-    def split(x: Any, vector: bool) -> Any:
-        x = _pad(x, n * c, xp, -2 if vector else -1)
+    def split(x: Array, vector: bool) -> Array:
+        x = pad_to(x, n * c, xp, -2 if vector else -1)
         batch = x.shape[:-2] if vector else x.shape[:-1]
         return xp.reshape(x, (*batch, n, c, x.shape[-1]) if vector else (*batch, n, c))
 
@@ -193,7 +196,7 @@ def prepare(
         u_c = v_c * w_c[..., None]
     else:
         e_c = split(e, False)
-        kk = xp.matmul(k_c, _mT(k_c, xp))
+        kk = xp.matmul(k_c, matrix_transpose(k_c, xp))
         lower = within * strict if log_decay is not None else strict
         inverse = unit_lower_inverse(e_c[..., :, None] * kk * lower, xp=xp)
         # T diag(w) V and T diag(eΓ) K̂, the diagonals scaling T's columns (C×C) rather
@@ -203,7 +206,7 @@ def prepare(
         w_k = xp.matmul(inverse * scale[..., None, :], k_c)
     y_c = q_out = None
     if causal:
-        scores = xp.matmul(q_c, _mT(k_c, xp)) * within
+        scores = xp.matmul(q_c, matrix_transpose(k_c, xp)) * within
         y_c = xp.matmul(scores, u_c)
         q_out = q_c if from_start is None else q_c * from_start[..., None]
         if w_k is not None:
@@ -213,65 +216,66 @@ def prepare(
 
 
 def _chunk_step(
-    memory: Any,
-    u: Any,
-    w: Any | None,
-    y: Any | None,
-    q: Any | None,
-    k: Any,
-    carry: Any | None,
-    xp: Any,
-) -> tuple[Any, Any]:
+    memory: Array,
+    u: Array,
+    w: Array | None,
+    y: Array | None,
+    q: Array | None,
+    k: Array,
+    carry: Array | None,
+    *,
+    xp: Namespace,
+) -> tuple[Array, Array]:
     """One chunk: ``U = u − w Mᵀ``, ``Y = y + q Mᵀ``, ``M ← Γ_C M + Uᵀ k``."""
     if w is not None:
-        u = u - xp.matmul(w, _mT(memory, xp))
+        u = u - xp.matmul(w, matrix_transpose(memory, xp))
     if y is not None:
-        y = y + xp.matmul(q, _mT(memory, xp))
+        y = y + xp.matmul(q, matrix_transpose(memory, xp))
     if carry is not None:
         memory = memory * carry[..., None, None]
-    return memory + xp.matmul(_mT(u, xp), k), y
+    return memory + xp.matmul(matrix_transpose(u, xp), k), y
 
 
-def run(chunks: Chunks, state: Any, *, xp: Any, scan: Scan) -> tuple[Any, Any | None]:
+def run(chunks: Chunks, state: Array, *, xp: Namespace, scan: Scan) -> tuple[Array | None, Array]:
     """Carry the memory across the chunks of :func:`prepare`: ``(Y (..., n·C, d_v), M)``.
 
     ``Y`` is ``None`` when the chunks were prepared without ``causal``.
     """
     present = [name for name, x in chunks._asdict().items() if x is not None]
 
-    def chunk_axis_first(name: str) -> Any:
+    def chunk_axis_first(name: str) -> Array:
         x = getattr(chunks, name)
         axis = x.ndim - (1 if name == "carry" else 3)  # carry is (..., n), others (..., n, C, d)
         return xp.permute_dims(x, (axis, *range(axis), *range(axis + 1, x.ndim)))
 
     xs = tuple(chunk_axis_first(name) for name in present)
 
-    def step(memory: Any, x: tuple[Any, ...]) -> tuple[Any, Any]:
+    def step(memory: Array, x: tuple[Array, ...]) -> tuple[Array, Array]:
         given = dict(zip(present, x, strict=True))
         return _chunk_step(memory, *(given.get(name) for name in Chunks._fields), xp=xp)
 
     memory, ys = scan(step, state, xs)
     if ys is None:
         return None, memory
-    return _chunks_last(ys, xp), memory
+    return chunks_last(ys, xp), memory
 
 
 def chunked(
-    qh: Any,
-    kh: Any,
-    v: Any,
-    w: Any | None,
-    e: Any | None,
-    log_decay: Any | None,
-    reset: Any | None,
-    pr: Any | None,
-    state: Any,
+    qh: Array,
+    kh: Array,
+    v: Array,
+    w: Array | None,
+    e: Array | None,
+    log_decay: Array | None,
+    reset: Array | None,
+    pr: Array | None,
+    state: Array,
     *,
     causal: bool,
     chunk_size: int,
-    xp: Any,
+    xp: Namespace,
     scan: Scan,
-) -> tuple[Any, Any]:
+) -> tuple[Array, Array]:
     """NOA with erase and/or decay, chunkwise: ``(y (..., L, d_v), M_L)``.
 
     Arguments as in :func:`prepare`; ``pr`` (..., L) or ``None`` weighs the reads and
@@ -281,7 +285,7 @@ def chunked(
     chunks = prepare(qh, kh, v, w, e, log_decay, reset, causal=causal, chunk_size=chunk_size, xp=xp)
     y, memory = run(chunks, state, xp=xp, scan=scan)
     if y is None:
-        y = xp.matmul(qh, _mT(memory, xp))
+        y = xp.matmul(qh, matrix_transpose(memory, xp))
     else:
         y = y[..., : qh.shape[-2], :]
     return (y if pr is None else y * pr[..., None]), memory

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypeAlias
 
-__all__ = ["add_rank1", "read", "scale", "unit", "update_direction", "write"]
+from namcore._typing import Array, Namespace
 
-Probability = Any  # a Python float, or an array of the batch shape (...)
+__all__ = ["EPS", "Probability", "add_rank1", "read", "scale", "unit", "update_direction", "write"]
+
+#: The default floor of vector norms: ``unit(x)`` is ``x / max(||x||, EPS)``, so the zero
+#: vector maps to zero (as in ``torch.nn.functional.normalize``).
+EPS = 1e-12
+
+#: A probability: a Python float, or an array of the batch shape (...).
+Probability: TypeAlias = Array | float
 
 
-def unit(x: Any, /, *, axis: int, eps: float, xp: Any) -> Any:
+def unit(x: Array, /, *, axis: int, eps: float, xp: Namespace) -> Array:
     """``x / max(||x||_2, eps)`` along ``axis``; zero maps to zero.
 
     The norm is computed as ``sqrt(max(sum(x*x), eps**2))``, which equals
@@ -24,7 +31,7 @@ def unit(x: Any, /, *, axis: int, eps: float, xp: Any) -> Any:
     return xp.astype(acc / norm, x.dtype)
 
 
-def scale(p: Probability, x: Any) -> Any:
+def scale(p: Probability, x: Array) -> Array:
     """``p * x`` where ``p`` has the batch shape of the vector ``x`` (..., d)."""
     if isinstance(p, float | int):
         return x if p == 1 else p * x
@@ -36,8 +43,8 @@ def _is_zero(p: Probability) -> bool:
 
 
 def update_direction(
-    M: Any, kh: Any, v: Any, p_write: Probability, p_erase: Probability, *, xp: Any
-) -> Any:
+    M: Array, kh: Array, v: Array, p_write: Probability, p_erase: Probability, *, xp: Namespace
+) -> Array:
     """The vector ``u`` of the rank-1 write ``M' = M + u k̂ᵀ``.
 
     ``u = p_write * v - p_erase * M k̂``: the write adds ``v`` and removes what ``k̂``
@@ -51,38 +58,38 @@ def update_direction(
 
 
 def write(
-    M: Any,
-    k: Any,
-    v: Any,
+    M: Array,
+    k: Array,
+    v: Array,
     p_write: Probability = 1.0,
     p_erase: Probability = 0.0,
     /,
     *,
     normalize: bool = True,
-    eps: float = 1e-12,
-    xp: Any,
-) -> Any:
+    eps: float = EPS,
+    xp: Namespace,
+) -> Array:
     """``M + p_write v k̂ᵀ - p_erase M k̂ k̂ᵀ`` as one rank-1 update ``M + u k̂ᵀ``."""
     kh = unit(k, axis=-1, eps=eps, xp=xp) if normalize else k
     u = update_direction(M, kh, v, p_write, p_erase, xp=xp)
     return add_rank1(M, u, kh)
 
 
-def add_rank1(M: Any, u: Any, kh: Any) -> Any:
+def add_rank1(M: Array, u: Array, kh: Array) -> Array:
     """``M + u k̂ᵀ`` with batch axes: the last step of every write."""
     return M + u[..., :, None] * kh[..., None, :]
 
 
 def read(
-    M: Any,
-    q: Any,
+    M: Array,
+    q: Array,
     p_read: Probability = 1.0,
     /,
     *,
     normalize: bool = True,
-    eps: float = 1e-12,
-    xp: Any,
-) -> Any:
+    eps: float = EPS,
+    xp: Namespace,
+) -> Array:
     """``p_read M q̂``, shape ``(..., d_v)``."""
     qh = unit(q, axis=-1, eps=eps, xp=xp) if normalize else q
     return scale(p_read, xp.matmul(M, qh[..., None])[..., 0])

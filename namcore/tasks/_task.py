@@ -10,12 +10,14 @@ from typing import Any
 
 import numpy as np
 
-from ._batch import PAD, Batch, Row, assemble
+from ._batch import PAD, Batch, LaidRow, Row, assemble
 
 __all__ = ["Sampler", "Task", "check_int"]
 
 #: ``sampler(rng, n, min_len, max_len) -> (rows, lengths)``: draws ``n`` samples.
-Sampler = Callable[[np.random.Generator, int, int, int], tuple[Sequence[Row], np.ndarray]]
+Sampler = Callable[
+    [np.random.Generator, int, int, int], tuple[Sequence[Row] | Sequence[LaidRow], np.ndarray]
+]
 
 
 def check_int(func: str, name: str, value: Any, minimum: int, what: str = "") -> int:

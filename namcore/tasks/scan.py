@@ -40,6 +40,7 @@ from ._task import Task, check_int
 __all__ = [
     "ACTIONS",
     "SCAN_SPLITS",
+    "TRAIN_MAX_ACTIONS",
     "VOCAB",
     "WORDS",
     "commands",

@@ -25,11 +25,12 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 
 from ._batch import EOS, SEP, LaidRow, stratified_lengths
-from ._task import Task
+from ._task import Sampler, Task
 from .digits import DIGIT0, DIGIT_SPLITS
 from .digits import VOCAB as DIGIT_VOCAB
 
@@ -39,6 +40,14 @@ __all__ = ["POP", "VOCAB", "priority_queue_task", "queue_task", "stack_task"]
 VOCAB: tuple[str, ...] = (*DIGIT_VOCAB, "pop")
 #: Token id of ``pop``.
 POP = len(DIGIT_VOCAB)
+
+
+class _Store(Protocol):
+    """A data structure of ints: what ``pop`` returns is the structure's business."""
+
+    def push(self, x: int) -> None: ...
+
+    def pop(self) -> int: ...
 
 
 class _Stack:
@@ -74,7 +83,7 @@ class _MinHeap:
         return heapq.heappop(self.items)
 
 
-def _stream(rng: np.random.Generator, n: int, structure: Callable[[], object]) -> LaidRow:
+def _stream(rng: np.random.Generator, n: int, structure: Callable[[], _Store]) -> LaidRow:
     """One laid-out sample of ``n`` pushes and ``n`` pops."""
     store = structure()
     inputs, targets = [SEP], [SEP]
@@ -97,8 +106,10 @@ def _stream(rng: np.random.Generator, n: int, structure: Callable[[], object]) -
     return inputs, targets, scored
 
 
-def _sampler(structure: Callable[[], object]):
-    def sample(rng: np.random.Generator, n: int, lo: int, hi: int):
+def _sampler(structure: Callable[[], _Store]) -> Sampler:
+    def sample(
+        rng: np.random.Generator, n: int, lo: int, hi: int
+    ) -> tuple[list[LaidRow], np.ndarray]:
         lengths = stratified_lengths(n, lo, hi, rng)
         return [_stream(rng, length, structure) for length in lengths.tolist()], lengths
 
