@@ -28,6 +28,7 @@ from prop_oracles import EPS
 from prop_strategies import arrays, broadcast_batches, dims, keys, probabilities
 
 import namcore
+from namcore import backends
 from namcore.testing import numerical_gradient
 
 NAMES = ("M", "k", "v", "p_write", "p_erase", "M2", "q", "p_read")
@@ -47,7 +48,7 @@ def torch():
 @pytest.fixture(scope="module")
 def jax():
     jax = pytest.importorskip("jax")
-    jax.config.update("jax_enable_x64", True)
+    backends.get("jax").enable_float64()  # the finite-difference oracle is float64
     return jax
 
 

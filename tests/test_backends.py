@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from namcore import backends
-from namcore._agnostic import memory as agnostic
 from namcore.backends import Backend
 from namcore.testing import assert_matches_numpy, to_numpy
 
@@ -93,10 +92,58 @@ def test_jit_gives_the_same_values(xp, device):
     compiled = backend.jit(f)
     for _ in range(3):
         assert_matches_numpy(compiled(a, a), np.array([5.0, 50.0]), xp=xp)
-    if backend.name == "jax":
+    assert backend.jit_compiles == (backend.name == "jax")
+    if backend.jit_compiles:
         assert len(calls) == 1  # traced once, then reused
     else:
         assert compiled is f
+
+
+def test_jit_static_arguments_are_python_values(xp, device):
+    backend = backends.for_namespace(xp)
+    seen = []
+
+    def f(a, power, flip):
+        seen.append((type(power), flip))  # Python values even while tracing
+        out = a**power
+        return -out if flip else out
+
+    a = xp.asarray([1.0, 2.0, 3.0], device=device)
+    compiled = backend.jit(f, static_argnums=(1, 2))
+    assert_matches_numpy(compiled(a, 2, True), np.array([-1.0, -4.0, -9.0]), xp=xp)
+    assert_matches_numpy(compiled(a, 3, False), np.array([1.0, 8.0, 27.0]), xp=xp)
+    assert seen == [(int, True), (int, False)]
+
+
+def test_enable_float64_makes_float64_available(xp):
+    backend = backends.for_namespace(xp)
+    backend.enable_float64()  # the xp fixture did it already; again is harmless
+    assert backend.supports_dtype("float64")
+    x = backend.from_numpy(np.array([0.1]), dtype="float64")
+    assert to_numpy(x).dtype == np.float64 and to_numpy(x)[0] == 0.1
+
+
+def test_jax_enable_float64_turns_x64_on(jax_x64):  # the fixture restores the setting
+    jax_x64.config.update("jax_enable_x64", False)
+    backend = backends.get("jax")
+    assert not backend.supports_dtype("float64") and backend.supports_dtype("float32")
+    backend.enable_float64()
+    assert backend.supports_dtype("float64") and backend.supports_dtype("int64")
+
+
+def test_setup_for_testing_gives_a_namespace_and_a_device(library):
+    backend = backends.get(library.backend_name)
+    try:
+        xp, device = backend.setup_for_testing(gpu=library.on_gpu)
+    except LookupError as exc:
+        pytest.skip(f"{library.value}: {exc}")
+    assert backends.for_array(xp.asarray([1.0], device=device)) is backend
+
+
+def test_libraries_without_gpu_support_say_so():
+    for name in ("numpy", "array_api_strict", "dask", "ndonnx"):
+        with pytest.raises(LookupError, match=f"namcore runs {name} on the CPU only"):
+            backends.get(name).testing_device(gpu=True)
 
 
 def test_scan_without_xs_needs_length(xp, device):
@@ -177,8 +224,9 @@ def test_numpy_fast_path_falls_back_when_memory_broadcasts():
     rng = np.random.default_rng(5)
     M, k, v = rng.normal(size=(4, 2, 3)), rng.normal(size=3), rng.normal(size=2)
     xp = backends.get("numpy").namespace()
-    out = backends.get("numpy").write(M, k, v, 1.0, 0.0, True, 1e-12, xp)
-    assert np.allclose(out, agnostic.write(M, k, v, xp=xp))
+    numpy = backends.get("numpy")
+    out = numpy.write(M, k, v, 1.0, 0.0, True, 1e-12, xp)
+    assert np.allclose(out, Backend.write(numpy, M, k, v, 1.0, 0.0, True, 1e-12, xp))
 
 
 def test_concrete_values_skips_jax_tracers():

@@ -6,15 +6,21 @@ import numpy as np
 import pytest
 
 import namcore
-from namcore import _compat
+from namcore import backends
 from namcore.testing import (
+    XPBackend,
     assert_backends_agree,
     assert_matches_numpy,
     compare_backends,
     compare_to_reference,
     dtype_name,
+    setup_backend,
     tolerance_for,
 )
+
+
+def _on_strict(x):
+    return backends.for_array(x).name == "array_api_strict"
 
 
 def test_agreeing_function_passes_everywhere():
@@ -28,8 +34,7 @@ def test_agreeing_function_passes_everywhere():
 
 def test_disagreeing_backend_is_named_in_the_report():
     def wrong_on_strict(x):
-        xp = _compat.array_namespace(x)
-        return x * 2 if _compat.is_array_api_strict_namespace(xp) else x
+        return x * 2 if _on_strict(x) else x
 
     with pytest.raises(AssertionError, match=r"backends disagree on wrong_on_strict") as info:
         assert_backends_agree(wrong_on_strict, np.ones(3), backends=["numpy", "array_api_strict"])
@@ -40,7 +45,7 @@ def test_disagreeing_backend_is_named_in_the_report():
 
 def test_errors_are_reported_not_raised():
     def fails_on_strict(x):
-        if _compat.is_array_api_strict_namespace(_compat.array_namespace(x)):
+        if _on_strict(x):
             raise RuntimeError("boom")
         return x
 
@@ -70,3 +75,35 @@ def test_assert_matches_numpy_catches_a_silent_numpy_result():
     strict = pytest.importorskip("array_api_strict")
     with pytest.raises(AssertionError, match="result is a numpy array, expected array_api_strict"):
         assert_matches_numpy(np.ones(2), np.ones(2), xp=strict)
+
+
+def test_compiled_runs_keep_python_numbers_static():
+    pytest.importorskip("jax")
+    seen = []
+
+    def scaled(x, factor, flip):
+        seen.append(type(factor))  # a Python float when static, a tracer otherwise
+        return -x * factor if flip else x * factor
+
+    reports = compare_backends(
+        scaled, np.arange(3.0), 2.5, True, backends=["jax"], dtypes=["float32"]
+    )
+    assert [(r.backend, r.passed, r.skipped) for r in reports] == [
+        ("jax", True, ""),
+        ("jax (jit)", True, ""),
+    ]
+    assert seen == [float, float, float]  # the reference, eager JAX, the one trace
+
+
+def test_setup_backend_asks_the_backend():
+    xp, device = setup_backend(XPBackend.NUMPY)
+    assert xp is backends.get("numpy").namespace() and device == "cpu"
+    readonly, _ = setup_backend(XPBackend.NUMPY_READONLY)
+    with pytest.raises(ValueError, match="read-only"):
+        readonly.asarray([1.0])[0] = 2.0
+
+
+def test_setup_backend_names_what_is_missing(monkeypatch):
+    monkeypatch.setattr(type(backends.get("numpy")), "is_installed", lambda self: False)
+    with pytest.raises(LookupError, match="numpy is not installed"):
+        setup_backend(XPBackend.NUMPY)

@@ -7,6 +7,8 @@
 - :class:`XPBackend` and :mod:`namcore.testing.fixtures`: the backend matrix and the
   ``xp`` pytest fixture namcore's own tests use (import the fixtures into your
   ``conftest.py`` to reuse them).
+- :data:`LIMITATIONS` and :func:`skips`: the known limitations of backends, as skip
+  reasons for :func:`compare_backends`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 
 from namcore import _compat
 from namcore import backends as _backends
+from namcore._typing import Array, Namespace
 
 from ._compare import (
     BackendReport,
@@ -26,11 +29,13 @@ from ._compare import (
     format_report,
     usable_backends,
 )
+from ._known import LIMITATIONS, skips
 from ._matrix import ENV_VAR, XPBackend, selected_backends, setup_backend
 from ._tolerance import Comparison, compare_to_reference, dtype_name, tolerance_for
 
 __all__ = [
     "ENV_VAR",
+    "LIMITATIONS",
     "BackendReport",
     "Comparison",
     "XPBackend",
@@ -43,6 +48,7 @@ __all__ = [
     "numerical_gradient",
     "selected_backends",
     "setup_backend",
+    "skips",
     "to_numpy",
     "tolerance_for",
     "usable_backends",
@@ -73,19 +79,47 @@ def numerical_gradient(
     return grad
 
 
-def to_numpy(x: Any) -> np.ndarray:
-    """Copy any backend's array to a NumPy array on the host (for tests only)."""
+def to_numpy(x: Array) -> np.ndarray:
+    """Copy any backend's array to a NumPy array on the host (for tests only).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from namcore import backends
+    >>> from namcore.testing import to_numpy
+    >>> x = backends.get("numpy").from_numpy(np.arange(3.0), dtype="float32")
+    >>> to_numpy(x)
+    array([0., 1., 2.], dtype=float32)
+    """
     return _backends.for_array(x).to_numpy(x)
 
 
 def assert_matches_numpy(
-    actual: Any, expected: np.ndarray, *, xp: Any, dtype: Any = None, rtol: float | None = None
+    actual: Array,
+    expected: np.ndarray,
+    *,
+    xp: Namespace,
+    dtype: Any = None,
+    rtol: float | None = None,
 ) -> None:
     """Assert ``actual`` is an array of namespace ``xp`` that matches ``expected``.
 
     Checks the library (so that a silent fall-back to NumPy is caught), the dtype
     (``dtype``, if given), the shape, and the values within a dtype-aware relative
     tolerance (``rtol`` overrides it).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import namcore
+    >>> from namcore import backends
+    >>> from namcore.testing import assert_matches_numpy
+    >>> xp = backends.get("numpy").namespace()
+    >>> assert_matches_numpy(namcore.unit(np.array([3.0, 4.0])), np.array([0.6, 0.8]), xp=xp)
+    >>> assert_matches_numpy(np.array([1.0, 2.1]), np.array([1.0, 2.0]), xp=xp)
+    Traceback (most recent call last):
+    ...
+    AssertionError: max relative error 5.000e-02 > 1e-09 (max abs error 1.000e-01)
     """
     got_xp = _compat.array_namespace(actual)
     want, got = _backends.for_namespace(xp).name, _backends.for_namespace(got_xp).name

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from namcore import _compat
 from namcore import backends as _backends
 
 from ._tolerance import Comparison, compare_to_reference, tolerance_for
@@ -59,13 +60,11 @@ def _as_tuple(result: Any) -> tuple[Any, ...]:
 
 def _run(
     fn: Callable[..., Any], inputs: Sequence[Any], backend: _backends.Backend, dtype: str, jit: bool
-) -> tuple[Any, ...]:
+) -> tuple[np.ndarray, ...]:
     args = [_to_backend(value, backend, dtype) for value in inputs]
-    if jit:
-        import jax
-
-        static = [i for i, a in enumerate(args) if not isinstance(a, jax.Array)]
-        out = jax.jit(fn, static_argnums=static)(*args)
+    if jit:  # everything but the arrays is static (Python numbers, flags)
+        static = [i for i, a in enumerate(args) if not _compat.is_array_api_obj(a)]
+        out = backend.jit(fn, static_argnums=static)(*args)
     else:
         out = fn(*args)
     return tuple(backend.to_numpy(o) for o in _as_tuple(out))
@@ -99,10 +98,12 @@ def compare_backends(
         Floating dtypes to run in. A backend that cannot create a dtype is reported as
         skipped. Default: float32 and float64.
     jax_jit : bool, optional
-        Also run JAX under ``jax.jit`` (non-array arguments static). Default: True.
+        Also run, on backends whose :meth:`~namcore.backends.Backend.jit` compiles
+        (JAX), ``fn`` compiled by it, with the non-array arguments static. Default:
+        True.
     skip : mapping, optional
         ``{(backend, dtype): reason}`` of known limitations (see
-        :func:`namcore.testing._known.skips`), reported as skipped with the reason.
+        :func:`namcore.testing.skips`), reported as skipped with the reason.
 
     Returns
     -------
@@ -112,10 +113,12 @@ def compare_backends(
     np_backend = _backends.get("numpy")
     reference = _run(fn, numpy_inputs, np_backend, "float64", jit=False)
     names = list(usable_backends() if backends is None else backends)
+    known = dict(skip or {})
     reports: list[BackendReport] = []
     for name in names:
         backend = _backends.get(name)
-        modes = [(name, False)] + ([(f"{name} (jit)", True)] if name == "jax" and jax_jit else [])
+        compiled = backend.jit_compiles and jax_jit
+        modes = [(name, False)] + ([(f"{name} (jit)", True)] if compiled else [])
         for label, jit in modes:
             for dtype in dtypes:
                 if not backend.supports_dtype(dtype):
@@ -125,9 +128,9 @@ def compare_backends(
                         )
                     )
                     continue
-                if (name, dtype) in (skip or {}):
+                if (name, dtype) in known:
                     reports.append(
-                        BackendReport(label, dtype, "", None, skipped=skip[(name, dtype)])
+                        BackendReport(label, dtype, "", None, skipped=known[name, dtype])
                     )
                     continue
                 device = str(backend.default_device())

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import enum
-import importlib.util
 import os
 from typing import Any
 
 import numpy as np
 
-__all__ = ["ENV_VAR", "XPBackend", "selected_backends", "setup_backend"]
+from namcore import backends as _backends
+from namcore._typing import Device, Namespace
+
+__all__ = ["ENV_VAR", "ReadOnlyNumPy", "XPBackend", "selected_backends", "setup_backend"]
 
 #: Comma-separated XPBackend values that narrow the matrix, e.g. ``numpy,torch``.
 ENV_VAR = "NAMCORE_TEST_BACKENDS"
@@ -44,6 +46,11 @@ class XPBackend(enum.Enum):
         return self.library
 
     @property
+    def on_gpu(self) -> bool:
+        """Whether this member runs its library on a GPU rather than the CPU."""
+        return self.value.endswith(":gpu")
+
+    @property
     def is_jit(self) -> bool:
         """Whether tests on this member run the functions under ``jax.jit``."""
         return self in (XPBackend.JAX_JIT, XPBackend.JAX_GPU)
@@ -62,78 +69,53 @@ def selected_backends() -> list[XPBackend]:
     return [known[n] for n in names]
 
 
-class _ReadOnlyNumPy:
+class ReadOnlyNumPy:
     """The NumPy namespace, except that ``asarray`` returns read-only arrays.
 
     Any in-place write to an input then raises, which catches mutation without JAX.
+
+    Examples
+    --------
+    >>> from namcore import backends
+    >>> xp = ReadOnlyNumPy(backends.get("numpy").namespace())
+    >>> x = xp.asarray([1.0, 2.0])
+    >>> x += 1
+    Traceback (most recent call last):
+    ...
+    ValueError: output array is read-only
     """
 
-    def __init__(self, xp: Any) -> None:
+    def __init__(self, xp: Namespace) -> None:
         self._xp = xp
         self.__name__ = xp.__name__
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._xp, name)
 
-    def asarray(self, obj: Any, /, **kwargs: Any) -> Any:
+    def asarray(self, obj: Any, /, **kwargs: Any) -> np.ndarray:
         out = np.array(self._xp.asarray(obj, **kwargs), copy=True)
         out.flags.writeable = False
         return out
 
 
-def setup_backend(member: XPBackend) -> tuple[Any, Any]:
+def setup_backend(member: XPBackend) -> tuple[Namespace, Device]:
     """Import and configure a member's library; return ``(namespace, device)``.
 
-    Raises ``LookupError`` with a human reason when the member cannot run here (not
-    installed, or no GPU); the fixture turns that into a visible skip.
+    The library's backend does the work (:meth:`namcore.backends.Backend.setup_for_testing`:
+    float64 on, the CPU or the member's GPU); ``numpy:readonly`` then wraps the
+    namespace in :class:`ReadOnlyNumPy`. Raises ``LookupError`` with a human reason
+    when the member cannot run here (not installed, or no GPU); the fixture turns that
+    into a visible skip.
+
+    Examples
+    --------
+    >>> from namcore.testing import XPBackend, setup_backend
+    >>> xp, device = setup_backend(XPBackend.NUMPY)
+    >>> xp.asarray([1.0, 2.0], device=device).shape
+    (2,)
     """
-    if importlib.util.find_spec(member.library) is None:
-        raise LookupError(f"{member.library} is not installed")
-    if member in (XPBackend.NUMPY, XPBackend.NUMPY_READONLY):
-        import array_api_compat.numpy as xp
-
-        return (xp if member is XPBackend.NUMPY else _ReadOnlyNumPy(xp)), "cpu"
-    if member is XPBackend.ARRAY_API_STRICT:
-        import array_api_strict as xp
-
-        return xp, xp.Device("CPU_DEVICE")
-    if member in (XPBackend.TORCH, XPBackend.TORCH_GPU):
-        import array_api_compat.torch as xp
-        import torch
-
-        if member is XPBackend.TORCH_GPU:
-            if not torch.cuda.is_available():
-                raise LookupError("torch sees no CUDA device")
-            return xp, torch.device("cuda")
-        return xp, torch.device("cpu")
-    if member in (XPBackend.JAX, XPBackend.JAX_JIT, XPBackend.JAX_GPU):
-        import jax
-        import jax.numpy as jnp
-
-        jax.config.update("jax_enable_x64", True)  # float64 oracles need it
-        if member is XPBackend.JAX_GPU:
-            try:
-                return jnp, jax.devices("gpu")[0]
-            except RuntimeError:
-                raise LookupError("jax sees no GPU") from None
-        return jnp, jax.devices("cpu")[0]
-    if member is XPBackend.CUPY:
-        import array_api_compat.cupy as xp
-        import cupy
-
-        try:
-            count = cupy.cuda.runtime.getDeviceCount()
-        except Exception as exc:
-            raise LookupError(f"cupy has no usable GPU ({type(exc).__name__})") from None
-        if count == 0:
-            raise LookupError("cupy sees no GPU")
-        return xp, cupy.cuda.Device(0)
-    if member is XPBackend.NDONNX:
-        import ndonnx as xp
-
-        return xp, xp.__array_namespace_info__().default_device()
-    if member is XPBackend.DASK:
-        import array_api_compat.dask.array as xp
-
-        return xp, "cpu"
-    raise LookupError(f"no setup for {member}")  # pragma: no cover
+    backend = _backends.get(member.backend_name)
+    xp, device = backend.setup_for_testing(gpu=member.on_gpu)
+    if member is XPBackend.NUMPY_READONLY:
+        xp = ReadOnlyNumPy(xp)
+    return xp, device

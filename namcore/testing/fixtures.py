@@ -14,9 +14,10 @@ functions may not call ``compute`` or ``persist`` (they must only build the grap
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
+
+from namcore._typing import Device, Namespace
 
 from ._matrix import XPBackend, selected_backends, setup_backend
 
@@ -55,7 +56,7 @@ def library(request: pytest.FixtureRequest) -> XPBackend:
 
 
 @pytest.fixture
-def xp_setup(library: XPBackend) -> tuple[Any, Any]:
+def xp_setup(library: XPBackend) -> tuple[Namespace, Device]:
     """``(namespace, device)`` of the member, or a visible skip with the reason."""
     try:
         return setup_backend(library)
@@ -65,8 +66,8 @@ def xp_setup(library: XPBackend) -> tuple[Any, Any]:
 
 @pytest.fixture
 def xp(
-    library: XPBackend, xp_setup: tuple[Any, Any], request: pytest.FixtureRequest
-) -> Iterator[Any]:
+    library: XPBackend, xp_setup: tuple[Namespace, Device], request: pytest.FixtureRequest
+) -> Iterator[Namespace]:
     """The array namespace under test (functions jitted on ``jax:jit``)."""
     namespace, _ = xp_setup
     if library.is_jit or library is XPBackend.DASK:
@@ -79,6 +80,6 @@ def xp(
 
 
 @pytest.fixture
-def device(xp_setup: tuple[Any, Any]) -> Any:
+def device(xp_setup: tuple[Namespace, Device]) -> Device:
     """The device inputs should be created on (CPU, or the GPU of a GPU member)."""
     return xp_setup[1]
