@@ -232,11 +232,13 @@ def export_onnx(
 
     source, out = Path(source), Path(out)
     if source.is_dir():
-        names = [checkpoint] if checkpoint else ["best.safetensors", "last.safetensors"]
-        found = [source / n for n in names if (source / n).is_file()]
-        if not found:
+        from namcore.training.run_folder import RunFolder
+
+        found = RunFolder(source).checkpoint(checkpoint)
+        if found is None:
+            names = [checkpoint] if checkpoint else list(RunFolder.CHECKPOINTS)
             raise FileNotFoundError(f"export: {source} holds no {' or '.join(names)}")
-        source = found[0]
+        source = found
     elif not source.is_file():
         raise FileNotFoundError(f"export: {source} is neither a run folder nor a checkpoint")
     if out.exists() and not overwrite:
