@@ -195,12 +195,12 @@ class NAMTMConfig(ModelConfig):
 
     @property
     def n_actions(self) -> int:
-        """Head actions: LEFT, NO-OP, RIGHT (and JUMP)."""
+        """Number of head actions (LEFT, NO-OP, RIGHT, and JUMP if enabled)."""
         return 4 if self.jump else 3
 
     @property
     def n_gates(self) -> int:
-        """Probabilities per tape: read, write (and erase)."""
+        """Number of probabilities per tape (read, write, and erase if separate)."""
         return 3 if self.separate_erase else 2
 
 
