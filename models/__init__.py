@@ -31,6 +31,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from namcore._typing import Array
+
 from .config import (
     HAMConfig,
     LSAMConfig,
@@ -92,7 +94,7 @@ __all__ = [
 
 
 def forward(
-    params: Any, tokens: Any, mask: Any = None, *, config: ModelConfig, **options: Any
+    params: Any, tokens: Array, mask: Array = None, *, config: ModelConfig, **options: Any
 ) -> Any:
     """Run the model ``config`` describes with ``params`` on ``tokens`` (any backend).
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from namcore import backends as _backends
+from namcore._typing import Array
 
 from ._classes import check_config, class_doc, config_ref
 from .config import ModelConfig
@@ -62,7 +63,7 @@ class ArrayModel:
             for name, a in params.items()
         }
 
-    def __call__(self, tokens: Any, mask: Any = None, **options: Any) -> Any:
+    def __call__(self, tokens: Array, mask: Array = None, **options: Any) -> Any:
         """Logits for integer ``tokens`` (B, L); see the model's forward function."""
         forward = self._entry.forward
         return forward(self.params, tokens, mask, config=self.config, **options)

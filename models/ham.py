@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from namcore import ham
+from namcore._typing import Array, Namespace
 
 from . import layers as L
 from . import spec as P
@@ -98,7 +99,7 @@ def tree_size(config: HAMConfig, length: int) -> int:
     return n
 
 
-def _pair(params: L.Params, prefix: str, h: Any, c: Any, xp: Any) -> Any:
+def _pair(params: L.Params, prefix: str, h: Array, c: Array, xp: Namespace) -> Any:
     """``[h : c] @ w + b`` with ``h`` and ``c`` broadcast against each other."""
     w = params[f"{prefix}.w"]
     k = h.shape[-1]
@@ -108,30 +109,36 @@ def _pair(params: L.Params, prefix: str, h: Any, c: Any, xp: Any) -> Any:
 class _Networks:
     """JOIN, SEARCH and WRITE of one parameter set, as :mod:`namcore.ham` expects them."""
 
-    def __init__(self, params: L.Params, xp: Any) -> None:
+    def __init__(self, params: L.Params, xp: Namespace) -> None:
         self.params, self.xp = params, xp
 
-    def join(self, left: Any, right: Any) -> Any:
+    def join(self, left: Array, right: Array) -> Any:
         xp = self.xp
         return L.relu(_pair(self.params, "ham.join", left, right, xp), xp)
 
-    def search(self, h: Any, c: Any) -> Any:
+    def search(self, h: Array, c: Array) -> Any:
         return L.sigmoid(_pair(self.params, "ham.search", h, c, self.xp), self.xp)[..., 0]
 
-    def write(self, h: Any, c: Any) -> Any:
+    def write(self, h: Array, c: Array) -> Any:
         xp = self.xp
         value = L.sigmoid(_pair(self.params, "ham.write.value", h, c, xp), xp)
         gate = L.sigmoid(_pair(self.params, "ham.write.gate", h, c, xp), xp)
         return gate * value + (1.0 - gate) * h
 
 
-def _bernoulli_entropy(p: Any, xp: Any, eps: float = 1e-12) -> Any:
+def _bernoulli_entropy(p: Array, xp: Namespace, eps: float = 1e-12) -> Any:
     q = 1.0 - p
     return -(p * xp.log(xp.clip(p, min=eps)) + q * xp.log(xp.clip(q, min=eps)))
 
 
 def _initial_tree(
-    params: L.Params, x: Any, mask: Any, ctx: L.Context, config: HAMConfig, n: int, nets: _Networks
+    params: L.Params,
+    x: Array,
+    mask: Array,
+    ctx: L.Context,
+    config: HAMConfig,
+    n: int,
+    nets: _Networks,
 ) -> Any:
     xp = ctx.xp
     batch, length = mask.shape
@@ -148,11 +155,11 @@ def _initial_tree(
 
 def forward(
     params: L.Params,
-    tokens: Any,
-    mask: Any = None,
+    tokens: Array,
+    mask: Array = None,
     *,
     config: HAMConfig,
-    uniform: Any = None,
+    uniform: Array = None,
     return_policy: bool = False,
 ) -> Any:
     """Logits ``(B, L, output_size)`` of a HAM model for integer ``tokens`` (B, L).

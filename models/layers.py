@@ -15,7 +15,8 @@ from typing import Any
 
 from namcore import _validation as _v
 from namcore import backends as _backends
-from namcore.memory import _EPS
+from namcore._agnostic.memory import EPS as _EPS
+from namcore._typing import Array, Namespace
 
 __all__ = [
     "Context",
@@ -41,31 +42,31 @@ class Context:
 
     __slots__ = ("backend", "device", "dtype", "xp")
 
-    def __init__(self, xp: Any, backend: Any, dtype: Any, device: Any) -> None:
+    def __init__(self, xp: Namespace, backend: Any, dtype: Any, device: Any) -> None:
         self.xp, self.backend, self.dtype, self.device = xp, backend, dtype, device
 
     def zeros(self, shape: tuple[int, ...]) -> Any:
         return self.xp.zeros(shape, dtype=self.dtype, device=self.device)
 
-    def floats(self, x: Any) -> Any:
+    def floats(self, x: Array) -> Any:
         """A boolean/integer array as 0/1 (or its values) in the parameters' dtype."""
         return self.xp.astype(x, self.dtype)
 
     # The primitives through the backend layer: the models validate their inputs once
     # per call, so the per-step checks of the public functions are skipped.
-    def unit(self, x: Any) -> Any:
+    def unit(self, x: Array) -> Any:
         return self.backend.unit(x, -1, _EPS, self.xp)
 
     def write(
-        self, M: Any, k: Any, v: Any, p_write: Any, p_erase: Any, *, normalize: bool = True
+        self, M: Array, k: Array, v: Array, p_write: Any, p_erase: Any, *, normalize: bool = True
     ) -> Any:
         return self.backend.write(M, k, v, p_write, p_erase, normalize, _EPS, self.xp)
 
-    def read(self, M: Any, q: Any, p_read: Any = 1.0, *, normalize: bool = True) -> Any:
+    def read(self, M: Array, q: Array, p_read: Any = 1.0, *, normalize: bool = True) -> Any:
         return self.backend.read(M, q, p_read, normalize, _EPS, self.xp)
 
 
-def context(params: Params, tokens: Any, mask: Any | None, func: str) -> tuple[Context, Any]:
+def context(params: Params, tokens: Array, mask: Array | None, func: str) -> tuple[Context, Any]:
     """Check ``tokens``/``mask`` against the parameters; return the context and the mask.
 
     ``tokens`` must be an integer array ``(B, L)`` of the parameters' library;
@@ -94,19 +95,19 @@ def context(params: Params, tokens: Any, mask: Any | None, func: str) -> tuple[C
     return ctx, mask
 
 
-def namespace_of(x: Any) -> Any:
+def namespace_of(x: Array) -> Any:
     """The array-API namespace of the array ``x`` (``TypeError`` for anything else)."""
     return _v.namespace("namcore.models", x=x)
 
 
-def dense(params: Params, prefix: str, x: Any, xp: Any) -> Any:
+def dense(params: Params, prefix: str, x: Array, xp: Namespace) -> Any:
     """``x @ w + b`` (the bias is optional)."""
     y = xp.matmul(x, params[f"{prefix}.w"])
     bias = params.get(f"{prefix}.b")
     return y if bias is None else y + bias
 
 
-def embed(params: Params, name: str, tokens: Any, xp: Any) -> Any:
+def embed(params: Params, name: str, tokens: Array, xp: Namespace) -> Any:
     """Rows of the table ``params[name]`` for integer ``tokens`` of any shape."""
     table = params[name]
     shape = tuple(tokens.shape)
@@ -117,7 +118,7 @@ def embed(params: Params, name: str, tokens: Any, xp: Any) -> Any:
     return xp.reshape(flat, (*(-1 if s is None else s for s in shape), table.shape[-1]))
 
 
-def layer_norm(params: Params, prefix: str, x: Any, xp: Any, eps: float = 1e-5) -> Any:
+def layer_norm(params: Params, prefix: str, x: Array, xp: Namespace, eps: float = 1e-5) -> Any:
     """LayerNorm over the last axis with learned ``scale`` and ``bias``."""
     mean = xp.mean(x, axis=-1, keepdims=True)
     centred = x - mean
@@ -125,28 +126,28 @@ def layer_norm(params: Params, prefix: str, x: Any, xp: Any, eps: float = 1e-5) 
     return centred / xp.sqrt(var + eps) * params[f"{prefix}.scale"] + params[f"{prefix}.bias"]
 
 
-def sigmoid(x: Any, xp: Any) -> Any:
+def sigmoid(x: Array, xp: Namespace) -> Any:
     """Logistic function, written so that neither tail overflows."""
     e = xp.exp(-xp.abs(x))
     return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
-def relu(x: Any, xp: Any) -> Any:
+def relu(x: Array, xp: Namespace) -> Any:
     return xp.maximum(x, xp.zeros_like(x))
 
 
-def gelu(x: Any, xp: Any) -> Any:
+def gelu(x: Array, xp: Namespace) -> Any:
     """GELU, tanh approximation (``torch.nn.functional.gelu(approximate="tanh")``)."""
     return 0.5 * x * (1.0 + xp.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)))
 
 
-def softmax(x: Any, xp: Any, axis: int = -1) -> Any:
+def softmax(x: Array, xp: Namespace, axis: int = -1) -> Any:
     shifted = x - xp.max(x, axis=axis, keepdims=True)
     e = xp.exp(shifted)
     return e / xp.sum(e, axis=axis, keepdims=True)
 
 
-def batch_zeros(ctx: Context, like: Any, shape: tuple[int, ...]) -> Any:
+def batch_zeros(ctx: Context, like: Array, shape: tuple[int, ...]) -> Any:
     """Zeros ``(B, *shape)`` with the batch size ``B`` of ``like`` (B, ...).
 
     When ``B`` is symbolic (an ndonnx graph input with a dynamic batch), the zeros are
@@ -160,13 +161,13 @@ def batch_zeros(ctx: Context, like: Any, shape: tuple[int, ...]) -> Any:
     return xp.reshape(column, (-1, *(1,) * len(shape))) + ctx.zeros(shape)
 
 
-def time_major(x: Any, xp: Any) -> Any:
+def time_major(x: Array, xp: Namespace) -> Any:
     """Swap the first two axes: ``(B, L, ...)`` ↔ ``(L, B, ...)``."""
     axes = (1, 0, *range(2, x.ndim))
     return xp.permute_dims(x, axes)
 
 
-def keep_where(m: Any, new: Any, old: Any, xp: Any) -> Any:
+def keep_where(m: Array, new: Array, old: Array, xp: Namespace) -> Any:
     """``new`` where the per-batch flag ``m`` (B,) is True, else ``old`` (carry a pad)."""
     flag = xp.reshape(m, (-1,) + (1,) * (new.ndim - 1))
     return xp.where(flag, new, old)
@@ -185,7 +186,7 @@ def run_scan(
     return carry, ys
 
 
-def _map_tree(f: Callable, tree: Any) -> Any:
+def _map_tree(f: Callable, tree: Array) -> Any:
     if tree is None:
         return None
     if isinstance(tree, tuple):
@@ -193,12 +194,12 @@ def _map_tree(f: Callable, tree: Any) -> Any:
     return f(tree)
 
 
-def input_projection(params: Params, prefix: str, x: Any, xp: Any) -> Any:
+def input_projection(params: Params, prefix: str, x: Array, xp: Namespace) -> Any:
     """``x @ w_x + b`` of a recurrent cell for every step at once, time-major (L, B, n)."""
     return time_major(xp.matmul(x, params[f"{prefix}.w_x"]) + params[f"{prefix}.b"], xp)
 
 
-def lstm_cell(gates: Any, c: Any, xp: Any) -> tuple[Any, Any]:
+def lstm_cell(gates: Array, c: Array, xp: Namespace) -> tuple[Any, Any]:
     """New ``(h, c)`` of an LSTM from its pre-activations ``gates`` (B, 4H), order i, f, g, o."""
     hidden = c.shape[-1]
     i = sigmoid(gates[:, :hidden], xp)
@@ -213,8 +214,8 @@ def recurrent(
     params: Params,
     prefix: str,
     kind: str,
-    x: Any,
-    mask: Any,
+    x: Array,
+    mask: Array,
     ctx: Context,
     *,
     reverse: bool = False,
@@ -260,7 +261,7 @@ def recurrent(
 
 
 def bidirectional(
-    params: Params, prefix: str, kind: str, x: Any, mask: Any, ctx: Context
+    params: Params, prefix: str, kind: str, x: Array, mask: Array, ctx: Context
 ) -> tuple[Any, tuple[Any, ...]]:
     """Forward (``prefix.fw``) and backward (``prefix.bw``) cells, outputs concatenated."""
     xp = ctx.xp

@@ -26,6 +26,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from namcore._typing import Array, Namespace
+
 from . import layers as L
 from . import spec as P
 from .config import LSAMConfig
@@ -68,14 +70,14 @@ def specs(config: LSAMConfig) -> dict[str, P.Spec]:
 def layer(
     params: L.Params,
     prefix: str,
-    x: Any,
-    mask: Any,
+    x: Array,
+    mask: Array,
     ctx: L.Context,
     *,
     heads: int,
     reverse: bool = False,
-    memory: Any = None,
-    hidden: Any = None,
+    memory: Array = None,
+    hidden: Array = None,
     return_hidden: bool = False,
 ) -> tuple[Any, ...]:
     """Run one LSAM direction over ``x`` (B, L, n_in).
@@ -137,11 +139,11 @@ def layer(
 
 def forward(
     params: L.Params,
-    tokens: Any,
-    mask: Any = None,
+    tokens: Array,
+    mask: Array = None,
     *,
     config: LSAMConfig,
-    state: Any = None,
+    state: Array = None,
     return_state: bool = False,
 ) -> Any:
     """Logits ``(B, L, output_size)`` of an LSAM model for integer ``tokens`` (B, L).
@@ -191,17 +193,17 @@ def forward(
     return _output(params, x, xp)
 
 
-def _feed_forward(params: L.Params, x: Any, xp: Any) -> Any:
+def _feed_forward(params: L.Params, x: Array, xp: Namespace) -> Any:
     ff = L.dense(params, "encoder.ff2", L.relu(L.dense(params, "encoder.ff1", x, xp), xp), xp)
     return L.layer_norm(params, "encoder.norm", x + ff, xp)
 
 
-def _output(params: L.Params, x: Any, xp: Any) -> Any:
+def _output(params: L.Params, x: Array, xp: Namespace) -> Any:
     hidden = L.relu(L.dense(params, "head.hidden", x, xp), xp)
     return L.dense(params, "head.out", L.layer_norm(params, "head.norm", hidden, xp), xp)
 
 
-def _head(params: L.Params, x: Any, xp: Any) -> Any:
+def _head(params: L.Params, x: Array, xp: Namespace) -> Any:
     """The position-wise rest of an encoder-only model: feed-forward block and output."""
     return _output(params, _feed_forward(params, x, xp), xp)
 
@@ -216,7 +218,7 @@ def stream_state(config: LSAMConfig) -> dict[str, tuple[tuple[int | str, ...], s
 
 
 def stream_step(
-    params: L.Params, token: Any, state: dict[str, Any], *, config: LSAMConfig
+    params: L.Params, token: Array, state: dict[str, Any], *, config: LSAMConfig
 ) -> tuple[Any, dict[str, Any]]:
     """One streaming step of a causal LSAM: logits ``(B, output_size)`` and the new state."""
     logits, (memory, hidden) = forward(

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from namcore._typing import Array
+
 from . import layers as L
 from . import spec as P
 from .config import LSTMBaselineConfig
@@ -36,7 +38,9 @@ def specs(config: LSTMBaselineConfig) -> dict[str, P.Spec]:
     return out
 
 
-def forward(params: L.Params, tokens: Any, mask: Any = None, *, config: LSTMBaselineConfig) -> Any:
+def forward(
+    params: L.Params, tokens: Array, mask: Array = None, *, config: LSTMBaselineConfig
+) -> Any:
     """Logits ``(B, L, output_size)`` of the LSTM baseline for integer ``tokens`` (B, L)."""
     ctx, mask = L.context(params, tokens, mask, "LSTMBaseline")
     xp = ctx.xp

@@ -32,6 +32,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from namcore._typing import Array, Namespace
+
 from . import layers as L
 from . import spec as P
 from .config import NAMTMConfig
@@ -109,7 +111,7 @@ def initial_state(
     return tape, table, first, first
 
 
-def move(H: Any, actions: Any, jump_target: Any, xp: Any) -> Any:
+def move(H: Any, actions: Any, jump_target: Any, xp: Namespace) -> Any:
     """Mix LEFT / NO-OP / RIGHT (cyclic rolls) and JUMP of head ``H`` (..., N).
 
     ``actions`` (..., 3 or 4) are the action probabilities; ``jump_target`` is used
@@ -129,7 +131,7 @@ def tape_step(
     ctx: L.Context,
     state: tuple[Any, ...],
     *,
-    value: Any,
+    value: Array,
     key: Any,
     query_read: Any,
     query_write: Any,
@@ -165,8 +167,8 @@ def tape_step(
 def _layer(
     params: L.Params,
     prefix: str,
-    x: Any,
-    mask: Any,
+    x: Array,
+    mask: Array,
     ctx: L.Context,
     config: NAMTMConfig,
     tape_length: int,
@@ -247,8 +249,8 @@ def _layer(
 
 def forward(
     params: L.Params,
-    tokens: Any,
-    mask: Any = None,
+    tokens: Array,
+    mask: Array = None,
     *,
     config: NAMTMConfig,
     tape_length: int | None = None,

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from namcore import _compat
+from namcore._typing import Array
 
 from .config import HAMConfig
 from .entry import LossHook
@@ -55,7 +56,7 @@ __all__ = [
 BASELINE_WEIGHT = 0.5
 
 
-def reward_to_go(target_logp: Any, loss_mask: Any) -> Any:
+def reward_to_go(target_logp: Array, loss_mask: Array) -> Any:
     """``R_t``: the mean scored log-likelihood from step ``t`` on, per sample (B, L).
 
     Examples
@@ -74,10 +75,10 @@ def reward_to_go(target_logp: Any, loss_mask: Any) -> Any:
 
 def reinforce_loss(
     params: Mapping[str, Any],
-    policy: Any,
-    target_logp: Any,
-    mask: Any,
-    loss_mask: Any,
+    policy: Array,
+    target_logp: Array,
+    mask: Array,
+    loss_mask: Array,
     *,
     stop_gradient: Callable[[Any], Any],
     entropy_bonus: float,
@@ -152,10 +153,10 @@ def _draw(config: Any, seed: int, step: int, shape: tuple[int, int]) -> dict[str
 
 def _hook_loss(
     params: Mapping[str, Any],
-    aux: Any,
-    target_logp: Any,
-    mask: Any,
-    loss_mask: Any,
+    aux: Array,
+    target_logp: Array,
+    mask: Array,
+    loss_mask: Array,
     *,
     stop_gradient: Callable[[Any], Any],
     preset: Any,

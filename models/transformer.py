@@ -20,6 +20,7 @@ import math
 from typing import Any
 
 import namcore
+from namcore._typing import Array, Namespace
 
 from . import layers as L
 from . import spec as P
@@ -59,7 +60,7 @@ def specs(config: _TransformerConfig) -> dict[str, P.Spec]:
     return out
 
 
-def positions(index: Any, d: int, xp: Any, dtype: Any) -> Any:
+def positions(index: Array, d: int, xp: Namespace, dtype: Any) -> Any:
     """Sinusoidal position embeddings ``(L, d)`` for integer positions ``index`` (L,)."""
     half = d // 2
     freq = xp.exp(
@@ -73,8 +74,8 @@ def positions(index: Any, d: int, xp: Any, dtype: Any) -> Any:
 
 def _embed(
     params: L.Params,
-    tokens: Any,
-    mask: Any,
+    tokens: Array,
+    mask: Array,
     ctx: L.Context,
     config: _TransformerConfig,
     offset: Any,
@@ -110,7 +111,7 @@ def _embed(
     return x, mask
 
 
-def _heads(params: L.Params, name: str, x: Any, n_heads: int, xp: Any) -> Any:
+def _heads(params: L.Params, name: str, x: Array, n_heads: int, xp: Namespace) -> Any:
     """Project (B, L, d) and split into heads: (B, H, L, d_head)."""
     y = L.dense(params, name, x, xp)
     length, d_head = y.shape[1], params[f"{name}.w"].shape[1] // n_heads
@@ -119,7 +120,7 @@ def _heads(params: L.Params, name: str, x: Any, n_heads: int, xp: Any) -> Any:
     return xp.permute_dims(xp.reshape(y, (-1, length, n_heads, d_head)), (0, 2, 1, 3))
 
 
-def _merge(y: Any, xp: Any, heads: int) -> Any:
+def _merge(y: Array, xp: Namespace, heads: int) -> Any:
     """(B, H, L, d_head) -> (B, L, H * d_head)."""
     length = y.shape[2]
     if length is None or y.shape[3] is None:
@@ -127,14 +128,16 @@ def _merge(y: Any, xp: Any, heads: int) -> Any:
     return xp.reshape(xp.permute_dims(y, (0, 2, 1, 3)), (-1, length, heads * y.shape[3]))
 
 
-def _softmax_attention(q: Any, k: Any, v: Any, mask: Any, xp: Any, d_head: int) -> Any:
+def _softmax_attention(
+    q: Array, k: Array, v: Array, mask: Array, xp: Namespace, d_head: int
+) -> Any:
     scores = xp.matmul(q, xp.matrix_transpose(k)) / math.sqrt(d_head)
     scores = xp.where(mask[:, None, None, :], scores, xp.full_like(scores, -1e30))
     return xp.matmul(L.softmax(scores, xp), v)
 
 
 def _encode(
-    params: L.Params, x: Any, mask: Any, ctx: L.Context, config: _TransformerConfig, attend: Any
+    params: L.Params, x: Array, mask: Array, ctx: L.Context, config: _TransformerConfig, attend: Any
 ) -> Any:
     """The blocks and the final LayerNorm; ``attend(i, q, k, v)`` is the attention."""
     xp = ctx.xp
@@ -154,7 +157,9 @@ def _encode(
     return L.layer_norm(params, "norm", x, xp)
 
 
-def _head(params: L.Params, x: Any, mask: Any, ctx: L.Context, config: _TransformerConfig) -> Any:
+def _head(
+    params: L.Params, x: Array, mask: Array, ctx: L.Context, config: _TransformerConfig
+) -> Any:
     xp = ctx.xp
     if config.n_classes is None:
         return L.dense(params, "head.out", x[:, 1:, :] if config.cls else x, xp)
@@ -168,11 +173,11 @@ def _head(params: L.Params, x: Any, mask: Any, ctx: L.Context, config: _Transfor
 
 def forward_nam(
     params: L.Params,
-    tokens: Any,
-    mask: Any = None,
+    tokens: Array,
+    mask: Array = None,
     *,
     config: NAMTransformerConfig,
-    state: Any = None,
+    state: Array = None,
     return_state: bool = False,
 ) -> Any:
     """NAM Transformer logits: ``(B, L, output_size)``, or ``(B, n_classes)`` with a classifier.
@@ -208,7 +213,7 @@ def forward_nam(
 
 
 def forward_softmax(
-    params: L.Params, tokens: Any, mask: Any = None, *, config: TransformerBaselineConfig
+    params: L.Params, tokens: Array, mask: Array = None, *, config: TransformerBaselineConfig
 ) -> Any:
     """Softmax Transformer baseline logits, shaped as :func:`forward_nam`'s."""
     ctx, mask = L.context(params, tokens, mask, "TransformerBaseline")
@@ -236,7 +241,7 @@ def stream_state(config: NAMTransformerConfig) -> dict[str, tuple[tuple[int | st
 
 
 def stream_step(
-    params: L.Params, token: Any, state: dict[str, Any], *, config: NAMTransformerConfig
+    params: L.Params, token: Array, state: dict[str, Any], *, config: NAMTransformerConfig
 ) -> tuple[Any, dict[str, Any]]:
     """One streaming step of a causal NAM Transformer: logits ``(B, output_size)``, new state."""
     memory = state["memory"]

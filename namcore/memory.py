@@ -14,10 +14,6 @@ from namcore._typing import Array, Namespace
 
 __all__ = ["read", "unit", "write"]
 
-# The name models/layers.py imported before EPS had a public home; new code uses
-# namcore._agnostic.memory.EPS.
-_EPS = EPS
-
 
 def unit(x: Array, /, *, axis: int = -1, eps: float = EPS) -> Array:
     """Scale ``x`` to unit L2 norm along ``axis``: ``x / max(||x||_2, eps)``.

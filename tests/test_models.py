@@ -31,7 +31,11 @@ from namcore.testing._known import LIMITATIONS, skips
 # The model matrix: every registered model's own small configs (its entry's examples,
 # so a plug-in is covered too), then variants that exercise more of each model.
 CONFIGS = {
-    **{label: config for entry in models.entries() for label, config in entry.example_configs().items()},
+    **{
+        label: config
+        for entry in models.entries()
+        for label, config in entry.example_configs().items()
+    },
     "lsam-uni": LSAMConfig(vocab_size=9, d_model=12, n_heads=3, bidirectional=False, decoder=False),
     "namtm-variant": NAMTMConfig(
         vocab_size=9,

@@ -60,7 +60,7 @@ def test_builtin_models_come_first_in_a_fixed_order():
 def test_lookups_name_the_choices():
     with pytest.raises(ValueError, match="unknown model 'nope'; choose from lsam, namtm"):
         models.get_entry("nope")
-    with pytest.raises(TypeError, match="expected a model config .*got object"):
+    with pytest.raises(TypeError, match=r"expected a model config .*got object"):
         models.entry_for(object())
     with pytest.raises(ValueError, match="unknown model 'nope'"):
         models.config_class("nope")

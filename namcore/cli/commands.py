@@ -139,10 +139,10 @@ def check(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-    if "jax" in (names or usable_backends()):
-        import jax  # float64 references need x64; this is our own process
-
-        jax.config.update("jax_enable_x64", True)
+    for name in names or usable_backends():
+        backend = backends.get(name)
+        if backend.is_installed():
+            backend.enable_float64()  # the references are float64
     dtypes = split(args.dtypes) or ["float32"]
     try:
         results = run_checks(names, dtypes, args.seed, progress=_progress, only=split(args.only))
