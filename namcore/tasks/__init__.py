@@ -1,7 +1,8 @@
 """Algorithmic tasks for length generalization, as aligned token arrays.
 
 The tasks of the NAM paper's compositional / zero-shot experiments (Nam & Seo, arXiv
-2302.09422) and of the authors' later code: ``add`` (the paper's "Fib"), ``reverse``
+2302.09422) and of the authors' later code (https://github.com/hwnam831/neuralattentionmemory):
+``add`` (the paper's "Fib"), ``reverse``
 (its "Palin"), ``reduce``, ``dyck`` (Dyck-4 completion), ``copy``, ``repeat-copy`` and
 ``scan`` (SCAN's length split, built from its grammar); and the tasks of the HAM paper
 (Andrychowicz & Kurach, arXiv 1602.03218): ``sort``, ``merge``, ``search``
