@@ -1,7 +1,7 @@
 """NumPy float64 oracles and the tolerance rule of the property tests.
 
-The oracles follow the paper's equations (``/work/shared/reference/nam_paper.md``
-§1-2) directly and never call namcore.
+The oracles follow the NAM paper's definitions of RD and WR (Nam & Seo, arXiv
+2302.09422) directly and never call namcore.
 
 Tolerance. ``namcore.testing.assert_matches_numpy`` measures the error relative to
 ``max|expected|``. That is not sound for properties whose expected value can be

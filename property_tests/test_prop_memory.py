@@ -1,4 +1,4 @@
-"""Properties of ``write`` and ``read`` (paper §1-2) on every backend of ``xp``.
+"""Properties of ``write`` and ``read`` (NAM paper, arXiv 2302.09422) on every ``xp``.
 
 Each test draws NumPy float64 inputs, runs namcore on the backend under test and
 compares with a NumPy float64 oracle built from the property's right-hand side (see
@@ -103,7 +103,7 @@ def test_theorem_2_overwrite_then_read_returns_the_value(xp, device, case):
 
 
 # --------------------------------------------------------------------------------------
-# Derived properties of write (reference §2.2)
+# Properties of write derived from its definition (not stated in the paper)
 
 
 @given(case=memory_cases())
