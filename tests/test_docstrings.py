@@ -24,8 +24,13 @@ ROOTS = ("namcore", "namcore.backends", "namcore.models")
 
 
 def _walk(path: Iterable[str], prefix: str) -> Iterator[str]:
-    """Names of the modules and packages under ``path``, found without importing them."""
+    """Names of the modules and packages under ``path``, found without importing them.
+
+    ``__main__`` modules are left out: importing one runs its program.
+    """
     for info in pkgutil.iter_modules(path, prefix):
+        if info.name.rsplit(".", 1)[-1] == "__main__":
+            continue
         yield info.name
         if info.ispkg:
             spec = info.module_finder.find_spec(info.name)  # a FileFinder: no import
