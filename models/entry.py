@@ -10,12 +10,10 @@ one (:func:`namcore.models.register`, or an entry point in the group
 Examples
 --------
 >>> import dataclasses
->>> from typing import ClassVar
->>> import numpy as np
 >>> from namcore.models import ModelConfig, ModelEntry, Spec
 >>> @dataclasses.dataclass(frozen=True)
 ... class ZeroConfig(ModelConfig):
-...     model: ClassVar[str] = "zero"
+...     model = "zero"  # a class attribute (in a module: model: ClassVar[str] = "zero")
 >>> def zero_specs(config):
 ...     return {"bias": Spec((config.output_size,), "zeros")}
 >>> def zero_forward(params, tokens, mask=None, *, config):

@@ -8,8 +8,7 @@ from typing import Any
 import numpy as np
 
 import namcore
-from namcore.testing import BackendReport, compare_backends, format_report
-from namcore.testing._known import skips
+from namcore.testing import BackendReport, compare_backends, format_report, skips
 
 __all__ = ["case_names", "format_results", "run_checks"]
 
@@ -58,7 +57,7 @@ def _gated_delta(q: Any, k: Any, v: Any, beta: Any, decay: Any) -> Any:
 
 
 #: A check case: the function, its NumPy arguments, and the features it uses that
-#: some backends are known not to support (see :mod:`namcore.testing._known`).
+#: some backends are known not to support (see :data:`namcore.testing.LIMITATIONS`).
 Case = tuple[Callable[..., Any], tuple[Any, ...], set[str]]
 
 
@@ -83,7 +82,7 @@ def _model_cases(seed: int) -> dict[str, Case]:
                     dict(zip(_names, arrays, strict=True)), tokens, mask, config=_config
                 )
 
-            # features with known backend limitations (see namcore.testing._known)
+            # features with known backend limitations (namcore.testing.LIMITATIONS)
             features = set(entry.check_features(config))
             cases[f"model {label}"] = (run, (tokens, mask, *params.values()), features)
     return cases

@@ -25,8 +25,7 @@ from namcore.models import (
     parameter_count,
     parameter_shapes,
 )
-from namcore.testing import assert_matches_numpy, tolerance_for
-from namcore.testing._known import LIMITATIONS, skips
+from namcore.testing import LIMITATIONS, assert_matches_numpy, skips, tolerance_for
 
 # The model matrix: every registered model's own small configs (its entry's examples,
 # so a plug-in is covered too), then variants that exercise more of each model.

@@ -106,10 +106,11 @@ def info(args: argparse.Namespace | None = None) -> int:
         f"namcore {namcore.__version__}  (Python {platform.python_version()}, "
         f"{platform.system()} {platform.machine()})"
     )
-    import array_api_compat
     import numpy
 
-    print(f"numpy {numpy.__version__}, array-api-compat {array_api_compat.__version__}")
+    from namcore import _compat
+
+    print(f"numpy {numpy.__version__}, array-api-compat {_compat.ARRAY_API_COMPAT_VERSION}")
     print()
     print(f"{'backend':<18} {'version':<14} devices")
     for name in backends.NAMES:
