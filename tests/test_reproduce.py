@@ -55,7 +55,7 @@ def test_grid_refuses_unknown_names(models, task_names, word):
 
 
 def test_paper_table_holds_the_published_numbers():
-    # Spot checks against Table 2 of the paper (shared/reference/nam_paper.md).
+    # Spot checks against Table 2 of the paper (arXiv 2302.09422).
     assert TABLE2["reduce"]["od_hard"]["lstm"] == 63.6
     assert TABLE2["add"]["od_hard"]["namtm"] == 71.5
     assert TABLE2["scan"]["test"]["lsam"] == 14.9
