@@ -18,6 +18,7 @@ True
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -30,6 +31,43 @@ __all__ = [
     "NAMTransformerConfig",
     "TransformerBaselineConfig",
 ]
+
+
+def _check_field(owner: str, name: str, annotation: object, value: object) -> None:
+    """``TypeError``/``ValueError`` unless ``value`` fits a field annotated ``annotation``.
+
+    The annotations are strings (``from __future__ import annotations``): ``int`` is a
+    positive integer, ``float`` a finite real number, ``bool`` a bool, ``str`` a
+    string, each optionally ``| None``. Other annotations are not checked.
+    """
+    text = str(annotation).replace(" ", "")
+    optional = text.endswith("|None")
+    base = text.removesuffix("|None")
+    if value is None:
+        if optional or base not in _SIMPLE:
+            return
+        raise TypeError(f"{owner}: {name} must be {_SIMPLE[base]}, got None")
+    if base == "int":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{owner}: {name} must be a positive integer, got {value!r}")
+    elif base == "float":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"{owner}: {name} must be a real number, got {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"{owner}: {name} must be finite, got {value!r}")
+    elif base == "bool":
+        if not isinstance(value, bool):
+            raise TypeError(f"{owner}: {name} must be True or False, got {value!r}")
+    elif base == "str" and not isinstance(value, str):
+        raise TypeError(f"{owner}: {name} must be a string, got {value!r}")
+
+
+_SIMPLE = {
+    "int": "a positive integer",
+    "float": "a real number",
+    "bool": "a bool",
+    "str": "a string",
+}
 
 
 @dataclass(frozen=True)
@@ -57,13 +95,7 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if field.type in ("int", "int | None") and value is not None:
-                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                    raise ValueError(
-                        f"{type(self).__name__}: {field.name} must be a positive integer, "
-                        f"got {value!r}"
-                    )
+            _check_field(type(self).__name__, field.name, field.type, getattr(self, field.name))
         self._validate()
 
     def _validate(self) -> None:

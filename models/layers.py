@@ -108,8 +108,24 @@ def dense(params: Params, prefix: str, x: Array, xp: Namespace) -> Any:
 
 
 def embed(params: Params, name: str, tokens: Array, xp: Namespace) -> Any:
-    """Rows of the table ``params[name]`` for integer ``tokens`` of any shape."""
+    """Rows of the table ``params[name]`` for integer ``tokens`` of any shape.
+
+    Concrete ids must lie in ``[0, vocab_size)`` (``ValueError`` otherwise). Ids that
+    cannot be read without a cost or a trace (under ``jax.jit`` or ``torch.compile``,
+    on an accelerator, in a Dask graph) are not checked: there an id at or past
+    ``vocab_size`` gives a row of NaN on JAX (``take``'s fill mode), a negative id
+    counts from the end as NumPy indexing does, and other libraries do what their
+    ``take`` does.
+    """
     table = params[name]
+    values = _backends.for_namespace(xp).concrete_values(tokens)
+    if values is not None and values.size:
+        low, high = values.min(), values.max()
+        if low < 0 or high >= table.shape[0]:
+            raise ValueError(
+                f"tokens must be ids in [0, vocab_size) = [0, {table.shape[0]}) (the rows "
+                f"of {name!r}), got values in [{low}, {high}]"
+            )
     shape = tuple(tokens.shape)
     if shape.count(None) > 1:  # symbolic sizes (ndonnx graph inputs): one-hot rows
         vocab = xp.arange(table.shape[0], dtype=tokens.dtype)

@@ -242,8 +242,8 @@ def config_from_dict(data: dict[str, Any]) -> ModelConfig:
     >>> config_from_dict(cfg.to_dict()) == cfg
     True
     """
-    if not isinstance(data, dict) or "model" not in data:
-        raise ValueError("a model config must be a mapping with a 'model' entry")
+    if not isinstance(data, dict) or not isinstance(data.get("model"), str):
+        raise ValueError("a model config must be a mapping with a 'model' name (a string)")
     cls = config_class(data["model"])
     fields = {f.name for f in dataclasses.fields(cls)}
     values = {key: value for key, value in data.items() if key != "model"}
@@ -252,5 +252,7 @@ def config_from_dict(data: dict[str, Any]) -> ModelConfig:
         raise ValueError(f"{cls.__name__}: unknown fields {unknown}; known: {sorted(fields)}")
     try:
         return cls(**values)
-    except TypeError as error:
-        raise ValueError(f"{cls.__name__}: {error}") from None
+    except TypeError as error:  # a missing field, or a value of the wrong type
+        raise ValueError(
+            str(error) if str(error).startswith(cls.__name__) else f"{cls.__name__}: {error}"
+        ) from None

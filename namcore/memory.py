@@ -94,7 +94,9 @@ def write(
     -------
     array, shape (broadcast batch..., d_v, d_k)
         The new memory, of the inputs' library, promoted dtype and device. ``M`` is
-        never modified.
+        never modified. float16 and bfloat16 inputs are written in float32 and the
+        result rounded back, so an erase whose intermediate ``M k̂`` would overflow
+        the half format still gives the representable result.
 
     Raises
     ------
@@ -129,6 +131,15 @@ def write(
     pe = _v.probability(
         "write", "p_erase", p_erase, xp=xp, batch=batch, dtype=dtype, backend=backend
     )
+    if xp.finfo(dtype).bits < 32:
+        # Half precision: the erase read M k̂ and the update vector can leave the
+        # format's range (float16 stops at 65504) although the new memory is inside
+        # it, so the write runs in float32 and only its result is rounded back.
+        def up(a: Array | float) -> Array | float:
+            return a if isinstance(a, float) else xp.astype(a, xp.float32)
+
+        out = backend.write(up(M), up(k), up(v), up(pw), up(pe), normalize, EPS, xp)
+        return xp.astype(out, dtype)
     return backend.write(M, k, v, pw, pe, normalize, EPS, xp)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from array_api_extra.testing import lazy_xp_function
 
-from namcore import read, unit, write
+from namcore import backends, read, unit, write
 from namcore.testing import assert_matches_numpy
 
 lazy_xp_function(unit)
@@ -125,3 +125,20 @@ def test_float32_inputs_give_float32(xp, device, rng):
     out = write(M, k, v, pw)
     assert out.dtype == xp.float32
     assert read(out, k).dtype == xp.float32
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_write_does_not_overflow_in_the_middle(xp, device, dtype):
+    # M k̂ = 40000·√3 ≈ 69282 is past float16's 65504, yet the overwritten memory
+    # (read back: v) is small: the write must not pass through the half format.
+    if not hasattr(xp, dtype):
+        pytest.skip(f"{xp.__name__} has no {dtype}")
+    half = getattr(xp, dtype)
+    M = xp.full((2, 3), 40000.0, dtype=half, device=device)
+    k = xp.ones((3,), dtype=half, device=device)
+    v = xp.asarray([1.0, -1.0], dtype=half, device=device)
+    out = write(M, k, v, 1.0, 1.0)
+    assert out.dtype == half
+    r = xp.astype(read(out, k), xp.float32)
+    got = backends.for_array(r).to_numpy(r)
+    np.testing.assert_allclose(got, [1.0, -1.0], atol=0.02 if dtype == "float16" else 0.05)

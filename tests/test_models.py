@@ -247,6 +247,67 @@ def test_bad_configs_are_refused(factory, message):
         factory()
 
 
+@pytest.mark.parametrize(
+    ("changes", "error", "message"),
+    [
+        ({"jump": "false"}, TypeError, "jump must be True or False, got 'false'"),
+        ({"action_bias": "1.0"}, TypeError, "action_bias must be a real number"),
+        ({"action_bias": float("nan")}, ValueError, "action_bias must be finite"),
+        ({"controller": 3}, TypeError, "controller must be a string"),
+        ({"head_dim": True}, ValueError, "head_dim must be a positive integer"),
+    ],
+)
+def test_every_config_field_is_type_checked_on_construction_and_load(changes, error, message):
+    with pytest.raises(error, match=message):
+        NAMTMConfig(vocab_size=5, d_model=8, n_tapes=2, **changes)
+    stored = {**NAMTMConfig(vocab_size=5, d_model=8, n_tapes=2).to_dict(), **changes}
+    with pytest.raises(ValueError, match=message):
+        models.config_from_dict(stored)
+    with pytest.raises(ValueError, match="'model' name"):
+        models.config_from_dict({**stored, "model": ["namtm"]})
+
+
+@pytest.mark.parametrize("library", ["numpy", "torch", "jax"])
+@pytest.mark.parametrize("bad", [-1, 9])
+def test_token_ids_out_of_range_are_refused(library, bad):
+    config = CONFIGS["lstm-noatt"]  # vocab_size 9
+    tokens = np.array([[1, 2, bad]])
+    if library == "numpy":
+        from namcore.models.numpy import LSTMBaseline as Model
+    else:
+        package = pytest.importorskip(f"namcore.models.{library}")
+        Model = package.LSTMBaseline
+    if library == "jax":
+        import jax.numpy as jnp
+
+        model, params = Model(config), Model(config).init(0)
+        run = lambda: model.apply(params, jnp.asarray(tokens))  # noqa: E731
+    else:
+        model = Model(config)
+        if library == "torch":
+            import torch
+
+            tokens = torch.from_numpy(tokens)
+        run = lambda: model(tokens)  # noqa: E731
+    with pytest.raises(ValueError, match=r"tokens must be ids in \[0, vocab_size\) = \[0, 9\)"):
+        run()
+
+
+def test_token_ids_under_jit_are_not_read():
+    # Documented in layers.embed: traced ids are not checked; JAX fills rows past the
+    # table with NaN and counts negative ids from the end.
+    jax = pytest.importorskip("jax")
+    from namcore.models.jax import LSTMBaseline
+
+    config = CONFIGS["lstm-noatt"]
+    model = LSTMBaseline(config)
+    params = model.init(0)
+    apply = jax.jit(model.apply)
+    assert np.isnan(np.asarray(apply(params, jax.numpy.asarray([[1, 9]])))).any()
+    wrapped = np.asarray(apply(params, jax.numpy.asarray([[1, -1]])))
+    assert np.array_equal(wrapped, np.asarray(apply(params, jax.numpy.asarray([[1, 8]]))))
+
+
 def test_bad_inputs_are_refused():
     config = CONFIGS["lstm"]
     params = init_numpy(config)
