@@ -17,6 +17,7 @@ True
 
 from __future__ import annotations
 
+import numbers
 import zlib
 
 import numpy as np
@@ -24,9 +25,41 @@ import numpy as np
 from namcore import tasks
 from namcore.tasks import Batch
 
+from .errors import TrainingError
 from .presets import Preset
 
-__all__ = ["best_split", "eval_sets", "eval_splits", "split_task", "train_batch", "train_lengths"]
+__all__ = [
+    "SEED_LIMIT",
+    "best_split",
+    "check_seed",
+    "eval_sets",
+    "eval_splits",
+    "split_task",
+    "train_batch",
+    "train_lengths",
+]
+
+#: Seeds are integers from 0 to ``SEED_LIMIT - 1`` (every framework accepts these).
+SEED_LIMIT = 2**32
+
+
+def check_seed(seed: object) -> None:
+    """``TrainingError`` unless ``seed`` is None or an integer in ``[0, SEED_LIMIT)``.
+
+    Examples
+    --------
+    >>> check_seed(0)
+    >>> check_seed(-1)
+    Traceback (most recent call last):
+    ...
+    namcore.training.errors.TrainingError: --seed must be an integer from 0 to 4294967295, got -1
+    """
+    if seed is None:
+        return
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
+        if 0 <= int(seed) < SEED_LIMIT:
+            return
+    raise TrainingError(f"--seed must be an integer from 0 to {SEED_LIMIT - 1}, got {seed!r}")
 
 
 def train_lengths(task: str, preset: Preset, step: int) -> tuple[int, int]:

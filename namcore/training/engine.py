@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -39,6 +40,7 @@ __all__ = [
     "active_hook",
     "engine_class",
     "require_backend",
+    "require_modules",
 ]
 
 
@@ -155,6 +157,43 @@ def require_backend(name: str) -> None:
     """``TrainingError`` with the install command unless backend ``name`` is installed."""
     if name not in backends.NAMES or not backends.get(name).is_installed():
         raise TrainingError(f"backend {name!r} is not installed (pip install 'namcore[{name}]')")
+
+
+def _missing(module: str) -> bool:
+    if module in sys.modules:
+        return sys.modules[module] is None  # None: blocked, as an uninstalled module
+    try:
+        return importlib.util.find_spec(module) is None
+    except (ImportError, ValueError):
+        return True
+
+
+def require_modules(modules: tuple[str, ...], extra: str, purpose: str) -> None:
+    """``TrainingError`` naming the extra to install unless every one of ``modules`` is.
+
+    Parameters
+    ----------
+    modules : tuple of str
+        Top-level modules needed (e.g. ``("tqdm",)``).
+    extra : str
+        The extra of namcore that installs them (e.g. ``"torch"``).
+    purpose : str
+        What needs them, for the message (e.g. ``"namcore train"``).
+
+    Examples
+    --------
+    >>> require_modules(("numpy",), "torch", "namcore train")
+    >>> require_modules(("no_such_module",), "torch", "namcore train")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    namcore.training.errors.TrainingError: namcore train needs no_such_module, ... 'namcore[torch]'
+    """
+    missing = [m for m in modules if _missing(m)]
+    if missing:
+        raise TrainingError(
+            f"{purpose} needs {', '.join(missing)}, which "
+            f"{'is' if len(missing) == 1 else 'are'} not installed: pip install 'namcore[{extra}]'"
+        )
 
 
 def engine_class(framework: str) -> EngineFactory:
