@@ -7,14 +7,23 @@ A run folder ``RUN`` holds:
   loss and accuracy since the previous evaluation, sequence accuracy per split);
 - ``last.safetensors``: the latest weights (:func:`namcore.models.save`);
 - ``optimizer.safetensors``: the optimiser state as named arrays, with the trainer's
-  :class:`Progress`, the framework and the SHA-256 of ``last.safetensors`` in its
+  :class:`Progress`, the framework and the SHA-256 of the weights it belongs to in its
   metadata (so a ``last`` and an ``optimizer`` of different steps are never mixed);
-- ``best.safetensors``: the weights ranked first by :func:`selection_key`.
+- ``best.safetensors``: the weights ranked first by :func:`selection_key`;
+- ``previous.safetensors``: only while a checkpoint is being written, or after one
+  failed: the weights of the checkpoint before it (see below);
+- ``.namcore.lock``: the lock of the process writing the run
+  (:class:`~namcore.training.lock.FolderLock`).
 
 Every file is written atomically (:func:`namcore._io.atomic_write`); nothing is
-pickled. :class:`RunFolder` is the only code that knows these names: the trainer
-writes through it, and ``namcore eval``, ``namcore reproduce`` and ONNX export find
-a run's checkpoint with :meth:`RunFolder.checkpoint`.
+pickled. A checkpoint is one unit: ``optimizer.safetensors`` is its commit record.
+Writing one links the committed ``last`` to ``previous``, replaces ``last``, then
+``optimizer`` (the commit), then ``best``, and removes ``previous``; whatever stops
+the process between two of these steps (a kill, a full disk), the folder still holds
+a consistent pair, which :meth:`RunFolder.restore` finds and puts back in place.
+:class:`RunFolder` is the only code that knows these names: the trainer writes
+through it, and ``namcore eval``, ``namcore reproduce`` and ONNX export find a run's
+checkpoint with :meth:`RunFolder.checkpoint`.
 
 Examples
 --------
@@ -38,11 +47,12 @@ from typing import Any
 
 import numpy as np
 
-from namcore._io import atomic_write
+from namcore._io import atomic_link, atomic_write
 from namcore.models import ModelConfig, load, save
 
 from .engine import Engine
 from .errors import TrainingError
+from .lock import LOCK_NAME, FolderLock
 
 __all__ = ["Progress", "RunFolder", "improves", "selection_key"]
 
@@ -132,6 +142,9 @@ class RunFolder:
     ----------
     path : path-like
         The folder; nothing is created until a run is written.
+
+    Writing (:meth:`restore`, :meth:`begin`, :meth:`record`) is for the process that
+    holds :meth:`lock`; reading needs no lock.
     """
 
     RUN = "run.json"
@@ -139,14 +152,41 @@ class RunFolder:
     LAST = "last.safetensors"
     BEST = "best.safetensors"
     OPTIMIZER = "optimizer.safetensors"
+    PREVIOUS = "previous.safetensors"
+    LOCK = LOCK_NAME
     #: Checkpoints a run is scored or exported with, in order of preference.
     CHECKPOINTS = (BEST, LAST)
+    #: Every file the run folder writes.
+    FILES = (RUN, METRICS, LAST, BEST, OPTIMIZER, PREVIOUS)
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        #: The step of the checkpoint on disk, once restored or written (else None).
+        self.saved: int | None = None
 
     def __repr__(self) -> str:
         return f"RunFolder({str(self.path)!r})"
+
+    def lock(self) -> FolderLock:
+        """The folder's lock (a context manager); taking it creates the folder.
+
+        Raises :class:`~namcore.training.lock.FolderInUse` (a ``TrainingError``) while
+        another process holds it.
+        """
+        return FolderLock(self.path)
+
+    def _is_bookkeeping(self, name: str) -> bool:
+        """The lock file, or a temporary file a killed write of ours left behind."""
+        if name == self.LOCK:
+            return True
+        return name.endswith(".tmp") and any(name.startswith(f".{n}.") for n in self.FILES)
+
+    def sweep(self) -> None:
+        """Remove the temporary files that killed writes left behind (lock held)."""
+        if self.path.is_dir():
+            for entry in self.path.iterdir():
+                if entry.name != self.LOCK and self._is_bookkeeping(entry.name):
+                    entry.unlink(missing_ok=True)
 
     # ----------------------------------------------------------------- reading
     def is_run(self) -> bool:
@@ -170,12 +210,35 @@ class RunFolder:
         return next((self.path / n for n in names if (self.path / n).is_file()), None)
 
     def metrics(self) -> list[dict[str, Any]]:
-        """The lines of ``metrics.jsonl`` (empty before the first evaluation)."""
-        return [json.loads(s) for s in self._metric_lines() if s.strip()]
+        """The lines of ``metrics.jsonl`` (empty before the first evaluation).
+
+        Raises
+        ------
+        TrainingError
+            A line is not a JSON object with a ``step``; the message names the line.
+        """
+        records = []
+        path = self.path / self.METRICS
+        for number, text in enumerate(self._metric_lines(), 1):
+            if not text.strip():
+                continue
+            try:
+                record = json.loads(text)
+                int(record["step"])
+            except (ValueError, TypeError, KeyError):
+                raise TrainingError(
+                    f"{path} line {number} is corrupt ({text[:40]!r}); repair or delete that "
+                    "line and run again"
+                ) from None
+            records.append(record)
+        return records
 
     def _metric_lines(self) -> list[str]:
         path = self.path / self.METRICS
-        return path.read_text().splitlines() if path.exists() else []
+        try:
+            return path.read_text().splitlines() if path.exists() else []
+        except (OSError, UnicodeDecodeError) as error:
+            raise TrainingError(f"{path} is unreadable: {error}") from None
 
     def recorded_state(self) -> dict[str, Any]:
         """The trainer state (step, best score, best step...) stored with the optimiser."""
@@ -217,52 +280,81 @@ class RunFolder:
                     f"{out} was trained with preset {stored.get('preset')!r}, not {preset!r}"
                 )
             return stored
-        if out.is_dir() and any(out.iterdir()):
+        if out.is_dir() and any(not self._is_bookkeeping(e.name) for e in out.iterdir()):
             raise TrainingError(
                 f"--out {out} is not empty and holds no run; choose an empty or new folder"
             )
         return None
 
     def restore(self, engine: Engine, config: ModelConfig) -> Progress | None:
-        """Load the last weights and optimiser state into ``engine``; their progress.
+        """Load the last committed checkpoint into ``engine``; its progress.
 
-        None when the run has no checkpoint yet. ``TrainingError`` when the files are
-        corrupt, hold another config, or do not belong to the same step or framework.
+        None when the run has no committed checkpoint yet (no ``optimizer.safetensors``
+        and at most the first evaluation recorded). When the last write of a checkpoint
+        was cut short, the previous checkpoint is the committed one: it is loaded, and
+        put back in place as ``last`` (and ``best``, if that write was lost).
+        ``TrainingError`` when the files are corrupt, hold another config or framework,
+        or no weights belong to the optimiser state; then nothing is written.
         """
         out = self.path
-        last, opt = out / self.LAST, out / self.OPTIMIZER
-        if not last.exists() and not opt.exists():
+        last, previous, opt = out / self.LAST, out / self.PREVIOUS, out / self.OPTIMIZER
+        if not opt.exists():
+            if len(self.metrics()) > 1:  # a checkpoint was committed, and its record is gone
+                raise TrainingError(f"cannot resume from {out}: {opt.name} is missing")
             return None
         try:
             import safetensors
 
-            params, stored_config = load(last, backend="numpy")
             with safetensors.safe_open(str(opt), framework="numpy") as handle:
                 meta = json.loads((handle.metadata() or {})[_STATE_KEY])
                 arrays = {name: handle.get_tensor(name) for name in handle.keys()}
+            digest = meta["last_sha256"]
+            source = next(
+                (p for p in (last, previous) if p.is_file() and _sha256(p) == digest), None
+            )
+            if source is None:
+                raise ValueError(f"no weights in {out} belong to {opt.name}")
+            params, stored_config = load(source, backend="numpy")
         except Exception as error:
             raise TrainingError(
                 f"cannot resume from {out}: corrupt or missing checkpoint "
                 f"({type(error).__name__}: {str(error).splitlines()[0]})"
             ) from None
         if stored_config != config:
-            raise TrainingError(f"{last} holds another model config than {out / self.RUN}")
-        if meta.get("last_sha256") != _sha256(last) or meta.get("framework") != engine.framework:
+            raise TrainingError(f"{source} holds another model config than {out / self.RUN}")
+        if meta.get("framework") != engine.framework:
             raise TrainingError(
-                f"cannot resume from {out}: {last.name} and {opt.name} do not belong to the "
-                "same step"
+                f"cannot resume from {out}: {opt.name} holds the optimiser of "
+                f"{meta.get('framework')!r}, not {engine.framework!r}"
             )
         try:
             engine.load(params, arrays)
         except (ValueError, KeyError) as error:
             raise TrainingError(f"cannot resume from {out}: {error}") from None
-        return Progress.from_dict(meta)
+        progress = Progress.from_dict(meta)
+        # Put the committed checkpoint back in place where a cut-short write left it.
+        if source == previous:
+            atomic_link(previous, last)
+        previous.unlink(missing_ok=True)
+        best = out / self.BEST
+        if progress.best_step == progress.step and (not best.is_file() or _sha256(best) != digest):
+            atomic_link(last, best)
+        self.saved = progress.step
+        return progress
 
     def begin(self, run: dict[str, Any], step: int) -> None:
-        """Write ``run.json`` and drop the metrics lines after ``step`` (a resumed run)."""
-        atomic_write(self.path / self.RUN, (json.dumps(run, indent=2) + "\n").encode())
-        kept = [s for s in self._metric_lines() if s.strip() and json.loads(s)["step"] <= step]
-        self._write_metrics(kept)
+        """Write ``run.json`` and drop the metrics lines after ``step`` (a resumed run).
+
+        Files whose content would not change are not written.
+        """
+        text = json.dumps(run, indent=2) + "\n"
+        path = self.path / self.RUN
+        if not path.is_file() or path.read_text() != text:
+            atomic_write(path, text.encode())
+        lines = [s for s in self._metric_lines() if s.strip()]
+        kept = [s for s, m in zip(lines, self.metrics(), strict=True) if int(m["step"]) <= step]
+        if len(kept) != len(lines):
+            self._write_metrics(kept)
 
     def record(
         self,
@@ -275,8 +367,8 @@ class RunFolder:
         """Record the evaluation of step ``line["step"]``: metrics, ranking, checkpoints.
 
         Appends ``line`` to ``metrics.jsonl``, advances ``progress`` (its best if
-        ``key`` ranks first) and writes ``best`` (if so), ``last`` and ``optimizer``.
-        Returns whether ``key`` ranked first.
+        ``key`` ranks first) and writes the checkpoint: ``last``, ``optimizer`` and, if
+        so, ``best``. Returns whether ``key`` ranked first.
         """
         step = int(line["step"])
         improved = progress.offer(key, step)
@@ -291,17 +383,18 @@ class RunFolder:
     def _checkpoint(
         self, engine: Engine, config: ModelConfig, progress: Progress, improved: bool
     ) -> None:
+        """One checkpoint as one unit (see the module's description)."""
         import safetensors.numpy
 
-        params = engine.params()
-        if improved:
-            save(self.path / self.BEST, params, config, overwrite=True)
-        save(self.path / self.LAST, params, config, overwrite=True)
-        meta = {
-            **progress.to_dict(),
-            "framework": engine.framework,
-            "last_sha256": _sha256(self.path / self.LAST),
-        }
+        last, previous = self.path / self.LAST, self.path / self.PREVIOUS
+        if self.saved is not None and last.is_file():  # the committed weights, kept
+            atomic_link(last, previous)
+        save(last, engine.params(), config, overwrite=True)
+        meta = {**progress.to_dict(), "framework": engine.framework, "last_sha256": _sha256(last)}
         arrays = {k: np.ascontiguousarray(v) for k, v in engine.optimizer_arrays().items()}
         blob = safetensors.numpy.save(arrays, metadata={_STATE_KEY: json.dumps(meta)})
-        atomic_write(self.path / self.OPTIMIZER, blob)
+        atomic_write(self.path / self.OPTIMIZER, blob)  # the commit
+        self.saved = progress.step
+        if improved:
+            atomic_link(last, self.path / self.BEST)
+        previous.unlink(missing_ok=True)
