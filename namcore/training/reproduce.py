@@ -8,7 +8,10 @@ finished ones without training them again.
 
 The report (:mod:`~namcore.training.report`) goes beside the run folders:
 ``results.json`` (everything measured), ``results.md`` (our table beside the paper's
-Table 2) and ``accuracy_vs_length.png``.
+Table 2) and ``accuracy_vs_length.png``. :mod:`~namcore.training.reproduce_folder`
+decides which folders may be written and keeps every cell of an earlier report. A
+call holds the lock of ``OUT`` (and each cell that of its run folder) while it runs,
+and its worker processes exit when it does, however it ends.
 
 Examples
 --------
@@ -21,10 +24,13 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import multiprocessing.connection
 import os
 import platform
+import signal
+import threading
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -34,10 +40,12 @@ from namcore._io import atomic_write
 from namcore.models import names as model_names
 from namcore.models import parameter_count
 
-from . import report
-from .engine import FRAMEWORKS, require_backend
+from . import report, reproduce_folder
+from .data import check_seed
+from .engine import FRAMEWORKS, require_backend, require_modules
 from .errors import TrainingError
 from .evaluate import evaluate
+from .lock import FolderLock
 from .presets import get_preset, model_config
 from .run_folder import RunFolder
 from .trainer import train
@@ -207,6 +215,39 @@ def _run_cell(
     }
 
 
+def _watch_parent() -> None:
+    """In a pool worker: ignore Ctrl-C (the parent stops its workers) and exit as soon
+    as the parent process ends, however it ends (a ``SIGKILL`` included)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="namcore-parent-watch", daemon=True).start()
+
+
+def _pool(jobs: int) -> ProcessPoolExecutor:
+    """Worker processes that exit with this one (:func:`_watch_parent`)."""
+    context = multiprocessing.get_context("spawn")  # JAX and torch do not survive fork
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_watch_parent)
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Cancel what has not started and end the workers now (Ctrl-C in the parent)."""
+    terminate = getattr(pool, "terminate_workers", None)  # Python >= 3.14
+    if terminate is not None:
+        terminate()
+        return
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+
+
 def reproduce(
     out: str | os.PathLike[str],
     *,
@@ -267,6 +308,7 @@ def reproduce(
         get_preset(preset)
     except ValueError as error:
         raise TrainingError(str(error)) from None
+    check_seed(seed)
     backend = backend or default_backend()
     if backend not in FRAMEWORKS:
         raise TrainingError(
@@ -275,20 +317,68 @@ def reproduce(
     eval_backend = eval_backend or backend
     for name in (backend, eval_backend):
         require_backend(name)
+    require_modules(("safetensors", "tqdm", "matplotlib"), backend, "namcore reproduce")
     jobs = min(4, os.cpu_count() or 1) if jobs is None else jobs
     if jobs < 1:
         raise TrainingError(f"--jobs must be at least 1, got {jobs}")
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise TrainingError(f"--out {out} is a file, not a folder")
-    (out / "runs").mkdir(parents=True, exist_ok=True)
+    settings = {"preset": preset, "seed": seed, "backend": backend}
+    reproduce_folder.check_out(out, settings)
+    try:
+        with FolderLock(out):
+            reproduce_folder.check_out(out, settings)  # again, under the lock
+            reproduce_folder.write_marker(out, settings)
+            (out / "runs").mkdir(exist_ok=True)
+            args = (str(out), backend, eval_backend, preset, seed)
+            start = time.perf_counter()
+            entries, failures = _run_cells(cells, args, jobs, progress)
+            # report rows and columns in the order asked for (the grid's by default)
+            order = {c: i for i, c in enumerate(asked)}
+            entries.sort(key=lambda e: order.get(Cell(e["task"], e["model"]), len(order)))
+            versions = {
+                name: backends.get(name).version()
+                for name in dict.fromkeys((backend, eval_backend))
+            }
+            summary = {
+                "command": command,
+                "grid": grid_name,
+                "preset": preset,
+                "preset_values": get_preset(preset).to_dict(),
+                "backend": backend,
+                "eval_backend": eval_backend,
+                "versions": versions,
+                "seed": seed,
+                "jobs": jobs,
+                "machine": _machine(),
+                "wall_s": round(time.perf_counter() - start, 1),
+                "runs": entries,
+                "failures": failures,
+            }
+            summary = reproduce_folder.merge(
+                summary,
+                reproduce_folder.previous(out),
+                list(dict.fromkeys(c.task for c in asked)),
+                list(dict.fromkeys(c.model for c in asked)),
+            )
+            report.write_all(out, summary)
+    except OSError as error:
+        where = f" ({error.filename})" if error.filename else ""
+        raise TrainingError(
+            f"{out}: {error.strerror or error}{where}; rerun the same command once fixed "
+            "(finished runs are kept)"
+        ) from None
+    return summary
 
-    args = (str(out), backend, eval_backend, preset, seed)
-    entries: list[dict[str, Any]] = []
-    failures: list[dict[str, str]] = []
-    start = time.perf_counter()
+
+def _run_cells(
+    cells: list[Cell], args: tuple[str, str, str, str, int], jobs: int, progress: bool
+) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """Run every cell, ``jobs`` at a time; the entries of those that worked, and the
+    failures (one line each) of the others."""
     from tqdm import tqdm
 
+    entries: list[dict[str, Any]] = []
+    failures: list[dict[str, str]] = []
     bar = tqdm(
         total=len(cells), desc="reproduce", unit="run", disable=not progress, dynamic_ncols=True
     )
@@ -304,40 +394,26 @@ def reproduce(
             bar.write(f"{cell.name}: " + report.one_line(entry))
         bar.update(1)
 
-    if jobs == 1 or len(cells) == 1:
-        for cell in cells:
+    try:
+        if jobs == 1 or len(cells) == 1:
+            for cell in cells:
+                try:
+                    finished(cell, _run_cell(cell, *args, progress=progress), None)
+                except Exception as error:  # one failed cell must not lose the others
+                    finished(cell, None, error)
+        else:
+            pool = _pool(jobs)
             try:
-                finished(cell, _run_cell(cell, *args, progress=progress), None)
-            except Exception as error:  # one failed cell must not lose the others
-                finished(cell, None, error)
-    else:
-        context = multiprocessing.get_context("spawn")  # JAX and torch do not survive fork
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            futures = {pool.submit(_run_cell, cell, *args, progress=False): cell for cell in cells}
-            for future in as_completed(futures):
-                failure = future.exception()
-                finished(futures[future], None if failure else future.result(), failure)
-    bar.close()
-
-    # report rows and columns in the order asked for (the grid's by default)
-    order = {c: i for i, c in enumerate(asked)}
-    entries.sort(key=lambda e: order.get(Cell(e["task"], e["model"]), len(order)))
-    versions = {
-        name: backends.get(name).version() for name in dict.fromkeys((backend, eval_backend))
-    }
-    summary = {
-        "command": command,
-        "preset": preset,
-        "preset_values": get_preset(preset).to_dict(),
-        "backend": backend,
-        "eval_backend": eval_backend,
-        "versions": versions,
-        "seed": seed,
-        "jobs": jobs,
-        "machine": _machine(),
-        "wall_s": round(time.perf_counter() - start, 1),
-        "runs": entries,
-        "failures": failures,
-    }
-    report.write_all(out, summary)
-    return summary
+                futures: dict[Future[dict[str, Any]], Cell] = {
+                    pool.submit(_run_cell, cell, *args, progress=False): cell for cell in cells
+                }
+                for future in as_completed(futures):
+                    failure = future.exception()
+                    finished(futures[future], None if failure else future.result(), failure)
+            except BaseException:
+                _stop(pool)
+                raise
+            pool.shutdown()
+    finally:
+        bar.close()
+    return entries, failures
