@@ -39,6 +39,9 @@ def train(args: argparse.Namespace) -> int:
         )
     except TrainingError as error:
         return fail("train", str(error))
+    except KeyboardInterrupt as interrupt:  # training.Interrupted says the step
+        print(f"namcore train: {str(interrupt) or 'interrupted'}", file=sys.stderr)
+        return 130
     if lines:
         print(f"done: step {lines[-1]['step']}, run folder {args.out}")
     else:
@@ -87,6 +90,9 @@ def reproduce(args: argparse.Namespace) -> int:
         )
     except TrainingError as error:
         return fail("reproduce", str(error))
+    except KeyboardInterrupt:
+        print("namcore reproduce: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
     print()
     print(console_table(summary))
     print(
