@@ -193,6 +193,7 @@ def test_a_failing_cell_is_reported_and_the_others_still_run(tmp_path):
         (["--preset", "huge"], "unknown preset"),
         (["--backend", "numpy"], "cannot train with backend 'numpy'"),
         (["--jobs", "0"], "--jobs must be at least 1"),
+        (["--seed", "-1"], "--seed must be an integer from 0"),
     ],
 )
 def test_cli_errors_exit_2_and_create_nothing(tmp_path, capsys, argv, word):
