@@ -12,7 +12,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
 
-from namcore import ham
+from namcore import dnc, ham, ntm
 from namcore.attention import attention
 from namcore.export import export_onnx
 from namcore.memory import read, unit, write
@@ -22,4 +22,4 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__", "attention", "export_onnx", "ham", "read", "unit", "write"]
+__all__ = ["__version__", "attention", "dnc", "export_onnx", "ham", "ntm", "read", "unit", "write"]
