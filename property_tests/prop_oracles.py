@@ -106,3 +106,139 @@ def on(xp: Any, device: Any, value: Any) -> Any:
             value = value.copy()
         return xp.asarray(value, device=device)
     return value
+
+
+# --------------------------------------------------------------------------------------
+# NTM and DNC (Graves et al. 2014, 2016), written from the papers' equations, cell by
+# cell where that is the clearest form, independently of namcore.ntm / namcore.dnc.
+
+__all__ += [
+    "ALLOCATION_EPS",
+    "np_allocation",
+    "np_backward",
+    "np_content_address",
+    "np_forward",
+    "np_interpolate",
+    "np_link",
+    "np_ntm_read",
+    "np_ntm_write",
+    "np_read_weighting",
+    "np_sharpen",
+    "np_shift",
+    "np_usage",
+    "np_write_weighting",
+]
+
+#: namcore.dnc's default usage floor: allocation uses ``eps + (1 - eps) u``.
+ALLOCATION_EPS = 1e-6
+
+
+def _per_memory(p: Any) -> np.ndarray:
+    """A per-memory scalar (float or batch array) broadcasting over the cell axis."""
+    return np.asarray(p, dtype=np.float64)[..., None]
+
+
+def np_content_address(memory: np.ndarray, key: np.ndarray, strength: Any) -> np.ndarray:
+    """``softmax_n(beta <k, M_n> / (max(|k|, EPS) max(|M_n|, EPS)))``."""
+    dots = np.einsum("...nw,...w->...n", memory, key)
+    norms = (
+        np.maximum(np.linalg.norm(memory, axis=-1), EPS)
+        * np.maximum(np.linalg.norm(key, axis=-1), EPS)[..., None]
+    )
+    scores = _per_memory(strength) * dots / norms
+    e = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def np_interpolate(content: np.ndarray, previous: np.ndarray, gate: Any) -> np.ndarray:
+    """``g c + (1 - g) w_prev``."""
+    g = _per_memory(gate)
+    return g * content + (1 - g) * previous
+
+
+def np_shift(w: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """``out[i] = sum_k s[k] w[i - shift_k]`` over the shifts (-1, 0, +1), indices mod N."""
+    batch, n = np.broadcast_shapes(w.shape[:-1], s.shape[:-1]), w.shape[-1]
+    w, s = np.broadcast_to(w, (*batch, n)), np.broadcast_to(s, (*batch, 3))
+    out = np.zeros((*batch, n))
+    for i in range(n):
+        for k, offset in enumerate((-1, 0, 1)):
+            out[..., i] += s[..., k] * w[..., (i - offset) % n]
+    return out
+
+
+def np_sharpen(w: np.ndarray, gamma: Any) -> np.ndarray:
+    """``w**gamma / sum w**gamma``."""
+    powered = w ** _per_memory(gamma)
+    return powered / powered.sum(axis=-1, keepdims=True)
+
+
+def np_ntm_write(
+    memory: np.ndarray, w: np.ndarray, erase: np.ndarray, add: np.ndarray
+) -> np.ndarray:
+    """``M (1 - w eᵀ) + w aᵀ``."""
+    return memory * (1 - np.einsum("...n,...w->...nw", w, erase)) + np.einsum(
+        "...n,...w->...nw", w, add
+    )
+
+
+def np_ntm_read(memory: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``sum_n w[n] M[n]``."""
+    return np.einsum("...n,...nw->...w", w, memory)
+
+
+def np_usage(u: np.ndarray, w: np.ndarray, f: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """``(u + w - u w) prod_r (1 - f_r w_r)``."""
+    psi = np.ones((*np.broadcast_shapes(f.shape[:-1], r.shape[:-2]), r.shape[-1]))
+    for head in range(r.shape[-2]):
+        psi = psi * (1 - f[..., head, None] * r[..., head, :])
+    return (u + w - u * w) * psi
+
+
+def np_allocation(u: np.ndarray, eps: float = ALLOCATION_EPS) -> np.ndarray:
+    """Per batch element: walk the cells by ascending usage (stable), multiplying usages."""
+    out = np.zeros_like(u)
+    for index in np.ndindex(*u.shape[:-1]):
+        row = u[index]
+        floored = eps + (1 - eps) * row
+        product = 1.0
+        for cell in np.argsort(row, kind="stable"):
+            out[(*index, cell)] = (1 - floored[cell]) * product
+            product *= floored[cell]
+    return out
+
+
+def np_write_weighting(a: np.ndarray, c: np.ndarray, g_a: Any, g_w: Any) -> np.ndarray:
+    """``g_w (g_a a + (1 - g_a) c)``."""
+    return _per_memory(g_w) * (_per_memory(g_a) * a + (1 - _per_memory(g_a)) * c)
+
+
+def np_link(L: np.ndarray, p: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Entry by entry: ``L[i, j] = (1 - w_i - w_j) L[i, j] + w_i p_j``, ``L[i, i] = 0``."""
+    batch = np.broadcast_shapes(L.shape[:-2], p.shape[:-1], w.shape[:-1])
+    n = L.shape[-1]
+    L, p, w = (
+        np.broadcast_to(a, batch + a.shape[a.ndim - k :]) for a, k in ((L, 2), (p, 1), (w, 1))
+    )
+    new = np.zeros((*batch, n, n))
+    for i in range(n):
+        for j in range(n):
+            if i != j:
+                new[..., i, j] = (1 - w[..., i] - w[..., j]) * L[..., i, j] + w[..., i] * p[..., j]
+    precedence = (1 - w.sum(axis=-1, keepdims=True)) * p + w
+    return new, precedence
+
+
+def np_forward(L: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``L w``."""
+    return np.einsum("...ij,...j->...i", L, w)
+
+
+def np_backward(L: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``Lᵀ w``."""
+    return np.einsum("...ij,...i->...j", L, w)
+
+
+def np_read_weighting(modes: np.ndarray, b: np.ndarray, c: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """``pi_b b + pi_c c + pi_f f``."""
+    return modes[..., 0:1] * b + modes[..., 1:2] * c + modes[..., 2:3] * f

@@ -167,3 +167,34 @@ def memory_cases(
     v = draw(arrays((*bv, d_v)))
     p = probability_args(batch) if float_probabilities else probabilities(batch)
     return MemoryCase(M, k, v, draw(p), draw(p), tuple(batch), d_k, d_v)
+
+
+# --------------------------------------------------------------------------------------
+# NTM and DNC: weightings over N cells.
+
+__all__ += ["CELLS", "distributions", "subdistributions"]
+
+#: Numbers of memory cells drawn (a short menu, as for :data:`DIMS`).
+CELLS = (1, 2, 3, 5)
+
+
+@st.composite
+def distributions(draw: st.DrawFn, shape: Shape) -> np.ndarray:
+    """Nonnegative float64 arrays of ``shape`` whose last axis sums to 1.
+
+    Some draws are one-hot (the saturated weights the properties are about), the rest
+    normalised draws from [0, 1] (zeros included).
+    """
+    if draw(st.booleans()):
+        hot = draw(hnp.arrays(np.int64, shape[:-1], elements=st.integers(0, shape[-1] - 1)))
+        return (np.arange(shape[-1]) == np.asarray(hot)[..., None]).astype(np.float64)
+    raw = np.array(draw(probabilities(shape)))
+    raw[raw.sum(axis=-1) == 0, 0] = 1.0
+    return raw / raw.sum(axis=-1, keepdims=True)
+
+
+@st.composite
+def subdistributions(draw: st.DrawFn, shape: Shape) -> np.ndarray:
+    """Nonnegative arrays whose last axis sums to at most 1 (a distribution, scaled)."""
+    total = draw(probabilities(shape[:-1]))
+    return np.asarray(total)[..., None] * draw(distributions(shape))
