@@ -10,7 +10,30 @@ import numpy as np
 import namcore
 from namcore.testing import BackendReport, compare_backends, format_report, skips
 
-__all__ = ["case_names", "format_results", "run_checks"]
+__all__ = [
+    "DTYPES",
+    "case_names",
+    "check_backends",
+    "check_dtypes",
+    "format_results",
+    "run_checks",
+    "tally",
+]
+
+#: The dtypes ``namcore check`` runs in: the floating dtypes :mod:`namcore.testing` has
+#: a tolerance for. Results are compared with NumPy float64, so only floating dtypes
+#: make sense (an integer ``unit`` is a ``TypeError``, not a disagreement).
+DTYPES: tuple[str, ...] = ("float16", "bfloat16", "float32", "float64")
+
+#: The extra of namcore that installs each backend's library (NumPy always is).
+_EXTRAS = {
+    "array_api_strict": "strict",
+    "torch": "torch",
+    "jax": "jax",
+    "cupy": "cupy",
+    "ndonnx": "onnx",
+    "dask": "dask",
+}
 
 
 def _memory_case(seed: int) -> dict[str, np.ndarray]:
@@ -107,6 +130,95 @@ def _cases(seed: int) -> dict[str, Case]:
     }
 
 
+def _listed(option: str, text: str | None, names: Sequence[str], kind: str) -> None:
+    if not names:
+        raise ValueError(
+            f"{option} {text or ''!r} names no {kind}; give a comma-separated list "
+            f"(or leave {option} out for the default)"
+        )
+
+
+def check_backends(names: Sequence[str] | None, option: str = "--backends") -> list[str]:
+    """The backends to check: ``names`` validated, or every usable one for ``None``.
+
+    Raises
+    ------
+    ValueError
+        ``names`` is empty, or holds a name that is not a backend, a backend that
+        is not installed (the message names the extra to install) or one without a
+        device. Checking nothing is an error, never a pass.
+
+    Examples
+    --------
+    >>> from namcore._check import check_backends
+    >>> check_backends(["numpy"])
+    ['numpy']
+    >>> check_backends(["numpy", "tensorflow"])
+    Traceback (most recent call last):
+    ...
+    ValueError: --backends: unknown backend 'tensorflow'; choose from numpy, \
+array_api_strict, torch, jax, cupy, ndonnx, dask
+    """
+    from namcore import backends
+    from namcore.testing import usable_backends
+
+    if names is None:
+        return usable_backends()
+    _listed(option, ",".join(names), names, "backend")
+    for name in names:
+        if name not in backends.NAMES:
+            raise ValueError(
+                f"{option}: unknown backend {name!r}; choose from {', '.join(backends.NAMES)}"
+            )
+        backend = backends.get(name)
+        if not backend.is_installed():
+            raise ValueError(
+                f"{option}: backend {name!r} is not installed "
+                f"(pip install 'namcore[{_EXTRAS.get(name, name)}]')"
+            )
+        if not backend.devices():
+            raise ValueError(f"{option}: backend {name!r} is installed but has no usable device")
+    return list(dict.fromkeys(names))
+
+
+def check_dtypes(dtypes: Sequence[str], option: str = "--dtypes") -> list[str]:
+    """``dtypes`` validated: each one of :data:`DTYPES`, at least one.
+
+    Raises
+    ------
+    ValueError
+        An empty list, a name that is no dtype, or a dtype that is not floating
+        (``int8``: results are compared with NumPy float64, and the primitives
+        refuse integer arrays).
+
+    Examples
+    --------
+    >>> from namcore._check import check_dtypes
+    >>> check_dtypes(["float32", "bfloat16"])
+    ['float32', 'bfloat16']
+    >>> check_dtypes(["int8"])
+    Traceback (most recent call last):
+    ...
+    ValueError: --dtypes: 'int8' is not a floating dtype; namcore check compares \
+floating results with NumPy float64: choose from float16, bfloat16, float32, float64
+    """
+    _listed(option, ",".join(dtypes), dtypes, "dtype")
+    for name in dtypes:
+        if name in DTYPES:
+            continue
+        try:
+            kind = np.dtype(name).kind
+        except TypeError:
+            kind = "f"  # no dtype at all: as unknown as a float namcore has no tolerance for
+        if kind == "f":
+            raise ValueError(f"{option}: unknown dtype {name!r}; choose from {', '.join(DTYPES)}")
+        raise ValueError(
+            f"{option}: {name!r} is not a floating dtype; namcore check compares "
+            f"floating results with NumPy float64: choose from {', '.join(DTYPES)}"
+        )
+    return list(dict.fromkeys(dtypes))
+
+
 def case_names() -> tuple[str, ...]:
     """The names of the cases ``namcore check`` runs, in table order."""
     return tuple(_cases(0))
@@ -122,13 +234,27 @@ def run_checks(
     """Compare each case on each backend; returns ``{case name: reports}``.
 
     ``only`` keeps the cases whose name contains one of its strings (e.g.
-    ``["model bag"]`` for one model); ``ValueError`` if that leaves none.
+    ``["model bag"]`` for one model). ``backends`` and ``dtypes`` are validated by
+    :func:`check_backends` and :func:`check_dtypes`.
+
+    Raises
+    ------
+    ValueError
+        An unknown, missing or empty list of backends or dtypes, or an ``only``
+        that matches no case: a check that would check nothing.
     """
+    dtypes = check_dtypes(dtypes)
+    backends = check_backends(backends)
     cases = _cases(seed)
     if only is not None:
-        cases = {name: case for name, case in cases.items() if any(s in name for s in only)}
-        if not cases:
-            raise ValueError(f"no check case matches {', '.join(map(repr, only))}")
+        _listed("--only", ",".join(only), only, "case")
+        matching = {name: case for name, case in cases.items() if any(s in name for s in only)}
+        if not matching:
+            raise ValueError(
+                f"--only: no check case matches {', '.join(map(repr, only))}; "
+                f"the cases are {', '.join(cases)}"
+            )
+        cases = matching
     results: dict[str, list[BackendReport]] = {}
     for name, (fn, args, features) in cases.items():
         if progress is not None:
@@ -139,6 +265,17 @@ def run_checks(
     return results
 
 
+def tally(results: dict[str, list[BackendReport]]) -> tuple[int, int, list[str]]:
+    """How many cells of :func:`run_checks`' results ran, how many were skipped, and why.
+
+    Returns ``(checked, skipped, reasons)``, the reasons distinct and in table order.
+    """
+    reports = [r for rows in results.values() for r in rows]
+    reasons = list(dict.fromkeys(r.skipped for r in reports if r.skipped))
+    skipped = sum(1 for r in reports if r.skipped)
+    return len(reports) - skipped, skipped, reasons
+
+
 def format_results(
     results: dict[str, list[BackendReport]], *, verbose: bool = False
 ) -> tuple[str, bool]:
@@ -146,7 +283,10 @@ def format_results(
 
     One row per (backend, dtype), one column per case: the largest relative error
     against NumPy float64 and ``ok``/``FAIL``, or ``skip``. With ``verbose`` (or any
-    failure) each case's per-backend report follows.
+    failure) each case's per-backend report follows. The last line says whether the
+    backends agree and how many cells were skipped; if every cell was skipped it
+    says that nothing was checked, and that counts as failed: a check of nothing
+    never passes.
     """
     rows: list[tuple[str, str]] = []
     for reports in results.values():
@@ -177,5 +317,14 @@ def format_results(
     if verbose or failed:
         for name, reports in results.items():
             lines += ["", format_report(reports, f"{name}:")]
-    lines += ["", "FAIL: backends disagree" if failed else "all backends agree"]
+    checked, skipped, reasons = tally(results)
+    if not checked:
+        failed = True
+        why = f"every cell was skipped ({'; '.join(reasons)})" if reasons else "no cell to run"
+        verdict = f"NOTHING CHECKED: {why}"
+    else:
+        verdict = "FAIL: backends disagree" if failed else "all backends agree"
+        if skipped:
+            verdict += f"; {skipped} of {checked + skipped} cells skipped ({'; '.join(reasons)})"
+    lines += ["", verdict]
     return "\n".join(lines), failed

@@ -119,3 +119,69 @@ def test_a_bad_model_name_lists_the_choices(capsys, tmp_path):
     err = capsys.readouterr().err
     assert err.startswith("namcore train: error: unknown model 'nope'") and "namtm-nojump" in err
     assert len(err.splitlines()) == 1 and not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["--dtypes", "xyz"], ["--dtypes: unknown dtype 'xyz'", "float16, bfloat16"]),
+        (["--dtypes", "int8"], ["'int8' is not a floating dtype", "float32, float64"]),
+        (["--dtypes", ""], ["--dtypes '' names no dtype"]),
+        (["--backends", ""], ["--backends '' names no backend"]),
+        (["--backends", " , "], ["--backends", "names no backend"]),
+        (["--only", "no such case"], ["no check case matches 'no such case'", "attention"]),
+    ],
+)
+def test_check_refuses_to_check_nothing(argv, words, capsys):
+    assert main(["check", *argv]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert err.startswith("namcore check: error:") and len(err.splitlines()) == 1
+    assert all(word in err for word in words), err
+    assert "agree" not in captured.out
+
+
+def test_check_of_only_skipped_cells_is_an_error(capsys):
+    # NumPy has no bfloat16: every cell is skipped, which must never read as agreement
+    assert main(["check", "--backends", "numpy", "--dtypes", "bfloat16", "--only", "unit"]) == 2
+    captured = capsys.readouterr()
+    assert "all backends agree" not in captured.out and "NOTHING CHECKED" in captured.out
+    assert "nothing was checked" in captured.err and "numpy cannot create bfloat16" in captured.err
+
+
+def test_check_counts_skipped_cells_beside_agreement(capsys):
+    argv = ["check", "--backends", "numpy,array_api_strict", "--dtypes", "float32,bfloat16"]
+    assert main([*argv, "--only", "unit"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("all backends agree; 2 of 4 cells skipped") and "bfloat16" in last
+
+
+def test_check_names_the_extra_of_a_missing_backend(capsys, monkeypatch):
+    strict_backend = type(backends.get("array_api_strict"))
+    monkeypatch.setattr(strict_backend, "is_installed", lambda self: False)
+    assert main(["check", "--backends", "array_api_strict"]) == 2
+    err = capsys.readouterr().err
+    assert "backend 'array_api_strict' is not installed" in err and "namcore[strict]" in err
+
+
+def test_info_prints_device_names_not_object_reprs(capsys):
+    pytest.importorskip("ndonnx")
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert " object at 0x" not in out
+    assert next(line for line in out.splitlines() if line.startswith("ndonnx ")).endswith(
+        " default"
+    )
+
+
+def test_reproduce_refuses_an_unknown_eval_backend_before_any_work(capsys, tmp_path):
+    from namcore.training.evaluate import eval_backends
+
+    out = tmp_path / "repro"
+    assert main(["reproduce", "--out", str(out), "--eval-backend", "bogus"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "namcore reproduce: error: unknown --eval-backend 'bogus'; choose from "
+        + ", ".join(eval_backends())
+    )
+    assert "pip install" not in err and not out.exists()

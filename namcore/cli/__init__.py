@@ -8,9 +8,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
-from .arguments import SUBCOMMANDS
+from .arguments import SUBCOMMANDS, BadArgument
 
 __all__ = ["build_parser", "main"]
 
@@ -61,7 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``namcore`` console script."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except BadArgument as error:  # one line and status 2, as the commands answer
+        print(error, file=sys.stderr)
+        return 2
     if args.version:
         import namcore
 

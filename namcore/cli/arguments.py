@@ -9,12 +9,45 @@ naming the choices and exit status 2.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import argparse
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from . import commands
 
-__all__ = ["SUBCOMMANDS"]
+__all__ = ["SUBCOMMANDS", "BadArgument"]
+
+
+class BadArgument(Exception):
+    """An argument refused while parsing; its text is the one line ``main`` prints.
+
+    :func:`namcore.cli.main` prints it on stderr and returns 2, as the commands do
+    for the names they check themselves.
+    """
+
+
+class _EvalBackend(argparse.Action):
+    """``--eval-backend``: one of the evaluation backends, checked before any training.
+
+    An unknown name lists the choices (it is not an extra to install); a known one
+    that is not installed names its extra.
+    """
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        from namcore.training import TrainingError
+        from namcore.training.evaluate import require_eval_backend
+
+        try:
+            require_eval_backend(str(values), option_string or self.dest)
+        except TrainingError as error:
+            raise BadArgument(f"{parser.prog}: error: {error}") from None
+        setattr(namespace, self.dest, values)
 
 
 def _names(items: Iterable[str]) -> str:
@@ -182,6 +215,7 @@ def _add_reproduce(sub: Any) -> None:
     repro.add_argument(
         "--eval-backend",
         default=None,
+        action=_EvalBackend,
         help="backend of the final scoring, one of: "
         + _names(eval_backends())
         + " (default: the training backend)",

@@ -126,31 +126,34 @@ def info(args: argparse.Namespace | None = None) -> int:
             continue
         try:
             version = backend.version()
-            devices = ", ".join(str(d) for d in backend.devices()) or "none usable"
+            devices = ", ".join(_device_name(d) for d in backend.devices()) or "none usable"
         except Exception as exc:  # a library that is installed but broken
             version, devices = "?", f"error: {type(exc).__name__}: {exc}"
         print(f"{name:<18} {version:<14} {devices}")
     return 0
 
 
+def _device_name(device: object) -> str:
+    """A device as ``info`` prints it: its own name, or ``default`` for an unnamed one.
+
+    ndonnx's only device is a bare object whose text is ``<... object at 0x...>``.
+    """
+    if type(device).__str__ is object.__str__ and type(device).__repr__ is object.__repr__:
+        return "default"
+    return str(device)
+
+
 def check(args: argparse.Namespace) -> int:
     from namcore import backends
-    from namcore._check import format_results, run_checks
-    from namcore.testing import usable_backends
+    from namcore._check import check_backends, check_dtypes, format_results, run_checks, tally
 
-    names = split(args.backends)
-    for name in names or []:
-        if name not in backends.NAMES:
-            print(
-                f"namcore check: unknown backend {name!r}; choose from {', '.join(backends.NAMES)}",
-                file=sys.stderr,
-            )
-            return 2
-    for name in names or usable_backends():
-        backend = backends.get(name)
-        if backend.is_installed():
-            backend.enable_float64()  # the references are float64
-    dtypes = split(args.dtypes) or ["float32"]
+    try:  # every name before any work: a bad one is exit 2, never a silent skip
+        dtypes = check_dtypes(split(args.dtypes) or [])
+        names = check_backends(split(args.backends))
+    except ValueError as error:
+        return fail("check", str(error))
+    for name in names:
+        backends.get(name).enable_float64()  # the references are float64
     try:
         results = run_checks(names, dtypes, args.seed, progress=_progress, only=split(args.only))
     except ValueError as error:
@@ -158,6 +161,10 @@ def check(args: argparse.Namespace) -> int:
     print(file=sys.stderr)
     table, failed = format_results(results, verbose=args.verbose)
     print(table)
+    checked, _, reasons = tally(results)
+    if not checked:  # a check of nothing is no pass: a CI gate must not go green on it
+        why = "; ".join(reasons) or "no backend and dtype to run"
+        return fail("check", f"nothing was checked: every cell was skipped ({why})")
     return 1 if failed else 0
 
 

@@ -23,7 +23,14 @@ from .errors import TrainingError
 from .run_folder import RunFolder
 from .scoring import Predict, score_sets
 
-__all__ = ["DASK_CHUNK", "eval_backends", "evaluate", "format_table", "predictor"]
+__all__ = [
+    "DASK_CHUNK",
+    "eval_backends",
+    "evaluate",
+    "format_table",
+    "predictor",
+    "require_eval_backend",
+]
 
 
 def eval_backends() -> tuple[str, ...]:
@@ -44,6 +51,28 @@ def eval_backends() -> tuple[str, ...]:
         for name in backends.NAMES
         if name == "dask" or importlib.util.find_spec(f"namcore.models.{name}") is not None
     )
+
+
+def require_eval_backend(name: str, option: str = "backend") -> None:
+    """``TrainingError`` unless ``name`` is one of :func:`eval_backends` and installed.
+
+    An unknown name lists the choices; a known one that is not installed names the
+    extra to install (NumPy always is).
+
+    Examples
+    --------
+    >>> from namcore.training.evaluate import require_eval_backend
+    >>> require_eval_backend("numpy")
+    >>> require_eval_backend("bogus", "--eval-backend")
+    Traceback (most recent call last):
+    ...
+    namcore.training.errors.TrainingError: unknown --eval-backend 'bogus'; choose from \
+numpy, torch, jax, cupy, dask
+    """
+    choices = eval_backends()
+    if name not in choices:
+        raise TrainingError(f"unknown {option} {name!r}; choose from {', '.join(choices)}")
+    require_backend(name)
 
 
 def predictor(backend: str, params: dict[str, Any], config: Any) -> Predict:
