@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
+import sys
 import time
 
 import numpy as np
@@ -349,3 +351,80 @@ def test_cli_eval_dask_errors(run_dir, capsys, argv, message):
     assert main(args) == 2
     assert message in capsys.readouterr().err
     assert not (run_dir / "eval.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "message"),
+    [
+        ("host-without-port", "scheduler 'host-without-port' is not an address"),
+        ("tcp://10.0.0.5", "missing port number"),
+        ("http://10.0.0.5:8786", "unknown protocol 'http'"),
+        ("tcp://10.0.0.5:99999", "a port in 1-65535"),
+    ],
+)
+def test_cli_eval_refuses_a_malformed_scheduler_at_once(run_dir, capsys, scheduler, message):
+    from namcore.cli import main
+
+    argv = ["eval", str(run_dir), "--backend", "dask", "--scheduler", scheduler]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("namcore eval: error:") and len(err.splitlines()) == 1
+    assert message in err and "tcp://HOST:PORT" in err
+    assert not (run_dir / "eval.json").exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_cli_eval_says_at_once_that_no_scheduler_listens(run_dir, capsys):
+    from namcore.cli import main
+
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    start = time.perf_counter()
+    assert main(["eval", str(run_dir), "--backend", "dask", "--scheduler", address]) == 2
+    assert time.perf_counter() - start < 5  # dask.distributed alone retries for 30 s
+    err = capsys.readouterr().err
+    assert f"cannot reach the Dask scheduler at {address}" in err and "refused" in err
+
+
+def test_cli_eval_refuses_a_server_that_is_not_a_scheduler(run_dir, capsys, monkeypatch):
+    """A dashboard or web server accepts the connection and says nothing: no endless wait."""
+    from namcore.cli import main
+    from namcore.training import dask_eval
+
+    monkeypatch.setattr(dask_eval, "CONNECT_TIMEOUT", 0.3)
+    with socket.socket() as server:  # listens (the kernel accepts), never answers
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+        assert main(["eval", str(run_dir), "--backend", "dask", "--scheduler", address]) == 2
+    err = capsys.readouterr().err
+    assert f"{address} is not a Dask scheduler: it said nothing for 0.3 s" in err
+
+
+def test_eval_connects_to_a_scheduler_by_address(run_dir):
+    from namcore.training import evaluate
+
+    with distributed.LocalCluster(
+        n_workers=1,
+        threads_per_worker=1,
+        processes=False,
+        protocol="tcp",
+        dashboard_address=None,
+        silence_logs=50,
+    ) as c:
+        remote = evaluate(run_dir, "dask", size=16, chunk=16, scheduler=c.scheduler_address)
+    assert remote["splits"] == evaluate(run_dir, "dask", size=16, chunk=16)["splits"]
+
+
+def test_eval_names_the_extra_when_distributed_is_missing(run_dir, monkeypatch, capsys):
+    from namcore.cli import main
+
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if not installed
+    argv = ["eval", str(run_dir), "--backend", "dask", "--scheduler", "tcp://10.0.0.5:8786"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "needs dask.distributed" in err and "pip install 'namcore[dask]'" in err

@@ -128,7 +128,9 @@ def evaluate(
         Samples per Dask task (``backend="dask"`` only). Default: :data:`DASK_CHUNK` (1024).
     scheduler : str or distributed.Client, optional
         ``backend="dask"`` only: a ``dask.distributed`` scheduler address or client.
-        Default: Dask's local threaded scheduler.
+        Default: Dask's local threaded scheduler. An address is checked before any
+        work (:func:`~namcore.training.dask_eval.check_scheduler`) and reached within
+        seconds or refused (see :mod:`~namcore.training.dask_eval`).
     progress : bool
         ``backend="dask"`` only: show Dask's progress bar.
 
@@ -141,8 +143,9 @@ def evaluate(
     Raises
     ------
     TrainingError
-        No run, an unknown or missing backend, a bad size or chunk, or a corrupt
-        checkpoint.
+        No run, an unknown or missing backend, a bad size or chunk, a corrupt
+        checkpoint, or a malformed or unreachable scheduler (or no
+        ``dask.distributed`` to reach it with).
     """
     folder = RunFolder(run_dir)
     choices = eval_backends()
@@ -155,6 +158,10 @@ def evaluate(
             raise TrainingError(f"{name} must be a positive integer, got {value!r}")
     if backend != "dask" and (scheduler is not None or chunk is not None):
         raise TrainingError("chunk and scheduler are options of backend='dask'")
+    if isinstance(scheduler, str):  # malformed, or no dask.distributed: say so before any work
+        from .dask_eval import check_scheduler
+
+        check_scheduler(scheduler)
     if not folder.is_run():
         raise TrainingError(f"{folder.path} holds no run (no run.json)")
     run = folder.read_run()
