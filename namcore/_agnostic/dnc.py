@@ -85,12 +85,12 @@ def link(L: Array, p: Array, w: Array, *, xp: Namespace) -> tuple[Array, Array]:
 
 def forward(L: Array, w: Array, *, xp: Namespace) -> Array:
     """``L w``: the weighting of the cells written after those ``w`` points at."""
-    return xp.sum(L * w[..., None, :], axis=-1)
+    return xp.matmul(L, w[..., :, None])[..., 0]
 
 
 def backward(L: Array, w: Array, *, xp: Namespace) -> Array:
     """``Lᵀ w``: the weighting of the cells written before those ``w`` points at."""
-    return xp.sum(w[..., :, None] * L, axis=-2)
+    return xp.matmul(w[..., None, :], L)[..., 0, :]
 
 
 def read_weighting(modes: Array, backward: Array, content: Array, forward: Array) -> Array:

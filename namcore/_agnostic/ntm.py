@@ -2,9 +2,7 @@
 
 Arguments arrive validated (see :mod:`namcore.ntm`): ``memory (..., N, W)``, weightings
 ``(..., N)``, per-memory scalars as Python floats or arrays of the batch shape. Nothing
-here mutates an input or branches on values. Matrix-vector products are written as
-a product and a sum, which on memories of NTM/DNC size costs about what ``matmul``
-does on NumPy and PyTorch and far less on eager ndonnx, whose ``matmul`` is slow.
+here mutates an input or branches on values.
 """
 
 from __future__ import annotations
@@ -29,7 +27,7 @@ def cosine_similarity(memory: Array, key: Array, *, eps: float, xp: Namespace) -
     """``K[n] = <key, M[n]> / (max(|key|, eps) max(|M[n]|, eps))``, shape ``(..., N)``."""
     rows = unit(memory, axis=-1, eps=eps, xp=xp)
     direction = unit(key, axis=-1, eps=eps, xp=xp)
-    return xp.sum(rows * direction[..., None, :], axis=-1)
+    return xp.vecdot(rows, direction[..., None, :], axis=-1)  # row-wise dot products
 
 
 def softmax(x: Array, *, xp: Namespace) -> Array:
@@ -89,4 +87,4 @@ def write(memory: Array, w: Array, erase: Array, add: Array) -> Array:
 
 def read(memory: Array, w: Array, *, xp: Namespace) -> Array:
     """``wᵀ M``: the weighted sum of the rows, shape ``(..., W)``."""
-    return xp.sum(w[..., :, None] * memory, axis=-2)
+    return xp.matmul(w[..., None, :], memory)[..., 0, :]
