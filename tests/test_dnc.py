@@ -35,7 +35,7 @@ def np_allocation(u):
     return out
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("dtype", ["float32"])  # float64 to 1e-12: property_tests/
 def test_allocation_matches_numpy(xp, device, dtype):
     u = np.random.default_rng(0).uniform(size=(3, 6))
     u[0, 2] = u[0, 4]  # a tie
@@ -73,15 +73,15 @@ def test_usage_link_and_read_modes_follow_the_order_of_writes(xp, device):
     assert_matches_numpy(u, np.ones(n), xp=xp)
     assert_matches_numpy(L, np.array([[0, 0, 0], [0, 0, 1], [1, 0, 0]]), xp=xp, rtol=0)
     assert_matches_numpy(p, np.eye(n)[1], xp=xp)
-    first = xp.asarray([1.0, 0.0, 0.0], device=device)
-    assert_matches_numpy(forward(L, first), np.eye(n)[2], xp=xp)
-    assert_matches_numpy(forward(L, forward(L, first)), np.eye(n)[1], xp=xp)
-    assert_matches_numpy(
-        backward(L, xp.asarray([0.0, 1.0, 0.0], device=device)), np.eye(n)[2], xp=xp
-    )
-    modes = xp.asarray([0.5, 0.0, 0.5], device=device)
-    mixed = read_weighting(modes, backward(L, first), first, forward(L, first))
-    assert_matches_numpy(mixed, np.array([0.0, 0.0, 0.5]), xp=xp)
+    first, last = (xp.asarray(np.eye(n)[i], device=device) for i in (0, 1))
+    after_first = forward(L, first)
+    assert_matches_numpy(after_first, np.eye(n)[2], xp=xp)
+    assert_matches_numpy(forward(L, after_first), np.eye(n)[1], xp=xp)
+    before_last = backward(L, last)
+    assert_matches_numpy(before_last, np.eye(n)[2], xp=xp)
+    modes = xp.asarray([0.25, 0.5, 0.25], device=device)
+    mixed = read_weighting(modes, before_last, first, after_first)
+    assert_matches_numpy(mixed, np.array([0.5, 0.0, 0.5]), xp=xp)
     # freeing cell 2 after reading it fully makes it the one to allocate
     u = usage(
         u,

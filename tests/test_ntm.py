@@ -44,7 +44,7 @@ def case(rng, batch=(2,), n=5, w=3):
     )
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("dtype", ["float32"])  # float64 to 1e-12: property_tests/
 def test_address_matches_numpy(xp, device, dtype):
     inputs = case(np.random.default_rng(0))
     dt = getattr(xp, dtype)
