@@ -23,13 +23,27 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from namcore._io import atomic_write
 
-__all__ = ["GraphSpec", "build_graph", "export_onnx", "graph_kinds"]
+__all__ = ["MAX_LENGTH", "GraphSpec", "Progress", "build_graph", "export_onnx", "graph_kinds"]
+
+#: The longest sequence a recurrent model's ``"sequence"`` graph is unrolled to.
+#: ndonnx records every step of the recurrence into the graph: each step adds
+#: hundreds of nodes and kB and takes one to several seconds to record on one CPU core
+#: (LSAM, NAM-TM, LSTM at d_model 64), and an ONNX file stops at 2 GiB. Longer inputs
+#: need the streaming step (causal LSAM) or a graph per window.
+MAX_LENGTH = 1024
+
+#: ``progress(step, length)``: called after each step of a recurrence is recorded,
+#: ``step`` running from 1 to ``length`` once per recurrence the model has (an
+#: encoder and a decoder: twice).
+Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -65,6 +79,7 @@ def build_graph(
     length: int | None = None,
     dtype: str = "float32",
     matmul_guards: bool = True,
+    progress: Progress | None = None,
 ) -> tuple[Any, GraphSpec]:
     """The ONNX model (an ``onnx.ModelProto``) of a model's inference graph.
 
@@ -78,7 +93,8 @@ def build_graph(
         Default: the first of :func:`graph_kinds`.
     length : int, optional
         Sequence length of a recurrent model's ``"sequence"`` graph (required there,
-        refused elsewhere: the other graphs take any length).
+        refused elsewhere: the other graphs take any length), at most
+        :data:`MAX_LENGTH`. Recording takes time in proportion: pass ``progress``.
     dtype : str
         Floating dtype of the graph: ``"float32"`` (default) or ``"float64"``.
     matmul_guards : bool
@@ -87,11 +103,21 @@ def build_graph(
         by its ``MatMul`` (see :mod:`namcore._onnx_graph`): streaming steps measured
         22-34 % faster, exact for inputs without a zero-sized dimension (no batch
         of 0). Default: keep them.
+    progress : callable, optional
+        ``progress(step, length)`` after each recorded step of an unrolled
+        recurrence (see :data:`Progress`); other graphs record no steps.
 
     Returns
     -------
     model : onnx.ModelProto
     spec : GraphSpec
+
+    Raises
+    ------
+    ValueError
+        A model that cannot be exported, a kind it cannot have, a bad dtype, or a
+        length that is missing, not a positive int, not wanted, or above
+        :data:`MAX_LENGTH`.
     """
     import ndonnx as ndx
 
@@ -128,6 +154,18 @@ def build_graph(
             "export: length is only for recurrent sequence graphs and must be a "
             f"positive int, got {length!r} for the {name} {kind} graph"
         )
+    if unrolled and length is not None and length > MAX_LENGTH:
+        instead = (
+            "export the streaming step (kind='step'), which takes any length"
+            if "step" in kinds
+            else "export a shorter length and run the graph on windows of it"
+        )
+        raise ValueError(
+            f"export: length {length} is more than {MAX_LENGTH}, the longest the {name} "
+            "sequence graph is unrolled to (ndonnx records every step into the graph: "
+            "a second or more and hundreds of kB each, and ONNX files stop at 2 GiB); "
+            f"{instead}"
+        )
     target = backends.get("ndonnx")
     weights = {
         key: target.from_numpy(backends.for_array(a).to_numpy(a), dtype=dtype)
@@ -137,7 +175,8 @@ def build_graph(
         dims = ("batch", length if unrolled else "length")
         tokens = ndx.argument(shape=dims, dtype=ndx.int64)
         mask = ndx.argument(shape=dims, dtype=ndx.bool)
-        logits = entry.forward(weights, tokens, mask, config=config)
+        with _recording_steps(target, progress if unrolled else None):
+            logits = entry.forward(weights, tokens, mask, config=config)
         inputs = {"tokens": tokens, "mask": mask}
         outputs = {"logits": logits}
     else:
@@ -149,6 +188,43 @@ def build_graph(
         model, _ = inline_matmul_guards(model)
     spec = GraphSpec(kind, _describe(inputs), _describe(outputs))
     return model, spec
+
+
+@contextmanager
+def _recording_steps(backend: Any, progress: Progress | None) -> Iterator[None]:
+    """Call ``progress`` after each step of every ``backend.scan`` while inside.
+
+    The recurrent models run their time loop through the backend's ``scan``; on
+    ndonnx each step records nodes, which is what takes the time. The scan of this
+    backend object is wrapped for the duration (an instance attribute over the
+    method), so nothing changes in the model code or elsewhere afterwards.
+    """
+    if progress is None:
+        yield
+        return
+    report = progress
+    original = backend.scan
+
+    def scan(f: Callable[..., Any], init: Any, xs: Any, *, length: int | None = None) -> Any:
+        leaves = xs if isinstance(xs, tuple) else (() if xs is None else (xs,))
+        sizes = [leaf.shape[0] for leaf in leaves if leaf.shape[0] is not None]
+        total = length if length is not None else int(sizes[0]) if sizes else 0
+        done = 0
+
+        def step(carry: Any, x: Any) -> Any:
+            nonlocal done
+            out = f(carry, x)
+            done += 1
+            report(done, total)
+            return out
+
+        return original(step, init, xs, length=length)
+
+    backend.scan = scan  # shadows the method, on this object only
+    try:
+        yield
+    finally:
+        del backend.scan
 
 
 def _step_graph(
@@ -186,6 +262,7 @@ def export_onnx(
     checkpoint: str | None = None,
     matmul_guards: bool = True,
     overwrite: bool = False,
+    progress: Progress | None = None,
 ) -> GraphSpec:
     """Export a trained model's inference graph to an ONNX file.
 
@@ -195,12 +272,13 @@ def export_onnx(
         A run folder written by ``namcore train`` (its ``best.safetensors``, else
         ``last.safetensors``) or a ``.safetensors`` checkpoint.
     out : path-like
-        The ``.onnx`` file to write (atomically).
+        The ``.onnx`` file to write (atomically); not a folder.
     kind : {"step", "sequence"}, optional
         Streaming step or whole sequence; default: ``"step"`` for models that can
         stream, ``"sequence"`` otherwise (see :func:`graph_kinds`).
     length : int, optional
-        Sequence length of a recurrent model's sequence graph.
+        Sequence length of a recurrent model's sequence graph, at most
+        :data:`MAX_LENGTH`.
     dtype : str
         ``"float32"`` (default) or ``"float64"``.
     checkpoint : str, optional
@@ -208,7 +286,9 @@ def export_onnx(
     matmul_guards : bool
         Keep ndonnx's guards around matrix products; see :func:`build_graph`.
     overwrite : bool
-        Replace an existing ``out``. Default: refuse.
+        Replace an existing ``out`` file (never a folder). Default: refuse.
+    progress : callable, optional
+        Told each recorded step of an unrolled recurrence; see :func:`build_graph`.
 
     Returns
     -------
@@ -241,15 +321,36 @@ def export_onnx(
         source = found
     elif not source.is_file():
         raise FileNotFoundError(f"export: {source} is neither a run folder nor a checkpoint")
+    _check_out(out)
     if out.exists() and not overwrite:
         raise FileExistsError(f"export: {out} exists; pass overwrite=True to replace it")
     params, config = load(source)
     model, spec = build_graph(
-        params, config, kind=kind, length=length, dtype=dtype, matmul_guards=matmul_guards
+        params,
+        config,
+        kind=kind,
+        length=length,
+        dtype=dtype,
+        matmul_guards=matmul_guards,
+        progress=progress,
     )
     _annotate(model, config, spec, source)
     atomic_write(out, model.SerializeToString(), overwrite=overwrite)
     return spec
+
+
+def _check_out(out: Path) -> None:
+    """Refuse an ``out`` that can never be written, before any time goes into the graph."""
+    if out.is_dir():
+        raise IsADirectoryError(
+            f"export: {out} is a folder; give the path of the .onnx file to write, "
+            f"e.g. {out / 'model.onnx'}"
+        )
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(f"export: cannot write {out}: {parent} is a file")
+            break
 
 
 def _annotate(model: Any, config: Any, spec: GraphSpec, source: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -54,6 +55,7 @@ GRAPHS = {
 }
 
 _SESSIONS: dict[str, tuple] = {}
+_PROGRESS: dict[str, list[tuple[int, int]]] = {}  # what build_graph reported while recording
 
 
 def session(name: str) -> tuple:
@@ -63,7 +65,10 @@ def session(name: str) -> tuple:
         params = init_numpy(config, seed=3)
         recurrent = not isinstance(config, NAMTransformerConfig | TransformerBaselineConfig)
         length = RECURRENT_LENGTH if kind == "sequence" and recurrent else None
-        model, spec = build_graph(params, config, kind=kind, length=length)
+        steps = _PROGRESS[name] = []
+        model, spec = build_graph(
+            params, config, kind=kind, length=length, progress=lambda *a: steps.append(a)
+        )
         assert spec.kind == kind
         _SESSIONS[name] = (ort.InferenceSession(model.SerializeToString()), params, config)
     return _SESSIONS[name]
@@ -292,3 +297,84 @@ def test_cli_export_errors_exit_2(checkpoint, tmp_path, capsys):
     )
     assert "only for recurrent" in capsys.readouterr().err
     assert out.read_bytes() == b"x"
+
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]], ids=["new", "overwrite"])
+def test_cli_export_refuses_a_folder_as_out_before_building(
+    checkpoint, tmp_path, capsys, overwrite
+):
+    run, _, _ = checkpoint
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    assert main(["export", "onnx", str(run), "--out", str(folder), *overwrite]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"namcore export: error: {folder} is a folder; give the path of the .onnx file to "
+        f"write, e.g. {folder / 'model.onnx'}"
+    )
+    assert list(folder.iterdir()) == []
+
+
+def test_export_refuses_an_out_below_a_file(checkpoint, tmp_path):
+    run, _, _ = checkpoint
+    (tmp_path / "notes").write_text("mine")
+    with pytest.raises(NotADirectoryError, match="notes is a file"):
+        export_onnx(run, tmp_path / "notes" / "model.onnx")
+
+
+def test_cli_export_refuses_an_unrollable_length_at_once(tmp_path, capsys):
+    from namcore.export import MAX_LENGTH
+
+    config, _ = GRAPHS["lstm-sequence"]
+    save(tmp_path / "lstm.safetensors", init_numpy(config, seed=0), config)
+    out = tmp_path / "lstm.onnx"
+    argv = ["export", "onnx", str(tmp_path / "lstm.safetensors"), "--out", str(out)]
+    assert main([*argv, "--length", "100000"]) == 2
+    err = capsys.readouterr().err
+    assert f"length 100000 is more than {MAX_LENGTH}" in err and "2 GiB" in err
+    assert not out.exists()
+    step_config, _ = GRAPHS["lsam-step"]  # a model that streams is pointed to its step
+    with pytest.raises(ValueError, match=r"kind='step'\), which takes any length"):
+        build_graph(init_numpy(step_config, seed=0), step_config, kind="sequence", length=10**5)
+
+
+def test_recording_an_unrolled_graph_reports_every_step():
+    session("lstm-sequence")  # built once for the other tests too
+    steps = _PROGRESS["lstm-sequence"]
+    one_pass = [(i, RECURRENT_LENGTH) for i in range(1, RECURRENT_LENGTH + 1)]
+    assert steps and steps == one_pass * (len(steps) // RECURRENT_LENGTH)
+    session("nam-encoder")  # nothing unrolled, nothing reported
+    assert _PROGRESS["nam-encoder"] == []
+
+
+def test_cli_export_shows_the_recording_progress(checkpoint, tmp_path, capsys, monkeypatch):
+    import ndonnx as ndx
+
+    import namcore.export
+
+    def recording(params, config, **kwargs):  # reports as an unrolled recurrence of 2 steps
+        for step in (1, 2):
+            kwargs["progress"](step, 2)
+        x = ndx.argument(shape=("batch",), dtype=ndx.int64)  # a tiny graph: no model recorded
+        spec = namcore.export.GraphSpec("sequence", {"x": (("batch",), "int64")}, {})
+        return ndx.build({"x": x}, {"y": x}), spec
+
+    monkeypatch.setattr(namcore.export, "build_graph", recording)
+    run, _, _ = checkpoint
+    assert main(["export", "onnx", str(run), "--out", str(tmp_path / "m.onnx")]) == 0
+    err = capsys.readouterr().err
+    assert "unrolling the recurrence over 2 steps" in err and "step 2/2" in err
+
+
+@pytest.mark.parametrize("module", ["safetensors", "ndonnx"])
+def test_cli_export_names_the_extra_of_a_missing_dependency(
+    checkpoint, tmp_path, capsys, monkeypatch, module
+):
+    monkeypatch.setitem(sys.modules, module, None)  # as if not installed
+    run, _, _ = checkpoint
+    assert main(["export", "onnx", str(run), "--out", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"namcore export: error: ONNX export needs {module}, not installed here: "
+        "pip install 'namcore[onnx]'"
+    )

@@ -231,6 +231,8 @@ def _add_reproduce(sub: Any) -> None:
 
 
 def _add_export(sub: Any) -> None:
+    from namcore.export import MAX_LENGTH
+
     export = sub.add_parser(
         "export",
         help="export a trained model (ONNX through ndonnx)",
@@ -248,7 +250,7 @@ def _add_export(sub: Any) -> None:
         "logits out), with a fixed --length for the recurrent ones.",
     )
     onnx.add_argument("run", help="run folder written by namcore train, or a .safetensors file")
-    onnx.add_argument("--out", required=True, help="the .onnx file to write")
+    onnx.add_argument("--out", required=True, help="the .onnx file to write (not a folder)")
     onnx.add_argument(
         "--kind",
         default=None,
@@ -259,7 +261,8 @@ def _add_export(sub: Any) -> None:
         "--length",
         type=int,
         default=None,
-        help="sequence length of a recurrent model's sequence graph",
+        help="sequence length of a recurrent model's sequence graph, at most "
+        f"{MAX_LENGTH} (every step is recorded into the graph; progress on stderr)",
     )
     onnx.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     onnx.add_argument(

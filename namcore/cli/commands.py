@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
+import time
 
 __all__ = ["check", "evaluate", "export", "fail", "info", "reproduce", "split", "train"]
 
@@ -172,13 +173,67 @@ def _progress(name: str) -> None:
     print(f"checking {name} ...", file=sys.stderr, flush=True)
 
 
-def export(args: argparse.Namespace) -> int:
+class _StepProgress:
+    """Shows, on stderr, the steps of a recurrence as ndonnx records them.
+
+    In place on a terminal; elsewhere (a log) a line every tenth of a recurrence.
+    """
+
+    def __init__(self) -> None:
+        self.stream = sys.stderr
+        self.tty = self.stream.isatty()
+        self.start = self.last = time.perf_counter()
+        self.passes = 0
+
+    def __call__(self, step: int, length: int) -> None:
+        if step == 1:
+            if not self.passes:
+                print(
+                    f"namcore export: unrolling the recurrence over {length} steps "
+                    "(ndonnx records each one into the graph)",
+                    file=self.stream,
+                    flush=True,
+                )
+            self.passes += 1
+        now = time.perf_counter()
+        text = f"  recurrence {self.passes}: step {step}/{length} ({now - self.start:.0f} s)"
+        if self.tty and (now - self.last >= 0.2 or step == length):
+            print("\r" + text, end="", file=self.stream, flush=True)
+            self.last = now
+        elif not self.tty and (step % max(1, length // 10) == 0 or step == length):
+            print(text, file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.tty and self.passes:
+            print(file=self.stream)
+
+
+def _missing(modules: tuple[str, ...]) -> list[str]:
+    """Those of ``modules`` that cannot be imported (``None`` in ``sys.modules`` counts)."""
     import importlib.util
 
-    if importlib.util.find_spec("ndonnx") is None:
-        return fail("export", "ONNX export needs ndonnx: pip install 'namcore[onnx]'")
+    missing = []
+    for module in modules:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):  # a module without a spec: imported, so there
+            found = sys.modules.get(module) is not None
+        if not found:
+            missing.append(module)
+    return missing
+
+
+def export(args: argparse.Namespace) -> int:
+    missing = _missing(("ndonnx", "onnx", "safetensors"))
+    if missing:
+        return fail(
+            "export",
+            f"ONNX export needs {', '.join(missing)}, not installed here: "
+            "pip install 'namcore[onnx]'",
+        )
     from namcore.export import export_onnx
 
+    progress = _StepProgress()
     try:
         spec = export_onnx(
             args.run,
@@ -188,16 +243,20 @@ def export(args: argparse.Namespace) -> int:
             dtype=args.dtype,
             matmul_guards=not args.no_matmul_guards,
             overwrite=args.overwrite,
+            progress=progress,
         )
-    except (OSError, ValueError, TypeError) as error:
+    except (OSError, ValueError, TypeError, ImportError) as error:
         message = str(error).splitlines()[0].removeprefix("export: ")
         for api, flag in (
             ("overwrite=True", "--overwrite"),
             ("length=N", "--length N"),
             ("kind='sequence'", "--kind sequence"),
+            ("kind='step'", "--kind step"),
         ):
             message = message.replace(api, flag)
         return fail("export", message)
+    finally:
+        progress.close()
     print(f"wrote {args.out} ({spec.kind} graph)")
     for title, items in (("inputs", spec.inputs), ("outputs", spec.outputs)):
         print(f"  {title}:")
