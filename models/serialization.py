@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,35 @@ def load_config(path: str | os.PathLike) -> ModelConfig:
     return _config(path, metadata)
 
 
+def _loadable_dtype(
+    target: _backends.Backend, path: Path, stored: str, dtype: str | None
+) -> str | None:
+    """``dtype``, or float32 where ``backend`` cannot create the stored dtype (one warning).
+
+    JAX without x64 would otherwise turn each float64 parameter into float32 with a
+    warning of its own, one per tensor. An explicit ``dtype`` it cannot create is an
+    error: the caller asked for precision that would silently be lost.
+    """
+    wanted = dtype or stored
+    if target.supports_dtype(wanted):
+        return dtype
+    enable = f"enable float64 first (namcore.backends.get({target.name!r}).enable_float64())"
+    if dtype is not None:
+        raise ValueError(
+            f"dtype={dtype!r}: backend {target.name!r} cannot create {dtype} arrays in this "
+            "process; " + (f"{enable}, or " if dtype == "float64" else "") + "load with "
+            "dtype='float32'"
+        )
+    keep = f"; to keep {stored}, {enable}" if stored == "float64" else ""
+    warnings.warn(
+        f"{path} holds {stored} parameters, which backend {target.name!r} cannot create "
+        f"in this process: they are loaded as float32{keep}",
+        UserWarning,
+        stacklevel=3,
+    )
+    return "float32"
+
+
 def load(
     path: str | os.PathLike, backend: str = "numpy", *, dtype: str | None = None, device: Any = None
 ) -> tuple[dict[str, Any], ModelConfig]:
@@ -182,8 +212,15 @@ def load(
     FileNotFoundError
         No file at ``path``.
     ValueError
-        A truncated or foreign file, a config from a newer format, or tensors whose
-        names, shapes or dtypes do not fit the config.
+        A truncated or foreign file, a config from a newer format, tensors whose
+        names, shapes or dtypes do not fit the config, or a ``dtype`` the backend
+        cannot create here (float64 on JAX without x64).
+
+    Warns
+    -----
+    UserWarning
+        Once, when the stored dtype cannot be created on the backend (float64 on JAX
+        without x64) and no ``dtype`` was asked for: the parameters load as float32.
     """
     if dtype is not None and dtype not in _FLOAT_DTYPES:
         raise ValueError(f"dtype must be one of {_FLOAT_DTYPES} or None, got {dtype!r}")
@@ -201,6 +238,7 @@ def load(
         raise ImportError(
             f"backend {backend!r} is not installed (pip install 'namcore[{backend}]')"
         )
+    dtype = _loadable_dtype(target, path, next(iter(dtypes)), dtype)
     params = {
         name: target.from_numpy(tensors[name], dtype=dtype, device=device)
         for name in sorted(tensors)

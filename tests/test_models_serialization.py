@@ -14,6 +14,7 @@ import os
 import pickle
 import re
 import stat
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -672,3 +673,29 @@ def test_loading_never_unpickles(
     params, logits, xp = _load_into(dest, path, case)
     _assert_same_weights(params, weights)
     assert_matches_numpy(logits, _oracle(case.config, weights), xp=xp, dtype="float64")
+
+
+def test_float64_on_jax_without_x64_is_one_warning_or_an_error(tmp_path: Path) -> None:
+    """Not one truncation warning per tensor: one warning that says what to do, or an error."""
+    jax = pytest.importorskip("jax")
+    config = models.NAMTMConfig(vocab_size=9, d_model=8, n_tapes=2, tape_length=6, n_layers=1)
+    path = tmp_path / "x64.safetensors"
+    models.save(path, models.init_numpy(config, seed=0, dtype=np.float64), config)
+    previous = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", False)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            params, _ = models.load(path, backend="jax")
+            assert [str(w.message) for w in caught] == [
+                f"{path} holds float64 parameters, which backend 'jax' cannot create in this "
+                "process: they are loaded as float32; to keep float64, enable float64 first "
+                "(namcore.backends.get('jax').enable_float64())"
+            ]
+            assert len(params) > 1 and {str(p.dtype) for p in params.values()} == {"float32"}
+            caught.clear()
+            with pytest.raises(ValueError, match=r"dtype='float64': backend 'jax' cannot create"):
+                models.load(path, backend="jax", dtype="float64")
+            assert caught == []
+    finally:
+        jax.config.update("jax_enable_x64", previous)
