@@ -228,3 +228,28 @@ def test_cli_refuses_a_file_as_out(tmp_path, capsys):
     )
     assert "is a file" in capsys.readouterr().err
     assert target.read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    "models", [["namtm", "lstm"], ["namtm", "lstm", "transformer", "nam-transformer", "lsam"]]
+)
+def test_plot_of_one_task_keeps_title_and_legend_inside(tmp_path, monkeypatch, models):
+    """One panel is narrower than the title's line (and a legend of many models)."""
+    import matplotlib.pyplot as plt
+
+    from namcore.training.report import plot
+
+    split = {"accuracy": 0.9, "by_length": {"5": 1.0, "10": 0.8}}
+    runs = [{"task": "reduce", "model": m, "splits": {"id": split}} for m in models]
+    drawn = []
+    monkeypatch.setattr(plt, "close", drawn.append)  # keep the figure to measure it
+    plot({"preset": "quick", "runs": runs}, tmp_path / "accuracy_vs_length.png")
+    (fig,) = drawn
+    renderer, box = fig.canvas.get_renderer(), fig.bbox
+    assert "accuracy against length" in fig.get_suptitle()
+    for artist in [*fig.texts, *fig.legends]:  # the title is one of the figure's texts
+        extent = artist.get_window_extent(renderer)
+        assert extent.x0 >= 0 and extent.x1 <= box.width, (artist, extent)
+        assert extent.y0 >= 0 and extent.y1 <= box.height, (artist, extent)
+    monkeypatch.undo()
+    plt.close(fig)

@@ -191,6 +191,32 @@ def by_length(entry: dict[str, Any]) -> dict[int, float]:
     return dict(sorted(merged.items()))
 
 
+def _fit_title_and_legend(fig: Any, title: str, handles: list[Any], labels: list[str]) -> None:
+    """Add the title and the legend (below the panels) so that both fit the figure's width.
+
+    One panel is narrower than the title's line and a legend of many models: the
+    title breaks after its colon and the legend takes as many rows as it needs, and
+    the figure grows by the legend's extra rows.
+    """
+    renderer = fig.canvas.get_renderer()
+    width = fig.bbox.width
+    columns = max(1, min(7, len(labels)))
+    legend = fig.legend(handles, labels, loc="lower center", ncol=columns, frameon=False)
+    while columns > 1 and legend.get_window_extent(renderer).width > width:
+        legend.remove()
+        columns -= 1
+        legend = fig.legend(handles, labels, loc="lower center", ncol=columns, frameon=False)
+    text = fig.suptitle(title)
+    if text.get_window_extent(renderer).width > 0.96 * width:
+        text.set_text(title.replace(": ", ":\n", 1))
+    legend_height = legend.get_window_extent(renderer).height / fig.dpi  # inches
+    if legend_height > 0.4:  # more than one row: a taller figure, panels as high as before
+        w, h = fig.get_size_inches()
+        fig.set_size_inches(w, h + legend_height - 0.3)
+    bottom = legend_height / fig.get_size_inches()[1]
+    fig.tight_layout(rect=(0, min(0.5, bottom + 0.01), 1, 1))
+
+
 def plot(summary: dict[str, Any], path: str | Path) -> None:
     """Write ``accuracy_vs_length.png``: one panel per task, one line per model."""
     import matplotlib
@@ -223,9 +249,12 @@ def plot(summary: dict[str, Any], path: str | Path) -> None:
     for ax in list(axes.flat)[len(task_names) :]:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(7, len(labels)), frameon=False)
-    fig.suptitle(f"namcore reproduce --preset {summary['preset']}: accuracy against length")
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    _fit_title_and_legend(
+        fig,
+        f"namcore reproduce --preset {summary['preset']}: accuracy against length",
+        handles,
+        labels,
+    )
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     plt.close(fig)
 
