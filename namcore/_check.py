@@ -325,6 +325,12 @@ def format_results(
     else:
         verdict = "FAIL: backends disagree" if failed else "all backends agree"
         if skipped:
-            verdict += f"; {skipped} of {checked + skipped} cells skipped ({'; '.join(reasons)})"
+            why = "; ".join(reasons)
+            if len(why) > 100:  # the known limitations are paragraphs: the tables give them
+                plural = "s" if len(reasons) > 1 else ""
+                why = f"{len(reasons)} reason{plural}, " + (
+                    "in the tables above" if verbose else "listed by --verbose"
+                )
+            verdict += f"; {skipped} of {checked + skipped} cells skipped ({why})"
     lines += ["", verdict]
     return "\n".join(lines), failed
