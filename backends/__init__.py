@@ -25,7 +25,7 @@ from namcore._typing import Array, Namespace
 
 from ._base import Backend
 
-__all__ = ["NAMES", "Backend", "for_array", "for_namespace", "get", "installed"]
+__all__ = ["NAMES", "Backend", "for_array", "for_namespace", "get", "install_hint", "installed"]
 
 #: Backends namcore knows by name, in the order tables and test matrices use.
 NAMES: tuple[str, ...] = ("numpy", "array_api_strict", "torch", "jax", "cupy", "ndonnx", "dask")
@@ -145,6 +145,29 @@ def for_namespace(xp: Namespace) -> Backend:
 def for_array(x: Array) -> Backend:
     """The backend of the library that array ``x`` belongs to."""
     return for_namespace(_compat.array_namespace(x))
+
+
+#: The extra of namcore that installs each backend's library (NumPy always is).
+_EXTRAS = {
+    "array_api_strict": "strict",
+    "torch": "torch",
+    "jax": "jax",
+    "cupy": "cupy",
+    "ndonnx": "onnx",
+    "dask": "dask",
+}
+
+
+def install_hint(name: str) -> str:
+    """The command that installs backend ``name``'s library with namcore.
+
+    Examples
+    --------
+    >>> from namcore import backends
+    >>> backends.install_hint("ndonnx")
+    "pip install 'namcore[onnx]'"
+    """
+    return f"pip install 'namcore[{_EXTRAS.get(name, name)}]'"
 
 
 def installed() -> list[str]:

@@ -236,7 +236,7 @@ def load(
     target = _backends.get(backend)
     if not target.is_installed():
         raise ImportError(
-            f"backend {backend!r} is not installed (pip install 'namcore[{backend}]')"
+            f"backend {backend!r} is not installed ({_backends.install_hint(backend)})"
         )
     dtype = _loadable_dtype(target, path, next(iter(dtypes)), dtype)
     params = {

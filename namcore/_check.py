@@ -25,16 +25,6 @@ __all__ = [
 #: make sense (an integer ``unit`` is a ``TypeError``, not a disagreement).
 DTYPES: tuple[str, ...] = ("float16", "bfloat16", "float32", "float64")
 
-#: The extra of namcore that installs each backend's library (NumPy always is).
-_EXTRAS = {
-    "array_api_strict": "strict",
-    "torch": "torch",
-    "jax": "jax",
-    "cupy": "cupy",
-    "ndonnx": "onnx",
-    "dask": "dask",
-}
-
 
 def _memory_case(seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
@@ -173,8 +163,7 @@ array_api_strict, torch, jax, cupy, ndonnx, dask
         backend = backends.get(name)
         if not backend.is_installed():
             raise ValueError(
-                f"{option}: backend {name!r} is not installed "
-                f"(pip install 'namcore[{_EXTRAS.get(name, name)}]')"
+                f"{option}: backend {name!r} is not installed ({backends.install_hint(name)})"
             )
         if not backend.devices():
             raise ValueError(f"{option}: backend {name!r} is installed but has no usable device")

@@ -253,3 +253,11 @@ def test_plot_of_one_task_keeps_title_and_legend_inside(tmp_path, monkeypatch, m
         assert extent.y0 >= 0 and extent.y1 <= box.height, (artist, extent)
     monkeypatch.undo()
     plt.close(fig)
+
+
+def test_reproduce_refuses_an_unknown_eval_backend_before_training(tmp_path):
+    from namcore.training import TrainingError, reproduce
+
+    with pytest.raises(TrainingError, match="unknown --eval-backend 'bogus'; choose from numpy"):
+        reproduce(tmp_path / "out", eval_backend="bogus", backend="torch")
+    assert not (tmp_path / "out").exists()

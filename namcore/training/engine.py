@@ -156,7 +156,7 @@ FRAMEWORKS: tuple[str, ...] = tuple(name for name in backends.NAMES if name in E
 def require_backend(name: str) -> None:
     """``TrainingError`` with the install command unless backend ``name`` is installed."""
     if name not in backends.NAMES or not backends.get(name).is_installed():
-        raise TrainingError(f"backend {name!r} is not installed (pip install 'namcore[{name}]')")
+        raise TrainingError(f"backend {name!r} is not installed ({backends.install_hint(name)})")
 
 
 def _missing(module: str) -> bool:

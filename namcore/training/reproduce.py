@@ -44,7 +44,7 @@ from . import report, reproduce_folder
 from .data import check_seed
 from .engine import FRAMEWORKS, require_backend, require_modules
 from .errors import TrainingError
-from .evaluate import evaluate
+from .evaluate import evaluate, require_eval_backend
 from .lock import FolderLock
 from .presets import get_preset, model_config
 from .run_folder import RunFolder
@@ -315,8 +315,8 @@ def reproduce(
             f"cannot train with backend {backend!r}; choose from {', '.join(FRAMEWORKS)}"
         )
     eval_backend = eval_backend or backend
-    for name in (backend, eval_backend):
-        require_backend(name)
+    require_backend(backend)
+    require_eval_backend(eval_backend, "--eval-backend")
     require_modules(("safetensors", "tqdm", "matplotlib"), backend, "namcore reproduce")
     jobs = min(4, os.cpu_count() or 1) if jobs is None else jobs
     if jobs < 1:
