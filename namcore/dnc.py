@@ -24,11 +24,11 @@ array-API code in :mod:`namcore._agnostic.dnc`. See ``docs/memory-networks.md``.
 from __future__ import annotations
 
 from namcore import _validation as _v
-from namcore import ntm as _public_ntm
+from namcore import _weightings as _w
 from namcore._agnostic import dnc as _dnc
 from namcore._agnostic.memory import EPS
 from namcore._typing import Array
-from namcore.ntm import _Call, _check_weights_1d, _scalar_type
+from namcore._weightings import Call, check_scalar_type, check_weights_1d
 
 __all__ = [
     "ALLOCATION_EPS",
@@ -82,7 +82,7 @@ def usage(usage: Array, write_weights: Array, free_gates: Array, read_weights: A
     array([1. , 0.5, 0. ])
     """
     func = "dnc.usage"
-    call = _Call(
+    call = Call(
         func,
         {
             "usage": usage,
@@ -91,8 +91,8 @@ def usage(usage: Array, write_weights: Array, free_gates: Array, read_weights: A
             "read_weights": read_weights,
         },
     )
-    _check_weights_1d(call, "usage", usage)
-    _check_weights_1d(call, "write_weights", write_weights)
+    check_weights_1d(call, "usage", usage)
+    check_weights_1d(call, "write_weights", write_weights)
     call.axis(
         "write_weights", write_weights, -1, usage.shape[-1], "N (cells)", "usage", usage.shape
     )
@@ -153,8 +153,8 @@ def allocation(usage: Array, *, eps: float = ALLOCATION_EPS) -> Array:
     array([0.  , 0.5 , 0.25])
     """
     func = "dnc.allocation"
-    call = _Call(func, {"usage": usage})
-    _check_weights_1d(call, "usage", usage)
+    call = Call(func, {"usage": usage})
+    check_weights_1d(call, "usage", usage)
     eps = _v.check_eps(func, eps)
     if eps >= 1:
         raise ValueError(f"{func}: `eps` must be below 1, got {eps!r}")
@@ -192,9 +192,9 @@ def write_weighting(
     array([0.375, 0.125])
     """
     func = "dnc.write_weighting"
-    _scalar_type(func, "allocation_gate", allocation_gate)
-    _scalar_type(func, "write_gate", write_gate)
-    call = _Call(
+    check_scalar_type(func, "allocation_gate", allocation_gate)
+    check_scalar_type(func, "write_gate", write_gate)
+    call = Call(
         func,
         {
             "allocation": allocation,
@@ -203,8 +203,8 @@ def write_weighting(
             "write_gate": write_gate,
         },
     )
-    _check_weights_1d(call, "allocation", allocation)
-    _check_weights_1d(call, "content", content)
+    check_weights_1d(call, "allocation", allocation)
+    check_weights_1d(call, "content", content)
     call.axis(
         "content", content, -1, allocation.shape[-1], "N (cells)", "allocation", allocation.shape
     )
@@ -254,11 +254,11 @@ def link(link: Array, precedence: Array, write_weights: Array) -> tuple[Array, A
     array([0., 0., 1.])
     """
     func = "dnc.link"
-    call = _Call(func, {"link": link, "precedence": precedence, "write_weights": write_weights})
+    call = Call(func, {"link": link, "precedence": precedence, "write_weights": write_weights})
     _link_matrix(call, link)
-    _check_weights_1d(call, "precedence", precedence)
+    check_weights_1d(call, "precedence", precedence)
     call.axis("precedence", precedence, -1, link.shape[-1], "N (cells)", "link", link.shape)
-    _check_weights_1d(call, "write_weights", write_weights)
+    check_weights_1d(call, "write_weights", write_weights)
     call.axis("write_weights", write_weights, -1, link.shape[-1], "N (cells)", "link", link.shape)
     call.batch(
         link=link.shape[:-2],
@@ -268,16 +268,16 @@ def link(link: Array, precedence: Array, write_weights: Array) -> tuple[Array, A
     return _dnc.link(link, precedence, write_weights, xp=call.xp)
 
 
-def _link_matrix(call: _Call, link: Array) -> None:
+def _link_matrix(call: Call, link: Array) -> None:
     call.array("link", link, 2, "(..., N, N)")
     call.axis("link", link, -2, link.shape[-1], "N (rows)", "link", link.shape)
     call.values_in("link", link, 0.0, 1.0)
 
 
-def _follow(func: str, link: Array, read_weights: Array) -> _Call:
-    call = _Call(func, {"link": link, "read_weights": read_weights})
+def _follow(func: str, link: Array, read_weights: Array) -> Call:
+    call = Call(func, {"link": link, "read_weights": read_weights})
     _link_matrix(call, link)
-    _check_weights_1d(call, "read_weights", read_weights)
+    check_weights_1d(call, "read_weights", read_weights)
     call.axis("read_weights", read_weights, -1, link.shape[-1], "N (cells)", "link", link.shape)
     call.batch(link=link.shape[:-2], read_weights=read_weights.shape[:-1])
     return call
@@ -357,7 +357,7 @@ def read_weighting(modes: Array, backward: Array, content: Array, forward: Array
     array([0.25, 0.25, 0.5 ])
     """
     func = "dnc.read_weighting"
-    call = _Call(
+    call = Call(
         func, {"modes": modes, "backward": backward, "content": content, "forward": forward}
     )
     call.array("modes", modes, 1, "(..., 3)")
@@ -368,7 +368,7 @@ def read_weighting(modes: Array, backward: Array, content: Array, forward: Array
         )
     call.values_in("modes", modes, 0.0, 1.0)
     for name, x in (("backward", backward), ("content", content), ("forward", forward)):
-        _check_weights_1d(call, name, x)
+        check_weights_1d(call, name, x)
         call.axis(name, x, -1, content.shape[-1], "N (cells)", "content", content.shape)
     call.batch(
         modes=modes.shape[:-1],
@@ -392,9 +392,9 @@ def content_address(
     array([0., 0., 1.])
     """
     func = "dnc.content_address"
-    _scalar_type(func, "strength", strength)
-    call = _Call(func, {"memory": memory, "key": key, "strength": strength})
-    return _public_ntm._content(call, memory, key, strength, eps)
+    check_scalar_type(func, "strength", strength)
+    call = Call(func, {"memory": memory, "key": key, "strength": strength})
+    return _w.content(call, memory, key, strength, eps)
 
 
 def read(memory: Array, w: Array) -> Array:
@@ -407,8 +407,8 @@ def read(memory: Array, w: Array) -> Array:
     >>> dnc.read(np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([0.0, 1.0]))
     array([3., 4.])
     """
-    call = _Call("dnc.read", {"memory": memory, "w": w})
-    return _public_ntm._read(call, memory, w)
+    call = Call("dnc.read", {"memory": memory, "w": w})
+    return _w.read(call, memory, w)
 
 
 def write(memory: Array, w: Array, erase: Array, add: Array) -> Array:
@@ -424,5 +424,5 @@ def write(memory: Array, w: Array, erase: Array, add: Array) -> Array:
     array([[3., 4.],
            [0., 0.]])
     """
-    call = _Call("dnc.write", {"memory": memory, "w": w, "erase": erase, "add": add})
-    return _public_ntm._write(call, memory, w, erase, add)
+    call = Call("dnc.write", {"memory": memory, "w": w, "erase": erase, "add": add})
+    return _w.write(call, memory, w, erase, add)

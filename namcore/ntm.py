@@ -22,13 +22,20 @@ array-API code in :mod:`namcore._agnostic.ntm`. See ``docs/memory-networks.md``.
 
 from __future__ import annotations
 
-from typing import Any
-
 from namcore import _validation as _v
-from namcore import backends as _backends
+from namcore import _weightings as _w
 from namcore._agnostic import ntm as _ntm
 from namcore._agnostic.memory import EPS
-from namcore._typing import Array, Namespace
+from namcore._typing import Array
+from namcore._weightings import (
+    INF,
+    Call,
+    check_memory,
+    check_scalar_type,
+    check_shift_weights,
+    check_weighting,
+    check_weights_1d,
+)
 
 __all__ = [
     "address",
@@ -39,132 +46,6 @@ __all__ = [
     "shift",
     "write",
 ]
-
-_INF = float("inf")
-
-
-# --------------------------------------------------------------------- validation
-# Shared with namcore.dnc (private to the two modules).
-
-
-class _Call:
-    """The validation state of one call: function name, namespace, backend, dtype."""
-
-    def __init__(self, func: str, arrays: dict[str, Any]) -> None:
-        self.func = func
-        present = _v.array_arguments(**arrays)
-        self.xp: Namespace = _v.namespace(func, **present)
-        for name, x in present.items():
-            _v.check_float(func, name, x, self.xp)
-        self.backend = _backends.for_namespace(self.xp)
-        self.backend.check_same_device(func, present)
-        self.dtype = self.xp.result_type(*present.values())
-
-    def array(self, name: str, x: Array, ndim: int, layout: str) -> None:
-        """``x`` has at least ``ndim`` axes (``layout`` describes them)."""
-        _v.check_min_ndim(self.func, name, x, ndim, layout)
-
-    def axis(
-        self,
-        name: str,
-        x: Array,
-        axis: int,
-        expected: int | None,
-        meaning: str,
-        other: str,
-        other_shape: Any,
-    ) -> None:
-        """``x.shape[axis] == expected`` (unknown sizes pass)."""
-        got = x.shape[axis]
-        if got is not None and expected is not None and got != expected:
-            raise ValueError(
-                f"{self.func}: `{name}` has {meaning} = {got} (shape {tuple(x.shape)}), but "
-                f"`{other}` of shape {tuple(other_shape)} expects {expected}"
-            )
-
-    def values_in(self, name: str, x: Array, low: float, high: float) -> None:
-        """Concrete values of the array ``x`` lie in ``[low, high]``."""
-        values = self.backend.concrete_values(x)
-        if (
-            values is not None
-            and values.size
-            and not (values.min() >= low and values.max() <= high)
-        ):
-            raise ValueError(
-                f"{self.func}: `{name}` must lie in {_interval(low, high)}, got values in "
-                f"[{values.min()}, {values.max()}]"
-            )
-
-    def scalar(
-        self, name: str, p: Array | float, batch: _v.Shape, low: float, high: float
-    ) -> Array | float:
-        """A per-memory parameter: a Python number or an array broadcasting to ``batch``."""
-        if high == 1.0 and low == 0.0:
-            return _v.probability(
-                self.func, name, p, xp=self.xp, batch=batch, dtype=self.dtype, backend=self.backend
-            )
-        if isinstance(p, int | float) and not isinstance(p, bool):
-            if not (low <= p <= high):
-                raise ValueError(
-                    f"{self.func}: `{name}` must lie in {_interval(low, high)}, got {p!r}"
-                )
-            return float(p)
-        p_shape = tuple(p.shape)
-        try:
-            combined = _v.broadcast_shapes(self.func, **{name: p_shape, "batch": batch})
-        except ValueError:
-            combined = None
-        if len(p_shape) > len(batch) or combined != tuple(batch):
-            raise ValueError(
-                f"{self.func}: `{name}` of shape {p_shape} must broadcast to the batch shape "
-                f"{tuple(batch)} (one value per memory; no feature axis)"
-            )
-        self.values_in(name, p, low, high)
-        return p if p.dtype == self.dtype else self.xp.astype(p, self.dtype)
-
-    def batch(self, **shapes: Any) -> _v.Shape:
-        """The broadcast batch shape of the named leading shapes."""
-        return _v.broadcast_shapes(self.func, **{k: tuple(s) for k, s in shapes.items()})
-
-
-def _interval(low: float, high: float) -> str:
-    return f"[{low:g}, {high:g}]" if high != _INF else f"[{low:g}, inf)"
-
-
-def _scalar_type(func: str, name: str, p: object) -> None:
-    """Python numbers and arrays only (a list or a bool gets a clear ``TypeError``)."""
-    if isinstance(p, bool) or isinstance(p, list | tuple):
-        raise TypeError(
-            f"{func}: `{name}` must be a Python float or an array of the batch shape, "
-            f"got {type(p).__name__}"
-        )
-
-
-def _memory(call: _Call, memory: Array) -> None:
-    call.array("memory", memory, 2, "(..., N, W)")
-
-
-def _weighting(call: _Call, name: str, w: Array, memory_like: Array, other: str) -> None:
-    """``w (..., N)`` in [0, 1] with ``N`` the cells of ``memory_like (..., N, *)``."""
-    call.array(name, w, 1, "(..., N)")
-    call.axis(name, w, -1, memory_like.shape[-2], "N (cells)", other, memory_like.shape)
-    call.values_in(name, w, 0.0, 1.0)
-
-
-def _shift_weights(call: _Call, s: Array) -> None:
-    call.array("shift", s, 1, "(..., 3)")
-    if s.shape[-1] is not None and s.shape[-1] != 3:
-        raise ValueError(
-            f"{call.func}: `shift` must have 3 entries on its last axis (the weights of "
-            f"the shifts -1, 0, +1), got shape {tuple(s.shape)}"
-        )
-    call.values_in("shift", s, 0.0, 1.0)
-
-
-def _check_weights_1d(call: _Call, name: str, w: Array) -> None:
-    call.array(name, w, 1, "(..., N)")
-    call.values_in(name, w, 0.0, 1.0)
-
 
 # ------------------------------------------------------------------- addressing
 
@@ -214,19 +95,9 @@ def content_address(
     array([0.33333333, 0.33333333, 0.33333333])
     """
     func = "ntm.content_address"
-    _scalar_type(func, "strength", strength)
-    call = _Call(func, {"memory": memory, "key": key, "strength": strength})
-    return _content(call, memory, key, strength, eps)
-
-
-def _content(call: _Call, memory: Array, key: Array, strength: Array | float, eps: float) -> Array:
-    _memory(call, memory)
-    call.array("key", key, 1, "(..., W)")
-    call.axis("key", key, -1, memory.shape[-1], "W (cell width)", "memory", memory.shape)
-    batch = call.batch(memory=memory.shape[:-2], key=key.shape[:-1])
-    beta = call.scalar("strength", strength, batch, 0.0, _INF)
-    eps = _v.check_eps(call.func, eps)
-    return _ntm.content_address(memory, key, beta, eps=eps, xp=call.xp)
+    check_scalar_type(func, "strength", strength)
+    call = Call(func, {"memory": memory, "key": key, "strength": strength})
+    return _w.content(call, memory, key, strength, eps)
 
 
 def interpolate(content: Array, previous: Array, gate: Array | float) -> Array:
@@ -251,14 +122,14 @@ def interpolate(content: Array, previous: Array, gate: Array | float) -> Array:
     array([0.25, 0.75])
     """
     func = "ntm.interpolate"
-    _scalar_type(func, "gate", gate)
-    call = _Call(func, {"content": content, "previous": previous, "gate": gate})
+    check_scalar_type(func, "gate", gate)
+    call = Call(func, {"content": content, "previous": previous, "gate": gate})
     return _interpolate(call, content, previous, gate)
 
 
-def _interpolate(call: _Call, content: Array, previous: Array, gate: Array | float) -> Array:
-    _check_weights_1d(call, "content", content)
-    _check_weights_1d(call, "previous", previous)
+def _interpolate(call: Call, content: Array, previous: Array, gate: Array | float) -> Array:
+    check_weights_1d(call, "content", content)
+    check_weights_1d(call, "previous", previous)
     call.axis("previous", previous, -1, content.shape[-1], "N (cells)", "content", content.shape)
     batch = call.batch(content=content.shape[:-1], previous=previous.shape[:-1])
     g = call.scalar("gate", gate, batch, 0.0, 1.0)
@@ -295,13 +166,13 @@ def shift(w: Array, s: Array) -> Array:
     >>> ntm.shift(w, np.array([0.5, 0.5, 0.0]))     # half stays, half moves to cell 0
     array([0.5, 0.5, 0. , 0. ])
     """
-    call = _Call("ntm.shift", {"w": w, "s": s})
+    call = Call("ntm.shift", {"w": w, "s": s})
     return _shift(call, w, s)
 
 
-def _shift(call: _Call, w: Array, s: Array) -> Array:
-    _check_weights_1d(call, "w", w)
-    _shift_weights(call, s)
+def _shift(call: Call, w: Array, s: Array) -> Array:
+    check_weights_1d(call, "w", w)
+    check_shift_weights(call, s)
     call.batch(w=w.shape[:-1], shift=s.shape[:-1])
     return _ntm.shift(w, s, xp=call.xp)
 
@@ -332,14 +203,14 @@ def sharpen(w: Array, gamma: Array | float) -> Array:
     array([0., 0., 1.])
     """
     func = "ntm.sharpen"
-    _scalar_type(func, "gamma", gamma)
-    call = _Call(func, {"w": w, "gamma": gamma})
+    check_scalar_type(func, "gamma", gamma)
+    call = Call(func, {"w": w, "gamma": gamma})
     return _sharpen(call, w, gamma)
 
 
-def _sharpen(call: _Call, w: Array, gamma: Array | float) -> Array:
-    _check_weights_1d(call, "w", w)
-    exponent = call.scalar("gamma", gamma, tuple(w.shape[:-1]), 1.0, _INF)
+def _sharpen(call: Call, w: Array, gamma: Array | float) -> Array:
+    check_weights_1d(call, "w", w)
+    exponent = call.scalar("gamma", gamma, tuple(w.shape[:-1]), 1.0, INF)
     return _ntm.sharpen(w, exponent, xp=call.xp)
 
 
@@ -397,8 +268,8 @@ def address(
     """
     func = "ntm.address"
     for name, value in (("strength", strength), ("gate", gate), ("gamma", gamma)):
-        _scalar_type(func, name, value)
-    call = _Call(
+        check_scalar_type(func, name, value)
+    call = Call(
         func,
         {
             "memory": memory,
@@ -410,20 +281,20 @@ def address(
             "previous": previous,
         },
     )
-    _memory(call, memory)
+    check_memory(call, memory)
     call.array("key", key, 1, "(..., W)")
     call.axis("key", key, -1, memory.shape[-1], "W (cell width)", "memory", memory.shape)
-    _weighting(call, "previous", previous, memory, "memory")
-    _shift_weights(call, shift)
+    check_weighting(call, "previous", previous, memory, "memory")
+    check_shift_weights(call, shift)
     batch = call.batch(
         memory=memory.shape[:-2],
         key=key.shape[:-1],
         previous=previous.shape[:-1],
         shift=shift.shape[:-1],
     )
-    beta = call.scalar("strength", strength, batch, 0.0, _INF)
+    beta = call.scalar("strength", strength, batch, 0.0, INF)
     g = call.scalar("gate", gate, batch, 0.0, 1.0)
-    exponent = call.scalar("gamma", gamma, batch, 1.0, _INF)
+    exponent = call.scalar("gamma", gamma, batch, 1.0, INF)
     eps = _v.check_eps(func, eps)
     xp = call.xp
     content = _ntm.content_address(memory, key, beta, eps=eps, xp=xp)
@@ -456,15 +327,8 @@ def read(memory: Array, w: Array) -> Array:
     >>> ntm.read(memory, np.array([0.25, 0.75]))
     array([2.5, 3.5])
     """
-    call = _Call("ntm.read", {"memory": memory, "w": w})
-    return _read(call, memory, w)
-
-
-def _read(call: _Call, memory: Array, w: Array) -> Array:
-    _memory(call, memory)
-    _weighting(call, "w", w, memory, "memory")
-    call.batch(memory=memory.shape[:-2], w=w.shape[:-1])
-    return _ntm.read(memory, w, xp=call.xp)
+    call = Call("ntm.read", {"memory": memory, "w": w})
+    return _w.read(call, memory, w)
 
 
 def write(memory: Array, w: Array, erase: Array, add: Array) -> Array:
@@ -498,16 +362,5 @@ def write(memory: Array, w: Array, erase: Array, add: Array) -> Array:
            [5. , 6. ],
            [3. , 3.5]])
     """
-    call = _Call("ntm.write", {"memory": memory, "w": w, "erase": erase, "add": add})
-    return _write(call, memory, w, erase, add)
-
-
-def _write(call: _Call, memory: Array, w: Array, erase: Array, add: Array) -> Array:
-    _memory(call, memory)
-    _weighting(call, "w", w, memory, "memory")
-    for name, x in (("erase", erase), ("add", add)):
-        call.array(name, x, 1, "(..., W)")
-        call.axis(name, x, -1, memory.shape[-1], "W (cell width)", "memory", memory.shape)
-    call.values_in("erase", erase, 0.0, 1.0)
-    call.batch(memory=memory.shape[:-2], w=w.shape[:-1], erase=erase.shape[:-1], add=add.shape[:-1])
-    return _ntm.write(memory, w, erase, add)
+    call = Call("ntm.write", {"memory": memory, "w": w, "erase": erase, "add": add})
+    return _w.write(call, memory, w, erase, add)
