@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # the backends import this module's users: no import at run t
 __all__ = [
     "Shape",
     "array_arguments",
+    "bounded",
     "broadcast_shapes",
     "check_bool",
     "check_eps",
@@ -27,9 +28,11 @@ __all__ = [
     "check_last_dim",
     "check_min_ndim",
     "device_of",
+    "interval",
     "mask",
     "namespace",
     "probability",
+    "values_in",
 ]
 
 _ACCEPTED = "an array of an array-API library (NumPy, CuPy, PyTorch, JAX, array-api-strict, ...)"
@@ -130,9 +133,30 @@ def probability(
     A Python number comes back as a float; an array comes back cast to ``dtype``.
     Concrete values must lie in [0, 1]; traced or on-device values are not read.
     """
+    return bounded(func, name, p, xp=xp, batch=batch, dtype=dtype, backend=backend)
+
+
+def bounded(
+    func: str,
+    name: str,
+    p: Array | float,
+    *,
+    xp: Namespace,
+    batch: Shape,
+    dtype: Any,
+    backend: Backend,
+    low: float = 0.0,
+    high: float = 1.0,
+    per: str = "probability",
+) -> Array | float:
+    """Check a per-memory parameter in ``[low, high]`` (``high`` may be ``inf``).
+
+    A Python number or an array broadcasting to ``batch`` (one ``per`` per memory);
+    returned as :func:`probability` returns it.
+    """
     if isinstance(p, int | float) and not isinstance(p, bool):
-        if not (0.0 <= p <= 1.0):
-            raise ValueError(f"{func}: `{name}` must lie in [0, 1], got {p!r}")
+        if not (low <= p <= high):
+            raise ValueError(f"{func}: `{name}` must lie in {interval(low, high)}, got {p!r}")
         return float(p)
     if type(p) not in _NAMESPACE_BY_TYPE and not _compat.is_array_api_obj(p):
         raise TypeError(
@@ -147,14 +171,28 @@ def probability(
     if len(p_shape) > len(batch) or combined != tuple(batch):
         raise ValueError(
             f"{func}: `{name}` of shape {p_shape} must broadcast to the batch shape "
-            f"{tuple(batch)} (one probability per memory; no feature axis)"
+            f"{tuple(batch)} (one {per} per memory; no feature axis)"
         )
-    values = backend.concrete_values(p)
-    if values is not None and values.size and not (values.min() >= 0 and values.max() <= 1):
-        raise ValueError(
-            f"{func}: `{name}` must lie in [0, 1], got values in [{values.min()}, {values.max()}]"
-        )
+    values_in(func, name, p, low, high, backend)
     return p if p.dtype == dtype else xp.astype(p, dtype)
+
+
+def values_in(func: str, name: str, x: Array, low: float, high: float, backend: Backend) -> None:
+    """``ValueError`` unless the concrete values of ``x`` lie in ``[low, high]``.
+
+    Values that cannot be read cheaply (traced, on an accelerator) are not checked.
+    """
+    values = backend.concrete_values(x)
+    if values is not None and values.size and not (values.min() >= low and values.max() <= high):
+        raise ValueError(
+            f"{func}: `{name}` must lie in {interval(low, high)}, got values in "
+            f"[{values.min()}, {values.max()}]"
+        )
+
+
+def interval(low: float, high: float) -> str:
+    """``[low, high]`` as messages write it (``[0, inf)`` for an unbounded one)."""
+    return f"[{low:g}, {high:g}]" if high != float("inf") else f"[{low:g}, inf)"
 
 
 def check_eps(func: str, eps: object) -> float:

@@ -67,51 +67,29 @@ class Call:
 
     def values_in(self, name: str, x: Array, low: float, high: float) -> None:
         """Concrete values of the array ``x`` lie in ``[low, high]``."""
-        values = self.backend.concrete_values(x)
-        if (
-            values is not None
-            and values.size
-            and not (values.min() >= low and values.max() <= high)
-        ):
-            raise ValueError(
-                f"{self.func}: `{name}` must lie in {_interval(low, high)}, got values in "
-                f"[{values.min()}, {values.max()}]"
-            )
+        _v.values_in(self.func, name, x, low, high, self.backend)
 
     def scalar(
         self, name: str, p: Array | float, batch: _v.Shape, low: float, high: float
     ) -> Array | float:
         """A per-memory parameter: a Python number or an array broadcasting to ``batch``."""
-        if high == 1.0 and low == 0.0:
-            return _v.probability(
-                self.func, name, p, xp=self.xp, batch=batch, dtype=self.dtype, backend=self.backend
-            )
-        if isinstance(p, int | float) and not isinstance(p, bool):
-            if not (low <= p <= high):
-                raise ValueError(
-                    f"{self.func}: `{name}` must lie in {_interval(low, high)}, got {p!r}"
-                )
-            return float(p)
-        p_shape = tuple(p.shape)
-        try:
-            combined = _v.broadcast_shapes(self.func, **{name: p_shape, "batch": batch})
-        except ValueError:
-            combined = None
-        if len(p_shape) > len(batch) or combined != tuple(batch):
-            raise ValueError(
-                f"{self.func}: `{name}` of shape {p_shape} must broadcast to the batch shape "
-                f"{tuple(batch)} (one value per memory; no feature axis)"
-            )
-        self.values_in(name, p, low, high)
-        return p if p.dtype == self.dtype else self.xp.astype(p, self.dtype)
+        per = "probability" if (low, high) == (0.0, 1.0) else "value"
+        return _v.bounded(
+            self.func,
+            name,
+            p,
+            xp=self.xp,
+            batch=batch,
+            dtype=self.dtype,
+            backend=self.backend,
+            low=low,
+            high=high,
+            per=per,
+        )
 
     def batch(self, **shapes: Any) -> _v.Shape:
         """The broadcast batch shape of the named leading shapes."""
         return _v.broadcast_shapes(self.func, **{k: tuple(s) for k, s in shapes.items()})
-
-
-def _interval(low: float, high: float) -> str:
-    return f"[{low:g}, {high:g}]" if high != INF else f"[{low:g}, inf)"
 
 
 def check_scalar_type(func: str, name: str, p: object) -> None:
