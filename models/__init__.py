@@ -3,12 +3,15 @@
 The forward math of each model is written once, in this package, against the
 array API standard (:mod:`~namcore.models.lsam`, :mod:`~namcore.models.namtm`,
 :mod:`~namcore.models.transformer`, :mod:`~namcore.models.lstm_baseline`,
-:mod:`~namcore.models.ham`), as a function of a flat parameter mapping and integer
-token arrays. Each model is described once, by a :class:`ModelEntry` in the registry
+:mod:`~namcore.models.ham`, :mod:`~namcore.models.ntm`, :mod:`~namcore.models.dnc`,
+:mod:`~namcore.models.memn2n`, :mod:`~namcore.models.universal_transformer`), as a
+function of a flat parameter mapping and integer token arrays. Each model is
+described once, by a :class:`ModelEntry` in the registry
 (:mod:`~namcore.models.registry`; built-in ones in :mod:`~namcore.models.builtin`,
 others from installed plug-ins), and each backend has a package with one class per
 registered model under the same name (``LSAM``, ``NAMTM``, ``NAMTransformer``,
-``LSTMBaseline``, ``TransformerBaseline``, ``HAM``, and those of plug-ins):
+``LSTMBaseline``, ``TransformerBaseline``, ``HAM``, the classic memory networks
+``NTM``, ``DNC``, ``MemN2N`` and ``UniversalTransformer``, and those of plug-ins):
 
 - :mod:`namcore.models.torch`: ``nn.Module`` classes, trainable with autograd;
 - :mod:`namcore.models.jax`: pure ``init(config, seed)`` / ``apply(params, ...)``;
@@ -33,6 +36,7 @@ from typing import Any
 
 from namcore._typing import Array
 
+from .classic_config import DNCConfig, MemN2NConfig, NTMConfig, UniversalTransformerConfig
 from .config import (
     HAMConfig,
     LSAMConfig,
@@ -60,20 +64,24 @@ from .serialization import FORMAT_VERSION, load, load_config, save
 from .spec import Spec
 
 __all__ = [
+    "DNCConfig",
     "ENTRY_POINT_GROUP",
     "FORMAT_VERSION",
     "HAMConfig",
     "LSAMConfig",
     "LSTMBaselineConfig",
     "LossHook",
+    "MemN2NConfig",
     "ModelConfig",
     "ModelEntry",
     "NAMTMConfig",
     "NAMTransformerConfig",
+    "NTMConfig",
     "PluginWarning",
     "Spec",
     "Streaming",
     "TransformerBaselineConfig",
+    "UniversalTransformerConfig",
     "check_params",
     "config_class",
     "config_from_dict",

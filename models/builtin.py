@@ -4,14 +4,16 @@ They are registered like any plug-in: ``pyproject.toml`` declares each one in th
 entry-point group ``namcore.models``, and the registry also loads :data:`ENTRIES`
 directly so that a source checkout without installed metadata has them too. Two
 entries are variants of another's model (same config class and forward): the
-paper's No-Jump ablation of NAM-TM and DHAM, the soft-access HAM.
+paper's No-Jump ablation of NAM-TM and DHAM, the soft-access HAM. The last four are
+the classic memory networks (NTM, DNC, MemN2N, the Universal Transformer), baselines
+beside the paper's models.
 
 Examples
 --------
 >>> from namcore.models.builtin import ENTRIES
 >>> [e.name for e in ENTRIES]  # doctest: +NORMALIZE_WHITESPACE
 ['lsam', 'namtm', 'namtm-nojump', 'lstm', 'transformer', 'nam-transformer', 'ham',
- 'ham-soft']
+ 'ham-soft', 'ntm', 'dnc', 'memn2n', 'ut']
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from . import ham, lsam, lstm_baseline, namtm, transformer
+from . import dnc, ham, lsam, lstm_baseline, memn2n, namtm, ntm, transformer, universal_transformer
+from .classic_config import DNCConfig, MemN2NConfig, NTMConfig, UniversalTransformerConfig
 from .config import (
     HAMConfig,
     LSAMConfig,
@@ -37,16 +40,20 @@ if TYPE_CHECKING:  # pragma: no cover
     from namcore.training.presets import Preset
 
 __all__ = [
+    "DNC",
     "ENTRIES",
     "HAM",
     "HAM_ALONE_TASKS",
     "HAM_SOFT",
     "LSAM",
     "LSTM",
+    "MEMN2N",
     "NAMTM",
     "NAMTM_NOJUMP",
     "NAM_TRANSFORMER",
+    "NTM",
     "TRANSFORMER",
+    "UT",
 ]
 
 #: Tasks where HAM works alone: no controller, the memory starts empty.
@@ -100,6 +107,22 @@ def _ham_config(access: str) -> Callable[[Task, Preset], HAMConfig]:
         )
 
     return make
+
+
+def _memory_config(cls: type[NTMConfig] | type[DNCConfig]) -> Callable[[Task, Preset], ModelConfig]:
+    # As many cells as a NAM-TM tape of the preset has positions.
+    def make(task: Task, preset: Preset) -> NTMConfig | DNCConfig:
+        return cls(
+            vocab_size=task.vocab_size, d_model=preset.d_model, memory_size=preset.tape_length
+        )
+
+    return make
+
+
+def _ut_config(task: Task, preset: Preset) -> UniversalTransformerConfig:
+    return UniversalTransformerConfig(
+        vocab_size=task.vocab_size, d_model=preset.d_model, n_heads=preset.n_heads
+    )
 
 
 def _sinusoidal(config: NAMTransformerConfig | TransformerBaselineConfig) -> set[str]:
@@ -220,6 +243,56 @@ HAM_SOFT = ModelEntry(
     check_features=_gather_chain,
 )
 
+NTM = ModelEntry(
+    "ntm",
+    NTMConfig,
+    ntm.specs,
+    ntm.forward,
+    class_name="NTM",
+    label="NTM",
+    make_config=_memory_config(NTMConfig),
+    examples=lambda: {"ntm": NTMConfig(vocab_size=11, d_model=16, memory_size=8, memory_width=6)},
+    export="unrolled",
+    export_note=_RECURRENT_NOTE,
+)
+DNC = ModelEntry(
+    "dnc",
+    DNCConfig,
+    dnc.specs,
+    dnc.forward,
+    class_name="DNC",
+    label="DNC",
+    make_config=_memory_config(DNCConfig),
+    examples=lambda: {
+        "dnc": DNCConfig(vocab_size=11, d_model=16, memory_size=6, memory_width=5, n_reads=2)
+    },
+    export="unrolled",
+    export_note=_RECURRENT_NOTE,
+)
+MEMN2N = ModelEntry(
+    "memn2n",
+    MemN2NConfig,
+    memn2n.specs,
+    memn2n.forward,
+    class_name="MemN2N",
+    label="MemN2N",
+    check_features=lambda config: {"sin/cos"},
+)
+UT = ModelEntry(
+    "ut",
+    UniversalTransformerConfig,
+    universal_transformer.specs,
+    universal_transformer.forward,
+    class_name="UniversalTransformer",
+    label="UT",
+    make_config=_ut_config,
+    examples=lambda: {
+        "ut": UniversalTransformerConfig(vocab_size=11, d_model=16, n_heads=2, max_steps=3)
+    },
+    loss_hook=universal_transformer.PONDER,
+    check_features=lambda config: {"sin/cos"},
+)
+
 #: The built-in entries, in the order of ``namcore train --model``'s choices.
 ENTRIES: tuple[ModelEntry, ...] = (
     LSAM,
@@ -230,4 +303,8 @@ ENTRIES: tuple[ModelEntry, ...] = (
     NAM_TRANSFORMER,
     HAM,
     HAM_SOFT,
+    NTM,
+    DNC,
+    MEMN2N,
+    UT,
 )

@@ -31,6 +31,7 @@ __all__ = [
     "recurrent",
     "sigmoid",
     "softmax",
+    "softplus",
     "time_major",
 ]
 
@@ -146,6 +147,11 @@ def sigmoid(x: Array, xp: Namespace) -> Any:
     """Logistic function, written so that neither tail overflows."""
     e = xp.exp(-xp.abs(x))
     return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def softplus(x: Array, xp: Namespace) -> Any:
+    """``log(1 + exp(x))``, without overflow (``logaddexp(x, 0)``)."""
+    return xp.logaddexp(x, xp.zeros_like(x))
 
 
 def relu(x: Array, xp: Namespace) -> Any:

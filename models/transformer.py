@@ -27,9 +27,12 @@ from . import spec as P
 from .config import NAMTransformerConfig, TransformerBaselineConfig, _TransformerConfig
 
 __all__ = [
+    "block",
+    "block_specs",
     "forward_nam",
     "forward_softmax",
     "positions",
+    "softmax_attention",
     "specs",
     "stream_state",
     "stream_step",
@@ -46,17 +49,22 @@ def specs(config: _TransformerConfig) -> dict[str, P.Spec]:
     if config.cls:
         out["cls"] = P.Spec((d,), "zeros")
     for i in range(config.n_layers):
-        prefix = f"blocks.{i}"
-        out |= P.layer_norm(f"{prefix}.norm1", d)
-        for name in ("query", "key", "value"):
-            out |= P.dense(f"{prefix}.{name}", d, d, bias=False)
-        out |= P.dense(f"{prefix}.out", d, d)
-        out |= P.layer_norm(f"{prefix}.norm2", d)
-        out |= P.dense(f"{prefix}.mlp1", d, config.ff_size)
-        out |= P.dense(f"{prefix}.mlp2", config.ff_size, d)
+        out |= block_specs(f"blocks.{i}", d, config.ff_size)
     out |= P.layer_norm("norm", d)
     n_out = config.output_size if config.n_classes is None else config.n_classes
     out |= P.dense("head.out", d, n_out)
+    return out
+
+
+def block_specs(prefix: str, d: int, ff_size: int) -> dict[str, P.Spec]:
+    """Parameters of one pre-LayerNorm block of width ``d`` (see :func:`block`)."""
+    out = P.layer_norm(f"{prefix}.norm1", d)
+    for name in ("query", "key", "value"):
+        out |= P.dense(f"{prefix}.{name}", d, d, bias=False)
+    out |= P.dense(f"{prefix}.out", d, d)
+    out |= P.layer_norm(f"{prefix}.norm2", d)
+    out |= P.dense(f"{prefix}.mlp1", d, ff_size)
+    out |= P.dense(f"{prefix}.mlp2", ff_size, d)
     return out
 
 
@@ -128,9 +136,9 @@ def _merge(y: Array, xp: Namespace, heads: int) -> Any:
     return xp.reshape(xp.permute_dims(y, (0, 2, 1, 3)), (-1, length, heads * y.shape[3]))
 
 
-def _softmax_attention(
-    q: Array, k: Array, v: Array, mask: Array, xp: Namespace, d_head: int
-) -> Any:
+def softmax_attention(q: Array, k: Array, v: Array, mask: Array, xp: Namespace) -> Any:
+    """Scaled dot-product attention of heads ``(B, H, L, d_head)``; ``mask (B, L)``: real keys."""
+    d_head = q.shape[-1]
     scores = xp.matmul(q, xp.matrix_transpose(k)) / math.sqrt(d_head)
     scores = xp.where(mask[:, None, None, :], scores, xp.full_like(scores, -1e30))
     return xp.matmul(L.softmax(scores, xp), v)
@@ -142,19 +150,26 @@ def _encode(
     """The blocks and the final LayerNorm; ``attend(i, q, k, v)`` is the attention."""
     xp = ctx.xp
     for i in range(config.n_layers):
-        prefix = f"blocks.{i}"
-        h = L.layer_norm(params, f"{prefix}.norm1", x, xp)
-        q, k, v = (
-            _heads(params, f"{prefix}.{name}", h, config.n_heads, xp)
-            for name in ("query", "key", "value")
-        )
-        attended = _merge(attend(i, q, k, v), xp, config.n_heads)
-        x = x + L.dense(params, f"{prefix}.out", attended, xp)
-        h = L.layer_norm(params, f"{prefix}.norm2", x, xp)
-        x = x + L.dense(
-            params, f"{prefix}.mlp2", L.gelu(L.dense(params, f"{prefix}.mlp1", h, xp), xp), xp
+        x = block(
+            params, f"blocks.{i}", x, xp, config.n_heads, lambda q, k, v, i=i: attend(i, q, k, v)
         )
     return L.layer_norm(params, "norm", x, xp)
+
+
+def block(params: L.Params, prefix: str, x: Array, xp: Namespace, n_heads: int, attend: Any) -> Any:
+    """One pre-LayerNorm block: ``x + W_o attend(q, k, v)``, then ``x + MLP(LN(x))``.
+
+    ``attend(q, k, v)`` takes and returns heads ``(B, H, L, d_head)``.
+    """
+    h = L.layer_norm(params, f"{prefix}.norm1", x, xp)
+    q, k, v = (
+        _heads(params, f"{prefix}.{name}", h, n_heads, xp) for name in ("query", "key", "value")
+    )
+    x = x + L.dense(params, f"{prefix}.out", _merge(attend(q, k, v), xp, n_heads), xp)
+    h = L.layer_norm(params, f"{prefix}.norm2", x, xp)
+    return x + L.dense(
+        params, f"{prefix}.mlp2", L.gelu(L.dense(params, f"{prefix}.mlp1", h, xp), xp), xp
+    )
 
 
 def _head(
@@ -224,9 +239,7 @@ def forward_softmax(
         mask,
         ctx,
         config,
-        lambda i, q, k, v: _softmax_attention(
-            q, k, v, mask, ctx.xp, config.d_model // config.n_heads
-        ),
+        lambda i, q, k, v: softmax_attention(q, k, v, mask, ctx.xp),
     )
     return _head(params, y, mask, ctx, config)
 
