@@ -23,8 +23,8 @@ __all__ = ["PAPER_MODELS", "TABLE2"]
 PAPER_MODELS: tuple[tuple[str, str | None], ...] = (
     ("TF", "transformer"),
     ("LSTM", "lstm"),
-    ("UT", None),
-    ("DNC", None),
+    ("UT", "ut"),
+    ("DNC", "dnc"),
     ("LSAM", "lsam"),
     ("NAM-TM", "namtm"),
     ("No Jmp", "namtm-nojump"),

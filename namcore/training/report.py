@@ -114,7 +114,7 @@ def markdown(summary: dict[str, Any]) -> str:
         "SCAN and Dyck the first out-of-distribution split), as in the paper; ties go to "
         "the checkpoint with the best mean over all splits. Each cell is "
         "**ours** (paper), or **ours** alone where the paper has no number (Dyck, the "
-        "17–22 split, the NAM Transformer). The paper's models have 22–40M parameters "
+        "17–22 split, models the paper did not run). The paper's models have 22–40M parameters "
         "and train for 100–150 epochs on a GPU.",
         "",
     ]

@@ -56,6 +56,7 @@ __all__ = [
     "GRID_TASKS",
     "HAM_MODELS",
     "HAM_TASKS",
+    "MEMORY_MODELS",
     "Cell",
     "default_backend",
     "grid",
@@ -66,6 +67,8 @@ __all__ = [
 GRID_MODELS: tuple[str, ...] = (
     "transformer",
     "lstm",
+    "ut",
+    "dnc",
     "lsam",
     "namtm",
     "namtm-nojump",
@@ -86,14 +89,27 @@ HAM_TASKS: tuple[str, ...] = (
     "queue",
     "priority-queue",
 )
+#: The extended grid (``--grid memory-networks``): the classic memory networks (NTM,
+#: DNC, MemN2N, the Universal Transformer) beside NAM-TM on Table 2's tasks.
+MEMORY_MODELS: tuple[str, ...] = ("ntm", "dnc", "memn2n", "ut", "namtm")
 #: Named grids: default models and tasks of ``namcore reproduce --grid NAME``.
 GRIDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "table2": (GRID_MODELS, GRID_TASKS),
     "ham": (HAM_MODELS, HAM_TASKS),
+    "memory-networks": (MEMORY_MODELS, GRID_TASKS),
 }
 
 # Relative cost of a training step, to start the longest cells first.
-_MODEL_COST = {"namtm": 5.0, "namtm-nojump": 4.5, "lsam": 2.0, "ham": 2.0, "ham-soft": 3.0}
+_MODEL_COST = {
+    "namtm": 5.0,
+    "namtm-nojump": 4.5,
+    "dnc": 4.0,
+    "ntm": 3.0,
+    "ut": 3.0,
+    "lsam": 2.0,
+    "ham": 2.0,
+    "ham-soft": 3.0,
+}
 _TASK_COST = {"scan": 3.0, "dyck": 2.0, "add": 1.6}
 
 
