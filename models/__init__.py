@@ -4,14 +4,16 @@ The forward math of each model is written once, in this package, against the
 array API standard (:mod:`~namcore.models.lsam`, :mod:`~namcore.models.namtm`,
 :mod:`~namcore.models.transformer`, :mod:`~namcore.models.lstm_baseline`,
 :mod:`~namcore.models.ham`, :mod:`~namcore.models.ntm`, :mod:`~namcore.models.dnc`,
-:mod:`~namcore.models.memn2n`, :mod:`~namcore.models.universal_transformer`), as a
+:mod:`~namcore.models.memn2n`, :mod:`~namcore.models.universal_transformer`,
+:mod:`~namcore.models.linear_transformer`), as a
 function of a flat parameter mapping and integer token arrays. Each model is
 described once, by a :class:`ModelEntry` in the registry
 (:mod:`~namcore.models.registry`; built-in ones in :mod:`~namcore.models.builtin`,
 others from installed plug-ins), and each backend has a package with one class per
 registered model under the same name (``LSAM``, ``NAMTM``, ``NAMTransformer``,
 ``LSTMBaseline``, ``TransformerBaseline``, ``HAM``, the classic memory networks
-``NTM``, ``DNC``, ``MemN2N`` and ``UniversalTransformer``, and those of plug-ins):
+``NTM``, ``DNC``, ``MemN2N`` and ``UniversalTransformer``, the Table 1 baseline
+``LinearTransformer``, and those of plug-ins):
 
 - :mod:`namcore.models.torch`: ``nn.Module`` classes, trainable with autograd;
 - :mod:`namcore.models.jax`: pure ``init(config, seed)`` / ``apply(params, ...)``;
@@ -47,6 +49,7 @@ from .config import (
     TransformerBaselineConfig,
 )
 from .entry import LossHook, ModelEntry, Streaming
+from .linear_config import LinearTransformerConfig
 from .params import check_params, init_numpy, parameter_count, parameter_shapes
 from .registry import (
     ENTRY_POINT_GROUP,
@@ -70,6 +73,7 @@ __all__ = [
     "HAMConfig",
     "LSAMConfig",
     "LSTMBaselineConfig",
+    "LinearTransformerConfig",
     "LossHook",
     "MemN2NConfig",
     "ModelConfig",

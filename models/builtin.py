@@ -6,14 +6,14 @@ directly so that a source checkout without installed metadata has them too. Two
 entries are variants of another's model (same config class and forward): the
 paper's No-Jump ablation of NAM-TM and DHAM, the soft-access HAM. The last four are
 the classic memory networks (NTM, DNC, MemN2N, the Universal Transformer), baselines
-beside the paper's models.
+beside the paper's models; the Linear Transformer closes the list (Table 1's baseline).
 
 Examples
 --------
 >>> from namcore.models.builtin import ENTRIES
 >>> [e.name for e in ENTRIES]  # doctest: +NORMALIZE_WHITESPACE
 ['lsam', 'namtm', 'namtm-nojump', 'lstm', 'transformer', 'nam-transformer', 'ham',
- 'ham-soft', 'ntm', 'dnc', 'memn2n', 'ut']
+ 'ham-soft', 'ntm', 'dnc', 'memn2n', 'ut', 'linear-transformer']
 """
 
 from __future__ import annotations
@@ -21,7 +21,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from . import dnc, ham, lsam, lstm_baseline, memn2n, namtm, ntm, transformer, universal_transformer
+from . import (
+    dnc,
+    ham,
+    linear_transformer,
+    lsam,
+    lstm_baseline,
+    memn2n,
+    namtm,
+    ntm,
+    transformer,
+    universal_transformer,
+)
 from .classic_config import DNCConfig, MemN2NConfig, NTMConfig, UniversalTransformerConfig
 from .config import (
     HAMConfig,
@@ -33,6 +44,7 @@ from .config import (
     TransformerBaselineConfig,
 )
 from .entry import ModelEntry, Streaming
+from .linear_config import LinearTransformerConfig
 from .reinforce import REINFORCE
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -45,6 +57,7 @@ __all__ = [
     "HAM",
     "HAM_ALONE_TASKS",
     "HAM_SOFT",
+    "LINEAR_TRANSFORMER",
     "LSAM",
     "LSTM",
     "MEMN2N",
@@ -293,6 +306,36 @@ UT = ModelEntry(
     check_features=lambda config: {"sin/cos"},
 )
 
+
+def _linear_config(task: Task, preset: Preset) -> LinearTransformerConfig:
+    return LinearTransformerConfig(
+        vocab_size=task.vocab_size,
+        d_model=preset.d_model,
+        n_heads=preset.n_heads,
+        n_layers=preset.n_layers,
+    )
+
+
+LINEAR_TRANSFORMER = ModelEntry(
+    "linear-transformer",
+    LinearTransformerConfig,
+    linear_transformer.specs,
+    linear_transformer.forward,
+    class_name="LinearTransformer",
+    label="Linear Transformer",
+    make_config=_linear_config,
+    examples=lambda: {
+        "linear-transformer": LinearTransformerConfig(vocab_size=11, d_model=16),
+        "linear-transformer (causal)": LinearTransformerConfig(
+            vocab_size=11, d_model=16, n_heads=2, causal=True
+        ),
+        "linear-transformer (cls)": LinearTransformerConfig(
+            vocab_size=11, d_model=16, cls=True, n_classes=10
+        ),
+    },
+    check_features=_sinusoidal,
+)
+
 #: The built-in entries, in the order of ``namcore train --model``'s choices.
 ENTRIES: tuple[ModelEntry, ...] = (
     LSAM,
@@ -307,4 +350,5 @@ ENTRIES: tuple[ModelEntry, ...] = (
     DNC,
     MEMN2N,
     UT,
+    LINEAR_TRANSFORMER,
 )

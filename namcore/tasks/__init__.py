@@ -7,7 +7,10 @@ The tasks of the NAM paper's compositional / zero-shot experiments (Nam & Seo, a
 ``scan`` (SCAN's length split, built from its grammar); and the tasks of the HAM paper
 (Andrychowicz & Kurach, arXiv 1602.03218): ``sort``, ``merge``, ``search``
 (:mod:`namcore.tasks.ordering`) and the data structures ``stack``, ``queue`` and
-``priority-queue`` (:mod:`namcore.tasks.structures`). Every task generates, from a
+``priority-queue`` (:mod:`namcore.tasks.structures`); and Long Range Arena's ``listops``
+(with ``listops-short``, the same grammar at CPU-sized lengths;
+:mod:`namcore.tasks.listops`), a 10-way classification laid out with a one-position
+answer slot. Every task generates, from a
 seed, a :class:`Batch` whose inputs and targets are aligned position by position, so
 any sequence labeller (LSAM, NAM-TM, a Transformer encoder) can learn it.
 
@@ -22,7 +25,7 @@ Examples
 >>> from namcore import tasks
 >>> tasks.NAMES  # doctest: +NORMALIZE_WHITESPACE
 ('add', 'reverse', 'reduce', 'dyck', 'copy', 'repeat-copy', 'scan', 'sort', 'merge',
- 'search', 'stack', 'queue', 'priority-queue')
+ 'search', 'stack', 'queue', 'priority-queue', 'listops', 'listops-short')
 >>> task = tasks.get("reverse")
 >>> tasks.splits("reverse")["od_easy"]
 (11, 13)
@@ -43,11 +46,12 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from . import scan
+from . import listops, scan
 from ._batch import EOS, MASK, PAD, SEP, SPECIALS, Batch
 from ._task import Task
 from .digits import DIGIT_SPLITS, add_task, copy_task, reduce_task, repeat_copy_task, reverse_task
 from .dyck import DYCK_SPLITS, dyck_task
+from .listops import LISTOPS_SPLITS, listops_short_task, listops_task
 from .metrics import accuracy_by_length, sequence_accuracy, sequence_correct
 from .ordering import MERGE_SPLITS, merge_task, search_task, sort_task
 from .scan import SCAN_SPLITS, scan_task
@@ -56,6 +60,7 @@ from .structures import priority_queue_task, queue_task, stack_task
 __all__ = [
     "DYCK_SPLITS",
     "EOS",
+    "LISTOPS_SPLITS",
     "MASK",
     "MERGE_SPLITS",
     "NAMES",
@@ -68,6 +73,7 @@ __all__ = [
     "Task",
     "accuracy_by_length",
     "get",
+    "listops",
     "scan",
     "sequence_accuracy",
     "sequence_correct",
@@ -88,6 +94,8 @@ _FACTORIES: dict[str, Callable[..., Task]] = {
     "stack": stack_task,
     "queue": queue_task,
     "priority-queue": priority_queue_task,
+    "listops": listops_task,
+    "listops-short": listops_short_task,
 }
 
 #: Names :func:`get` knows, in a fixed order.
@@ -118,7 +126,8 @@ def get(name: str, **options: Any) -> Task:
     **options
         Task options: ``k`` (copies, default 3) for ``"repeat-copy"``; ``max_depth``
         (default 8, or a ``(low, high)`` range) and ``p_open`` (default 0.7) for
-        ``"dyck"``; ``slots`` (answer positions, default 48) for ``"scan"``.
+        ``"dyck"``; ``slots`` (answer positions, default 48) for ``"scan"``;
+        ``max_depth`` (default 10) and ``max_args`` (default 10) for the ListOps tasks.
 
     Examples
     --------
@@ -130,7 +139,7 @@ def get(name: str, **options: Any) -> Task:
     ...
     ValueError: get: unknown task 'fib'; the tasks are 'add', 'reverse', 'reduce', 'dyck',
     'copy', 'repeat-copy', 'scan', 'sort', 'merge', 'search', 'stack', 'queue',
-    'priority-queue'
+    'priority-queue', 'listops', 'listops-short'
     """
     factory = _FACTORIES[_check_name("get", name)]
     accepted = list(inspect.signature(factory).parameters)
@@ -148,7 +157,8 @@ def splits(name: str) -> dict[str, tuple[int, int]]:
     """Named inclusive ranges of the length parameter of task ``name``.
 
     The digit tasks use :data:`SPLITS`; ``"dyck"`` uses prefix lengths
-    (:data:`DYCK_SPLITS`), and ``"scan"`` action counts: ``train`` 1–22, ``test`` 24–48.
+    (:data:`DYCK_SPLITS`), ``"scan"`` action counts: ``train`` 1–22, ``test`` 24–48, and
+    the ListOps tasks expression lengths (``train``, ``val`` and ``test`` alike).
 
     Examples
     --------
