@@ -120,32 +120,20 @@ def forward(params: L.Params, tokens: Array, mask: Array = None, *, config: DNCC
     """
     ctx, mask = L.context(params, tokens, mask, "DNC")
     xp = ctx.xp
-    d, n, w, r = config.d_model, config.memory_size, config.memory_width, config.n_reads
+    n, w, r = config.memory_size, config.memory_width, config.n_reads
     x = L.embed(params, "embed", tokens, xp)
-    w_x = params["controller.w_x"]
-    gates_x = L.time_major(xp.matmul(x, w_x[:d, :]) + params["controller.b"], xp)
-    w_read, w_h = w_x[d:, :], params["controller.w_h"]
-    carry = (
-        L.batch_zeros(ctx, x, (d,)),  # h
-        L.batch_zeros(ctx, x, (d,)),  # c
+    memory = (
         L.batch_zeros(ctx, x, (n, w)),  # memory
         L.batch_zeros(ctx, x, (n,)),  # usage
         L.batch_zeros(ctx, x, (n, n)),  # link
         L.batch_zeros(ctx, x, (n,)),  # precedence
         L.batch_zeros(ctx, x, (n,)),  # write weights
         L.batch_zeros(ctx, x, (r, n)),  # read weights
-        L.batch_zeros(ctx, x, (r * w,)),  # reads, flattened
     )
 
-    def step(state, inputs):
-        h, c, *memory_state, reads = state
-        gx, m_t = inputs
-        h_new, c_new = L.lstm_cell(gx + xp.matmul(reads, w_read) + xp.matmul(h, w_h), c, xp)
-        io = interface(L.dense(params, "interface", h_new, xp), config, xp)
-        memory_new, reads_new = memory_step(tuple(memory_state), io, xp)
-        new = (h_new, c_new, *memory_new, xp.reshape(reads_new, (-1, r * w)))
-        kept = tuple(L.keep_where(m_t, a, b, xp) for a, b in zip(new, state, strict=True))
-        return kept, xp.concat([kept[0], kept[-1]], axis=-1)
+    def access(h, state):
+        io = interface(L.dense(params, "interface", h, xp), config, xp)
+        state, reads = memory_step(state, io, xp)
+        return state, xp.reshape(reads, (-1, r * w))
 
-    _, ys = L.run_scan(ctx, step, carry, (gates_x, L.time_major(mask, xp)))
-    return L.dense(params, "head.out", L.time_major(ys, xp), xp)
+    return L.controller_scan(params, x, mask, ctx, memory, L.batch_zeros(ctx, x, (r * w,)), access)

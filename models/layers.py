@@ -22,6 +22,7 @@ __all__ = [
     "Context",
     "batch_zeros",
     "context",
+    "controller_scan",
     "dense",
     "embed",
     "gelu",
@@ -291,3 +292,45 @@ def bidirectional(
     y_b, s_b = recurrent(params, f"{prefix}.bw", kind, x, mask, ctx, reverse=True)
     final = tuple(xp.concat([a, b], axis=-1) for a, b in zip(s_f, s_b, strict=True))
     return xp.concat([y_f, y_b], axis=-1), final
+
+
+def controller_scan(
+    params: Params,
+    x: Array,
+    mask: Array,
+    ctx: Context,
+    memory: tuple[Any, ...],
+    reads: Array,
+    access: Callable[[Any, tuple[Any, ...]], tuple[tuple[Any, ...], Any]],
+) -> Any:
+    """Run an LSTM controller that reads a memory every step; return the output logits.
+
+    The controller (``controller.w_x``, ``.w_h``, ``.b``) sees ``[x_t : reads_{t-1}]``;
+    ``access(h_t, memory) -> (memory, reads_t)`` is the memory's step, and the output
+    layer ``head.out`` sees ``[h_t : reads_t]``. ``memory`` is the initial memory state
+    (a tuple of ``(B, ...)`` arrays) and ``reads`` the initial reads ``(B, n_reads)``.
+    At a padded position every state is kept. This is the loop of the NTM and the DNC.
+    """
+    xp = ctx.xp
+    w_x, w_h = params["controller.w_x"], params["controller.w_h"]
+    d = x.shape[-1]
+    gates_x = time_major(xp.matmul(x, w_x[:d, :]) + params["controller.b"], xp)
+    w_read = w_x[d:, :]
+    hidden = w_h.shape[0]
+    carry = (batch_zeros(ctx, x, (hidden,)), batch_zeros(ctx, x, (hidden,)), memory, reads)
+
+    def step(state, inputs):
+        h, c, memory, reads = state
+        gx, m_t = inputs
+        h_new, c_new = lstm_cell(gx + xp.matmul(reads, w_read) + xp.matmul(h, w_h), c, xp)
+        memory_new, reads_new = access(h_new, memory)
+        kept = (
+            keep_where(m_t, h_new, h, xp),
+            keep_where(m_t, c_new, c, xp),
+            tuple(keep_where(m_t, a, b, xp) for a, b in zip(memory_new, memory, strict=True)),
+            keep_where(m_t, reads_new, reads, xp),
+        )
+        return kept, xp.concat([kept[0], kept[3]], axis=-1)
+
+    _, ys = run_scan(ctx, step, carry, (gates_x, time_major(mask, xp)))
+    return dense(params, "head.out", time_major(ys, xp), xp)

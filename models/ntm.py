@@ -74,36 +74,19 @@ def forward(params: L.Params, tokens: Array, mask: Array = None, *, config: NTMC
     """
     ctx, mask = L.context(params, tokens, mask, "NTM")
     xp = ctx.xp
-    d, n, w = config.d_model, config.memory_size, config.memory_width
+    n, w = config.memory_size, config.memory_width
     x = L.embed(params, "embed", tokens, xp)
-    w_x = params["controller.w_x"]
-    gates_x = L.time_major(xp.matmul(x, w_x[:d, :]) + params["controller.b"], xp)
-    w_read, w_h = w_x[d:, :], params["controller.w_h"]
     first_cell = xp.astype(xp.arange(n, device=ctx.device) == 0, ctx.dtype)
     start = L.batch_zeros(ctx, x, (n,)) + first_cell
-    carry = (
-        L.batch_zeros(ctx, x, (d,)),  # h
-        L.batch_zeros(ctx, x, (d,)),  # c
-        L.batch_zeros(ctx, x, (n, w)),  # memory
-        start,  # read weights
-        start,  # write weights
-        L.batch_zeros(ctx, x, (w,)),  # read vector
-    )
+    memory = (L.batch_zeros(ctx, x, (n, w)), start, start)  # memory, read and write weights
 
-    def step(state, inputs):
-        h, c, memory, w_r, w_w, r = state
-        gx, m_t = inputs
-        h_new, c_new = L.lstm_cell(gx + xp.matmul(r, w_read) + xp.matmul(h, w_h), c, xp)
-        z_w = L.dense(params, "write_head", h_new, xp)
-        w_w_new = address(memory, w_w, z_w[:, : w + 6], w, xp)
+    def access(h, state):
+        memory, w_r, w_w = state
+        z_w = L.dense(params, "write_head", h, xp)
+        w_w = address(memory, w_w, z_w[:, : w + 6], w, xp)
         erase = L.sigmoid(z_w[:, w + 6 : 2 * w + 6], xp)
-        add = xp.tanh(z_w[:, 2 * w + 6 :])
-        memory_new = _ntm.write(memory, w_w_new, erase, add)
-        w_r_new = address(memory_new, w_r, L.dense(params, "read_head", h_new, xp), w, xp)
-        r_new = _ntm.read(memory_new, w_r_new, xp=xp)
-        new = (h_new, c_new, memory_new, w_r_new, w_w_new, r_new)
-        kept = tuple(L.keep_where(m_t, a, b, xp) for a, b in zip(new, state, strict=True))
-        return kept, xp.concat([kept[0], kept[5]], axis=-1)
+        memory = _ntm.write(memory, w_w, erase, xp.tanh(z_w[:, 2 * w + 6 :]))
+        w_r = address(memory, w_r, L.dense(params, "read_head", h, xp), w, xp)
+        return (memory, w_r, w_w), _ntm.read(memory, w_r, xp=xp)
 
-    _, ys = L.run_scan(ctx, step, carry, (gates_x, L.time_major(mask, xp)))
-    return L.dense(params, "head.out", L.time_major(ys, xp), xp)
+    return L.controller_scan(params, x, mask, ctx, memory, L.batch_zeros(ctx, x, (w,)), access)
