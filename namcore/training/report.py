@@ -4,7 +4,8 @@ Everything here reads the summary :func:`~namcore.training.reproduce.reproduce` 
 nothing trains. ``results.md`` puts each of our sequence accuracies beside the number
 of the paper's Table 2 (:mod:`~namcore.training.paper`); ``accuracy_vs_length.png``
 draws sequence accuracy against input length, one line per model and one panel per
-task, with the training lengths shaded.
+task, with the training lengths shaded. The ``lra`` grid's ``results.md`` is Table 1
+(:func:`lra_markdown`), with ``step_time_vs_length.png`` (:func:`plot_step_times`).
 """
 
 from __future__ import annotations
@@ -16,16 +17,19 @@ from typing import Any
 from namcore import tasks
 from namcore._io import atomic_write
 
-from .paper import TABLE2
+from .paper import TABLE1, TABLE2
 
 __all__ = [
     "SPLIT_LABELS",
     "by_length",
     "console_table",
+    "lra_markdown",
     "markdown",
     "model_label",
     "one_line",
     "plot",
+    "plot_step_times",
+    "speedups",
     "write_all",
 ]
 
@@ -50,6 +54,7 @@ SPLIT_LABELS: dict[str, str] = {
     "od_extra": "OD 17-22",
     "od_length": "OD-length",
     "od_depth": "OD-depth",
+    "val": "Val",
 }
 
 
@@ -81,19 +86,11 @@ def _count(n: int) -> str:
     return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}k" if n >= 1e3 else str(n)
 
 
-def markdown(summary: dict[str, Any]) -> str:
-    """``results.md``: settings, then our accuracy beside the paper's per task and split."""
-    runs = {(e["task"], e["model"]): e for e in summary["runs"]}
-    models = list(dict.fromkeys(e["model"] for e in summary["runs"]))
-    task_names = list(dict.fromkeys(e["task"] for e in summary["runs"]))
+def _settings(summary: dict[str, Any], title: str) -> list[str]:
+    """The title and the settings lines every ``results.md`` starts with."""
     machine = summary["machine"]
     p = summary["preset_values"]
-    title = (
-        "Reproduction of Table 2"
-        if set(task_names) & set(TABLE2) and not set(models) & {"ham", "ham-soft"}
-        else "HAM tasks"
-    )
-    lines = [
+    return [
         f"# {title}, preset `{summary['preset']}`",
         "",
         f"- Command: `{summary.get('command') or 'namcore reproduce'}`",
@@ -108,6 +105,23 @@ def markdown(summary: dict[str, Any]) -> str:
         f"Adam lr {p['lr']} (x{p['lr_decay']} every {p['decay_every']} steps), clip "
         f"{p['clip']}, length curriculum over {p['curriculum_steps']} steps, "
         f"{p['eval_size']} samples per evaluation split; seed {summary['seed']}",
+    ]
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    """``results.md``: settings, then our accuracy beside the paper's per task and split."""
+    if summary.get("grid") == "lra":
+        return lra_markdown(summary)
+    runs = {(e["task"], e["model"]): e for e in summary["runs"]}
+    models = list(dict.fromkeys(e["model"] for e in summary["runs"]))
+    task_names = list(dict.fromkeys(e["task"] for e in summary["runs"]))
+    title = (
+        "Reproduction of Table 2"
+        if set(task_names) & set(TABLE2) and not set(models) & {"ham", "ham-soft"}
+        else "HAM tasks"
+    )
+    lines = [
+        *_settings(summary, title),
         "",
         "Sequence accuracy in percent (a sample counts only if every answer token is right), "
         "of the checkpoint with the best accuracy on the selection split (OD-easy; for "
@@ -260,8 +274,126 @@ def plot(summary: dict[str, Any], path: str | Path) -> None:
 
 
 def write_all(out: str | Path, summary: dict[str, Any]) -> None:
-    """Write ``results.json``, ``results.md`` and ``accuracy_vs_length.png`` into ``out``."""
+    """Write ``results.json``, ``results.md`` and ``accuracy_vs_length.png`` into ``out``
+    (and ``step_time_vs_length.png`` when the summary has step times)."""
     out = Path(out)
     atomic_write(out / "results.json", (json.dumps(summary, indent=2) + "\n").encode())
     atomic_write(out / "results.md", markdown(summary).encode())
     plot(summary, out / "accuracy_vs_length.png")
+    if summary.get("step_times"):
+        plot_step_times(summary, out / "step_time_vs_length.png")
+
+
+def speedups(summary: dict[str, Any]) -> dict[str, dict[str, float | None]]:
+    """Per model and length, the softmax Transformer's step time over the model's.
+
+    Examples
+    --------
+    >>> speedups({"step_times": {"transformer": {"64": 0.5}, "nam-transformer": {"64": 0.25}}})
+    {'transformer': {'64': 1.0}, 'nam-transformer': {'64': 2.0}}
+    """
+    times = summary.get("step_times") or {}
+    base = times.get("transformer", {})
+    return {
+        model: {
+            length: base[length] / t if t and base.get(length) else None
+            for length, t in by_length_times.items()
+        }
+        for model, by_length_times in times.items()
+    }
+
+
+def _ratio(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}x"
+
+
+def lra_markdown(summary: dict[str, Any]) -> str:
+    """``results.md`` of the ``lra`` grid: our ListOps numbers beside the paper's Table 1."""
+    runs = {e["model"]: e for e in summary["runs"]}
+    models = list(runs)
+    task = summary["runs"][0]["task"] if summary["runs"] else "listops"
+    lo, hi = tasks.splits(task)["test"]
+    times = summary.get("step_times") or {}
+    ratios = speedups(summary)
+    longest = max((int(n) for t in times.values() for n in t), default=None)
+    paper = TABLE1["listops"]
+    base_s = runs.get("transformer", {}).get("train_s")
+    lines = [
+        *_settings(summary, "Table 1: LRA ListOps"),
+        f"- Task `{task}`: expressions of {lo}–{hi} tokens (LRA's: 500–2000; the paper's "
+        "runs: up to 1,000 or 2,000), labels 0–9 read at one answer position",
+        "",
+        "Accuracy in percent (the checkpoint with the best validation accuracy). Speed is "
+        "the softmax Transformer's time per training step divided by the model's, from "
+        f"the step-time measurement at length {longest} and from the whole training "
+        "run (evaluation and data generation included); the paper's (in parentheses) was "
+        "measured on an RTX 3080 at LRA's lengths.",
+        "",
+        "| Model | Test acc. | Val acc. | Speed at "
+        f"{longest} | Speed, whole run | Parameters | Training time | Best step |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for model in models:
+        e = runs[model]
+        ref = paper.get(model)
+        test = _percent(e["splits"].get("test", {}).get("accuracy"))
+        test = f"**{test}**" + (f" ({ref['accuracy']:g})" if ref else "")
+        fast = _ratio(ratios.get(model, {}).get(str(longest)))
+        fast += f" ({ref['speedup']:g}x)" if ref else ""
+        whole = _ratio(base_s / e["train_s"] if base_s and e["train_s"] else None)
+        lines.append(
+            f"| {model_label(model)} | {test} | "
+            f"{_percent(e['splits'].get('val', {}).get('accuracy'))} | {fast} | {whole} | "
+            f"{_count(e['parameters'])} | {_minutes(e['train_s'])} | "
+            f"{e['best_step']}/{e['steps']} |"
+        )
+    if times:
+        lengths = sorted({int(n) for t in times.values() for n in t})
+        lines += [
+            "",
+            "Milliseconds per training step (batch of the preset, every position real), "
+            "and the speed relative to the softmax Transformer:",
+            "",
+            "| Length | " + " | ".join(model_label(m) for m in times) + " |",
+            "|---|" + "---|" * len(times),
+        ]
+        for n in lengths:
+            cells = []
+            for model, by_n in times.items():
+                t = by_n.get(str(n))
+                cells.append(
+                    "failed" if t is None else f"{1000 * t:.0f} ({_ratio(ratios[model][str(n)])})"
+                )
+            lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    if summary.get("failures"):
+        lines += ["", "Runs that failed:", ""]
+        lines += [f"- {f['task']} / {f['model']}: {f['error']}" for f in summary["failures"]]
+    return "\n".join(lines) + "\n"
+
+
+def plot_step_times(summary: dict[str, Any], path: str | Path) -> None:
+    """Write ``step_time_vs_length.png``: seconds per training step against length."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.6, 3.9))
+    for model, by_n in summary["step_times"].items():
+        points = sorted((int(n), t) for n, t in by_n.items() if t is not None)
+        xs, ys = [n for n, _ in points], [t for _, t in points]
+        ax.plot(xs, ys, marker="o", label=model_label(model))
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("sequence length (tokens)")
+    ax.set_ylabel("seconds per training step")
+    ax.set_title(
+        f"{summary['backend']}, preset {summary['preset']}, batch "
+        f"{summary['preset_values']['batch_size']}",
+        fontsize=10,
+    )
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    plt.close(fig)

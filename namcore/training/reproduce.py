@@ -8,7 +8,9 @@ finished ones without training them again.
 
 The report (:mod:`~namcore.training.report`) goes beside the run folders:
 ``results.json`` (everything measured), ``results.md`` (our table beside the paper's
-Table 2) and ``accuracy_vs_length.png``. :mod:`~namcore.training.reproduce_folder`
+Table 2) and ``accuracy_vs_length.png``; the ``lra`` grid (Table 1) adds the step
+times of each model against sequence length (``step_time_vs_length.png``), measured by
+:func:`step_times` once training is done. :mod:`~namcore.training.reproduce_folder`
 decides which folders may be written and keeps every cell of an earlier report. A
 call holds the lock of ``OUT`` (and each cell that of its run folder) while it runs,
 and its worker processes exit when it does, however it ends.
@@ -30,10 +32,13 @@ import platform
 import signal
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from namcore import backends, tasks
 from namcore._io import atomic_write
@@ -42,7 +47,7 @@ from namcore.models import parameter_count
 
 from . import report, reproduce_folder
 from .data import check_seed
-from .engine import FRAMEWORKS, require_backend, require_modules
+from .engine import FRAMEWORKS, engine_class, require_backend, require_modules
 from .errors import TrainingError
 from .evaluate import evaluate, require_eval_backend
 from .lock import FolderLock
@@ -56,11 +61,15 @@ __all__ = [
     "GRID_TASKS",
     "HAM_MODELS",
     "HAM_TASKS",
+    "LRA_MODELS",
+    "LRA_PLAN",
     "MEMORY_MODELS",
+    "STEP_TIME_LENGTHS",
     "Cell",
     "default_backend",
     "grid",
     "reproduce",
+    "step_times",
 ]
 
 #: Models of the reproduction grid, in the order of the report's columns.
@@ -92,11 +101,28 @@ HAM_TASKS: tuple[str, ...] = (
 #: The extended grid (``--grid memory-networks``): the classic memory networks (NTM,
 #: DNC, MemN2N, the Universal Transformer) beside NAM-TM on Table 2's tasks.
 MEMORY_MODELS: tuple[str, ...] = ("ntm", "dnc", "memn2n", "ut", "namtm")
+#: The LRA grid (``--grid lra``): Table 1's three encoders, with shared hyperparameters.
+LRA_MODELS: tuple[str, ...] = ("transformer", "nam-transformer", "linear-transformer")
+#: What ``--grid lra --preset NAME`` trains: (ListOps task, preset). Only ``paper`` uses
+#: LRA's lengths (500–2000, with :data:`~namcore.training.presets.LRA_PRESETS`'s
+#: ``lra-paper``); the CPU presets train ``listops-short`` (lengths 32–128).
+LRA_PLAN: dict[str, tuple[str, str]] = {
+    "smoke": ("listops-short", "smoke"),
+    "quick": ("listops-short", "quick"),
+    "paper": ("listops", "lra-paper"),
+}
+#: Padded sequence lengths of :func:`step_times`, by the preset the grid trains with.
+STEP_TIME_LENGTHS: dict[str, tuple[int, ...]] = {
+    "smoke": (32, 64),
+    "quick": (64, 128, 256, 512),
+    "lra-paper": (256, 512, 1024, 2000),
+}
 #: Named grids: default models and tasks of ``namcore reproduce --grid NAME``.
 GRIDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "table2": (GRID_MODELS, GRID_TASKS),
     "ham": (HAM_MODELS, HAM_TASKS),
     "memory-networks": (MEMORY_MODELS, GRID_TASKS),
+    "lra": (LRA_MODELS, ("listops",)),
 }
 
 # Relative cost of a training step, to start the longest cells first.
@@ -303,8 +329,10 @@ def reproduce(
     command : str, optional
         The command line to record in the report.
     grid_name : str
-        ``"table2"`` (:data:`GRID_MODELS` x :data:`GRID_TASKS`, the paper's Table 2) or
-        ``"ham"`` (:data:`HAM_MODELS` x :data:`HAM_TASKS`).
+        ``"table2"`` (:data:`GRID_MODELS` x :data:`GRID_TASKS`, the paper's Table 2),
+        ``"ham"`` (:data:`HAM_MODELS` x :data:`HAM_TASKS`), ``"memory-networks"``, or
+        ``"lra"`` (:data:`LRA_MODELS` on ListOps, Table 1; :data:`LRA_PLAN` picks the
+        task and the preset, and the summary gets ``"step_times"``).
 
     Returns
     -------
@@ -318,6 +346,9 @@ def reproduce(
     TrainingError
         Unknown names, a missing backend, or an ``out`` that is a file.
     """
+    if grid_name == "lra" and preset in LRA_PLAN:
+        task, preset = LRA_PLAN[preset]
+        task_names = [task] if task_names is None else task_names
     asked = grid(models, task_names, grid_name, longest_first=False)  # the report's order
     cells = sorted(asked, key=lambda c: -c.cost)  # longest first
     try:
@@ -376,6 +407,11 @@ def reproduce(
                 list(dict.fromkeys(c.task for c in asked)),
                 list(dict.fromkeys(c.model for c in asked)),
             )
+            if grid_name == "lra":
+                names = list(dict.fromkeys(c.model for c in asked))
+                task = asked[0].task
+                lengths = STEP_TIME_LENGTHS.get(preset, STEP_TIME_LENGTHS["quick"])
+                summary["step_times"] = step_times(names, task, preset, backend, lengths, seed=seed)
             report.write_all(out, summary)
     except OSError as error:
         where = f" ({error.filename})" if error.filename else ""
@@ -433,3 +469,62 @@ def _run_cells(
     finally:
         bar.close()
     return entries, failures
+
+
+def step_times(
+    models: Sequence[str],
+    task: str,
+    preset: str,
+    backend: str,
+    lengths: Sequence[int],
+    *,
+    repeats: int = 3,
+    seed: int = 0,
+) -> dict[str, dict[str, float | None]]:
+    """Seconds per training step of each model, at each padded sequence length.
+
+    Each model gets the config :func:`~namcore.training.presets.model_config` builds
+    for ``task`` and ``preset`` (learned positions widened to the length when needed)
+    and trains on a random batch of the preset's size with every position real: one
+    step to warm up (JAX compiles), then the median of ``repeats`` steps. A length that
+    fails (out of memory) gets None.
+
+    Returns
+    -------
+    dict
+        ``{model: {str(length): seconds or None}}``.
+
+    Examples
+    --------
+    >>> times = step_times(["nam-transformer"], "listops-short", "smoke", "torch", [16])
+    >>> list(times["nam-transformer"]), times["nam-transformer"]["16"] > 0
+    (['16'], True)
+    """
+    p = get_preset(preset)
+    factory = engine_class(backend)
+    rng = np.random.default_rng(seed)
+    vocab = tasks.get(task).vocab_size
+    out: dict[str, dict[str, float | None]] = {}
+    for model in models:
+        base = model_config(model, task, p)
+        out[model] = {}
+        for length in lengths:
+            config = base
+            if getattr(config, "positions", None) == "learned" and config.max_length < length:
+                config = config.replace(max_length=length)
+            inputs = rng.integers(len(tasks.SPECIALS), vocab, size=(p.batch_size, length))
+            mask = np.ones(inputs.shape, dtype=bool)
+            loss_mask = np.zeros(inputs.shape, dtype=bool)
+            loss_mask[:, -2] = True
+            seconds: list[float] = []
+            try:
+                engine = factory(config, p, seed)
+                for step in range(repeats + 1):
+                    start = time.perf_counter()
+                    engine.train_step(inputs, inputs, mask, loss_mask, p.lr, step)
+                    seconds.append(time.perf_counter() - start)
+            except (MemoryError, RuntimeError, ValueError):
+                out[model][str(length)] = None
+                continue
+            out[model][str(length)] = float(np.median(seconds[1:]))
+    return out
