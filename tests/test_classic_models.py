@@ -302,3 +302,30 @@ def test_tiny_overfit(name):
         opt.step()
     with torch.no_grad():
         assert float(loss_now()) < 0.5 * first
+
+
+@pytest.mark.parametrize("name", ["ntm", "dnc", "memn2n", "ut"])
+def test_torch_checkpoint_runs_on_numpy_and_jax(name, tmp_path):
+    """Weights saved by torch load into the NumPy and JAX classes and give the same logits."""
+    torch = pytest.importorskip("torch")
+    jnp = pytest.importorskip("jax.numpy")
+    from namcore.models import entry_for, load
+    from namcore.models import jax as models_jax
+    from namcore.models import numpy as models_numpy
+    from namcore.models import torch as models_torch
+
+    config = CONFIGS[name]
+    class_name = entry_for(config).class_name
+    model = getattr(models_torch, class_name)(config, seed=3)
+    path = tmp_path / f"{name}.safetensors"
+    model.save(path)
+    tokens, mask = sample()
+    with torch.no_grad():
+        expected = model(torch.as_tensor(tokens), torch.as_tensor(mask)).numpy()
+    got = getattr(models_numpy, class_name).from_file(path)(tokens, mask)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    jax_model = getattr(models_jax, class_name)(config)
+    jax_params, loaded = load(path, backend="jax")
+    assert loaded == config
+    y = jax_model.apply(jax_params, jnp.asarray(tokens), jnp.asarray(mask))
+    np.testing.assert_allclose(np.asarray(y), expected, rtol=1e-5, atol=1e-6)
