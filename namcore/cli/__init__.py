@@ -1,5 +1,5 @@
-"""The ``namcore`` command line: ``info``, ``check``, ``train``, ``eval``, ``reproduce`` and
-``export``.
+"""The ``namcore`` command line: ``info``, ``check``, ``train``, ``eval``, ``reproduce``,
+``export`` and ``fewshot``.
 
 :mod:`~namcore.cli.arguments` declares each subcommand's arguments and
 :mod:`~namcore.cli.commands` runs it.
@@ -28,6 +28,8 @@ commands:
           train and score the grid of models x tasks; results beside the paper
   export onnx
           write a trained model's inference graph (or its streaming step) as ONNX
+  fewshot few-shot learning with NAM as the classifier's memory, against the
+          cosine classifier: accuracies and base false positives
 """
 
 _EPILOG = """\
@@ -41,6 +43,7 @@ examples:
   namcore reproduce --preset quick --out runs/repro
   namcore reproduce --preset quick --tasks reduce --models namtm,lstm --out runs/demo
   namcore export onnx runs/r1 --out model.onnx --length 20
+  namcore fewshot --data synthetic --preset quick --backend torch --out runs/fewshot
 """
 
 

@@ -275,5 +275,46 @@ def _add_export(sub: Any) -> None:
     onnx.set_defaults(handler=commands.export)
 
 
+def _add_fewshot(sub: Any) -> None:
+    from namcore.fewshot import DATASETS, FILES, FRAMEWORKS, PRESETS
+
+    fewshot = sub.add_parser(
+        "fewshot",
+        help="few-shot learning: NAM against the cosine classifier (base false positives)",
+        description="Generalized few-shot learning with NAM as the classifier's memory: "
+        "train a feature MLP and a cosine classifier on the base classes, then NAM's "
+        "write/erase generator on episodes, and score both classifiers on the same "
+        "5-way 1-shot and 5-shot test episodes (novel, base and both accuracies and "
+        "base false positives, with 95% confidence intervals). Writes "
+        + ", ".join(f"OUT/{name}" for name in FILES)
+        + ". Errors exit with status 2 and write nothing.",
+    )
+    fewshot.add_argument(
+        "--data", default="synthetic", help=_names(DATASETS) + " (default synthetic)"
+    )
+    fewshot.add_argument("--preset", default="quick", help=_names(PRESETS) + " (default quick)")
+    fewshot.add_argument(
+        "--backend",
+        default="torch",
+        help="training backend, " + _names(FRAMEWORKS) + " (default torch)",
+    )
+    fewshot.add_argument("--out", required=True, help="output folder, e.g. runs/fewshot")
+    fewshot.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    fewshot.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the results of an --out folder that is not empty",
+    )
+    fewshot.set_defaults(handler=commands.fewshot)
+
+
 #: One function per subcommand adding its parser to the subparsers, in help order.
-SUBCOMMANDS = (_add_info, _add_check, _add_train, _add_eval, _add_reproduce, _add_export)
+SUBCOMMANDS = (
+    _add_info,
+    _add_check,
+    _add_train,
+    _add_eval,
+    _add_reproduce,
+    _add_export,
+    _add_fewshot,
+)

@@ -11,7 +11,17 @@ import platform
 import sys
 import time
 
-__all__ = ["check", "evaluate", "export", "fail", "info", "reproduce", "split", "train"]
+__all__ = [
+    "check",
+    "evaluate",
+    "export",
+    "fail",
+    "fewshot",
+    "info",
+    "reproduce",
+    "split",
+    "train",
+]
 
 
 def fail(command: str, message: str) -> int:
@@ -262,4 +272,39 @@ def export(args: argparse.Namespace) -> int:
         print(f"  {title}:")
         for name, (shape, dtype) in items.items():
             print(f"    {name:<13} {dtype:<8} ({', '.join(map(str, shape))})")
+    return 0
+
+
+def fewshot(args: argparse.Namespace) -> int:
+    from namcore.fewshot import run
+    from namcore.training import TrainingError
+    from namcore.training.engine import require_modules
+
+    command = "namcore " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["fewshot"] else None
+    try:
+        require_modules(("tqdm", "matplotlib"), "training", "namcore fewshot")
+        results = run(
+            args.data,
+            args.preset,
+            args.backend,
+            args.out,
+            seed=args.seed,
+            overwrite=args.overwrite,
+            progress=True,
+            command=command,
+        )
+    except (TrainingError, ImportError) as error:
+        return fail("fewshot", str(error).splitlines()[0])
+    except KeyboardInterrupt:
+        print("namcore fewshot: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    for shots, row in results["results"].items():
+        print(f"{shots}:")
+        for method in ("cosine", "nam"):
+            cells = ", ".join(
+                f"{key} {100 * row[method][key]['mean']:.1f} ± {100 * row[method][key]['ci95']:.1f}"
+                for key in ("novel", "base", "both", "base_false_positives")
+            )
+            print(f"  {method:<7} {cells}")
+    print(f"wrote {args.out}/results.json, results.md and fewshot.png ({results['wall_s']:.0f} s)")
     return 0

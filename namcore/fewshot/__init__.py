@@ -242,7 +242,7 @@ def run(
             "queries_per_class": p.queries,
             "base_queries": way * p.queries,
             "episodes": p.episodes,
-            "features": f"MLP {ds.n_pixels}-{p.hidden}-{p.dim} (ReLU)",
+            "features": f"MLP {ds.n_pixels}-{p.hidden}-{p.dim} (ReLU hidden layer)",
             "evaluated_with": "numpy",
         },
         "stage1": {"base_test_accuracy": round(stage1, 5)},

@@ -5,8 +5,8 @@ arrays of one library, so NumPy, PyTorch, JAX and CuPy run the same code. Episod
 are batched: ``B`` episodes, ``S`` support examples, ``Q`` queries, ``C`` base and
 ``N`` novel classes, ``d`` feature dimensions.
 
-- Features: a two-layer ReLU MLP on flattened pixels (the standard has no
-  convolution, so this stands in for the paper's ConvNet).
+- Features: a two-layer MLP on flattened pixels, ReLU between the layers (the
+  standard has no convolution, so this stands in for the paper's ConvNet).
 - Cosine classifier (the baseline): ``scale * cos(feature, w_c)``; the novel weights
   are the means of the unit support features of each class.
 - NAM classifier: the classifier matrix is a NAM memory. Each support example
@@ -101,9 +101,13 @@ def _unit(x: Array, xp: Namespace) -> Any:
 
 
 def features(params: Params, x: Array) -> Any:
-    """Features (..., d) of flattened images (..., pixels): ``relu(relu(x W0 + b0) W1 + b1)``."""
+    """Features (..., d) of flattened images (..., pixels): ``relu(x W0 + b0) W1 + b1``.
+
+    The last layer is linear: features of either sign make unrelated images' cosines
+    small (after a final ReLU every pair of features has a positive cosine).
+    """
     xp = namespace_of(x)
-    return relu(dense(params, "feat.1", relu(dense(params, "feat.0", x, xp), xp), xp), xp)
+    return dense(params, "feat.1", relu(dense(params, "feat.0", x, xp), xp), xp)
 
 
 def cosine_scores(queries: Array, weights: Array, scale: Array | float) -> Any:

@@ -19,6 +19,7 @@ Examples
 
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import dataclass
 
@@ -106,7 +107,7 @@ def render_strokes(strokes: np.ndarray, width: np.ndarray, size: int) -> np.ndar
     Examples
     --------
     >>> img = render_strokes(np.array([[[1.0, 4.0, 6.0, 4.0]]]), np.array([[0.5]]), 8)
-    >>> img.reshape(8, 8)[4, 3].round(3), img.reshape(8, 8)[0, 3].round(3)
+    >>> float(img.reshape(8, 8)[4, 3].round(3)), float(img.reshape(8, 8)[0, 3].round(3))
     (1.0, 0.0)
     """
     ys, xs = np.meshgrid(np.arange(size, dtype=float), np.arange(size, dtype=float), indexing="ij")
@@ -252,8 +253,8 @@ def digits(*, n_base: int = 5, test_fraction: float = 0.3, seed: int = 0) -> Few
     >>> data.n_base, data.n_novel, data.image_shape  # doctest: +SKIP
     (5, 5, (8, 8))
     """
-    try:
-        from sklearn.datasets import load_digits
+    try:  # (imported by name: scikit-learn ships no type information)
+        load_digits = importlib.import_module("sklearn.datasets").load_digits
     except ImportError as error:
         raise ImportError(
             "the digits data set needs scikit-learn, which is not installed: "

@@ -1,8 +1,8 @@
 """Episodes of generalized few-shot learning, their metrics and 95% confidence intervals.
 
-A test episode (:func:`test_episodes`) draws ``way`` novel classes, ``shot`` support
+A test episode (:func:`evaluation_episodes`) draws ``way`` novel classes, ``shot`` support
 and ``queries`` query images of each, and as many base queries (held-out images of
-the base classes). A training episode of stage 2 (:func:`train_episodes`) has no novel
+the base classes). A training episode of stage 2 (:func:`training_episodes`) has no novel
 class to use, so, as in Gidaris & Komodakis, ``way`` base classes play the novel ones
 and are left out of the base weights of that episode.
 
@@ -14,7 +14,7 @@ Examples
 --------
 >>> import numpy as np
 >>> labels = np.repeat(np.arange(4), 10)
->>> ep = test_episodes(labels, np.repeat(np.arange(3), 5), n_episodes=2, way=2, shot=1,
+>>> ep = evaluation_episodes(labels, np.repeat(np.arange(3), 5), n_episodes=2, way=2, shot=1,
 ...                    queries=3, seed=0)
 >>> ep.support.shape, ep.onehot.shape, ep.novel_queries.shape, ep.base_queries.shape
 ((2, 2), (2, 2, 2), (2, 6), (2, 6))
@@ -29,7 +29,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["METRICS", "Episodes", "episode_metrics", "interval", "test_episodes", "train_episodes"]
+__all__ = [
+    "METRICS",
+    "Episodes",
+    "episode_metrics",
+    "interval",
+    "evaluation_episodes",
+    "training_episodes",
+]
 
 #: The metrics of an episode, in report order: accuracy on novel queries among the
 #: novel classes, on base queries among the base classes, on all queries among all
@@ -100,7 +107,7 @@ def _check(by_class: list[np.ndarray], way: int, need: int, what: str) -> None:
         raise ValueError(f"{what}: a class has {smallest} images, an episode needs {need}")
 
 
-def test_episodes(
+def evaluation_episodes(
     novel_labels: np.ndarray,
     base_labels: np.ndarray,
     *,
@@ -134,7 +141,7 @@ def test_episodes(
     return Episodes(s, o, nq, nl, bq, bl)
 
 
-def train_episodes(
+def training_episodes(
     labels: np.ndarray, *, n_episodes: int, way: int, shot: int, queries: int, seed: int, step: int
 ) -> Episodes:
     """Stage-2 episodes from base images: ``way`` base classes act as novel classes.

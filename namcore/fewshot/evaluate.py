@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from .classifier import METHODS, episode_scores, gates
-from .episodes import METRICS, episode_metrics, interval, test_episodes
+from .episodes import METRICS, episode_metrics, evaluation_episodes, interval
 
 __all__ = ["evaluate"]
 
@@ -69,7 +69,7 @@ def evaluate(
         :data:`~namcore.fewshot.episodes.METRICS`, plus ``"gates"``: the mean ``p_write``
         and ``p_erase`` of the NAM generator over the support examples.
     """
-    ep = test_episodes(
+    ep = evaluation_episodes(
         novel[1], base[1], n_episodes=episodes, way=way, shot=shot, queries=queries, seed=seed
     )
     w = np.asarray(params["base.w"], dtype=np.float32)

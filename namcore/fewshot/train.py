@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from .classifier import cosine_scores, cross_entropy, episode_scores, features
-from .episodes import train_episodes
+from .episodes import training_episodes
 
 __all__ = ["FRAMEWORKS", "stage2_batch", "train_stage1", "train_stage2"]
 
@@ -70,6 +70,27 @@ def _fit_torch(
     import torch
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        # These matrices are too small to gain from threads, and on a busy machine the
+        # threads' synchronisation costs ten times the work; restored below.
+        torch.set_num_threads(1)
+    try:
+        return _torch_loop(loss_fn, params, names, batches, device, **kw)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _torch_loop(
+    loss_fn: Loss,
+    params: dict[str, np.ndarray],
+    names: list[str],
+    batches: Batches,
+    device: Any,
+    **kw: Any,
+) -> dict[str, np.ndarray]:
+    import torch
+
     tensors = {
         k: torch.tensor(v, device=device, requires_grad=k in names) for k, v in params.items()
     }
@@ -204,7 +225,7 @@ def stage2_batch(
     {'support': (2, 2, 3), 'onehot': (2, 2, 2), 'queries': (2, 12, 3), 'base': (2, 4, 3),
      'targets': (2, 12, 6)}
     """
-    ep = train_episodes(
+    ep = training_episodes(
         labels, n_episodes=n_episodes, way=way, shot=shot, queries=queries, seed=seed, step=step
     )
     assert ep.base_classes is not None
