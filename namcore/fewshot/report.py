@@ -94,7 +94,7 @@ def plot(results: dict[str, Any], path: str | Path) -> None:
     rows = results["results"]
     keys = list(METRIC_LABELS)
     short = ["novel", "base", "both", "base FP", "novel FP"]
-    fig, axes = plt.subplots(1, len(rows), figsize=(5.2 * len(rows), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(rows), figsize=(5.2 * len(rows), 4.1), squeeze=False)
     width = 0.38
     for ax, (shots, row) in zip(axes[0], rows.items(), strict=True):
         for i, (method, colour) in enumerate((("cosine", "#8c8c8c"), ("nam", "#1f77b4"))):
@@ -108,8 +108,9 @@ def plot(results: dict[str, Any], path: str | Path) -> None:
         ax.set_ylabel("% of queries")
         ax.set_title(f"{results['data']}: {results['setup']['way']}-way {shots}")
         ax.grid(axis="y", alpha=0.3)
-    axes[0][0].legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=2, fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0.0, 0.0, 1.0, 0.92))
     try:
         atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     finally:
