@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -91,6 +92,15 @@ def test_digits_splits_base_and_novel_classes():
     assert total == 1797 and data.base_train_x.shape[1] == 64
     assert 0.0 <= data.base_train_x.min() and data.base_train_x.max() <= 1.0
     assert not set(map(tuple, data.base_train_x[:50])) & set(map(tuple, data.base_test_x))
+
+
+def test_digits_without_scikit_learn_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    with pytest.raises(ImportError, match=r"pip install 'namcore\[fewshot\]'"):
+        digits()
+    with pytest.raises(TrainingError, match=r"needs scikit-learn.*namcore\[fewshot\]"):
+        run("digits", "smoke", "torch")
 
 
 # ------------------------------------------------------------- NAM against namcore.write

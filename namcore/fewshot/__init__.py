@@ -20,6 +20,7 @@ Importing this package imports neither torch nor jax.
 from __future__ import annotations
 
 import importlib.util
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,16 @@ def check_out(out: str | Path, *, overwrite: bool = False) -> None:
         )
 
 
+def _installed(module: str) -> bool:
+    """Whether ``module`` can be imported (one set to None in ``sys.modules`` cannot)."""
+    if module in sys.modules:
+        return sys.modules[module] is not None
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def _check_arguments(data: str, preset: str, backend: str, seed: int) -> FewShotPreset:
     if data not in DATASETS:
         raise TrainingError(f"unknown data set {data!r}; choose from {', '.join(DATASETS)}")
@@ -74,8 +85,8 @@ def _check_arguments(data: str, preset: str, backend: str, seed: int) -> FewShot
         )
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise TrainingError(f"seed must be a non-negative int, got {seed!r}")
-    missing = [m for m in _NEEDS[backend] if importlib.util.find_spec(m) is None]
-    if data == "digits" and importlib.util.find_spec("sklearn") is None:
+    missing = [m for m in _NEEDS[backend] if not _installed(m)]
+    if data == "digits" and not _installed("sklearn"):
         raise TrainingError(
             "the digits data set needs scikit-learn, which is not installed: "
             "pip install 'namcore[fewshot]'"
