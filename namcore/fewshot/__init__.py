@@ -151,8 +151,8 @@ def run(
     dict
         The contents of ``results.json``: the settings, stage 1's base accuracy and,
         per shot count, each method's metrics (``mean`` and ``ci95``) and NAM's mean
-        gates. ``"params"`` is not in it; see :mod:`namcore.fewshot.train` to train
-        parameters directly.
+        gates. The trained parameters are not kept; :mod:`namcore.fewshot.train`
+        trains and returns them.
 
     Raises
     ------
