@@ -13,9 +13,10 @@ from namcore.models import ModelConfig
 from namcore.models import jax as models_jax
 
 from .engine import active_hook
+from .errors import TrainingError
 from .presets import Preset
 
-__all__ = ["JAXEngine"]
+__all__ = ["JAXEngine", "JAXShardedEngine"]
 
 _BUCKET = 8  # pad batches to a multiple of this width: fewer shapes, fewer compilations
 # The optimiser state of runs written while the schedule lived in the optax chain: its
@@ -145,7 +146,7 @@ class JAXEngine:
         runs with the arrays the hook draws for ``step`` (for the bucketed width) and
         adds the hook's loss.
         """
-        x, y, m, lm = _inputs(inputs, targets, mask, loss_mask)
+        x, y, m, lm = self._place(_inputs(inputs, targets, mask, loss_mask))
         drawn: dict[str, Any] = {}
         if self.hook is not None:
             shape = (int(x.shape[0]), int(x.shape[1]))
@@ -157,6 +158,10 @@ class JAXEngine:
             self.params_, self.opt_state, x, y, m, lm, jnp.float32(lr), drawn
         )
         return float(loss), float(acc)
+
+    def _place(self, arrays: list[Any]) -> list[Any]:
+        """Where a step's arrays go: as they are (one device)."""
+        return arrays
 
     def predict(self, inputs: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Predicted token ids (N, L)."""
@@ -203,3 +208,43 @@ class JAXEngine:
             for name, leaf in zip(names, leaves, strict=True)
         ]
         self.opt_state = jax.tree_util.tree_unflatten(treedef, restored)
+
+
+class JAXShardedEngine(JAXEngine):
+    """:class:`JAXEngine` with each batch's rows split over ``n_devices`` devices.
+
+    Parameters and the optimiser state are replicated on a one-axis mesh ``("data",)``
+    of the first ``n_devices`` devices; XLA inserts the reductions of the loss and the
+    gradients, so a step is the one-device step up to rounding. See
+    :mod:`namcore.training.distributed`.
+    """
+
+    def __init__(self, config: ModelConfig, preset: Preset, seed: int, n_devices: int) -> None:
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+        devices = jax.devices()[:n_devices]
+        if len(devices) < n_devices:
+            raise TrainingError(f"--nproc {n_devices}: JAX sees only {len(devices)} device(s)")
+        mesh = Mesh(np.array(devices), ("data",))
+        self._replicated = NamedSharding(mesh, PartitionSpec())
+        self._rows = NamedSharding(mesh, PartitionSpec("data"))
+        self.n_devices = n_devices
+        super().__init__(config, preset, seed)
+        self._replicate()
+
+    def _replicate(self) -> None:
+        self.params_ = jax.device_put(self.params_, self._replicated)
+        self.opt_state = jax.device_put(self.opt_state, self._replicated)
+
+    def _place(self, arrays: list[Any]) -> list[Any]:
+        rows = int(arrays[0].shape[0])
+        if rows % self.n_devices:
+            raise TrainingError(
+                f"the batch of {rows} rows does not split over {self.n_devices} devices"
+            )
+        return [jax.device_put(a, self._rows) for a in arrays]
+
+    def load(self, params: dict[str, np.ndarray], optimizer: dict[str, np.ndarray]) -> None:
+        """Restore as :meth:`JAXEngine.load`, then replicate over the mesh."""
+        super().load(params, optimizer)
+        self._replicate()

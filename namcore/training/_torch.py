@@ -11,9 +11,10 @@ from namcore.models import ModelConfig, entry_for
 from namcore.models import torch as models_torch
 
 from .engine import active_hook
+from .errors import TrainingError
 from .presets import Preset
 
-__all__ = ["TorchEngine"]
+__all__ = ["TorchDDPEngine", "TorchEngine"]
 
 
 class TorchEngine:
@@ -150,3 +151,65 @@ class TorchEngine:
             raise ValueError(f"unknown optimizer state entries: {sorted(expected)[:3]}")
         full = self.optimizer.state_dict()
         self.optimizer.load_state_dict({"state": state, "param_groups": full["param_groups"]})
+
+
+class TorchDDPEngine(TorchEngine):
+    """:class:`TorchEngine` as one rank of a ``DistributedDataParallel`` group.
+
+    Every rank gets the whole batch (the same ``(seed, step)`` draw) and trains on its
+    contiguous share of the rows. A share's loss is its summed token cross-entropy
+    divided by the *global* token count, times the world size (which DDP's gradient
+    averaging divides out), so the gradient is the one-process gradient. Models with
+    a loss hook are refused. See :mod:`namcore.training.distributed`.
+    """
+
+    def __init__(self, config: ModelConfig, preset: Preset, seed: int) -> None:
+        super().__init__(config, preset, seed)
+        if self.hook is not None:
+            raise TrainingError(
+                f"data-parallel training does not support {type(config).__name__}'s loss "
+                "hook yet; train it with --nproc 1"
+            )
+        import torch.distributed as dist
+
+        self.rank, self.world = dist.get_rank(), dist.get_world_size()
+        # Wrapped at the first step, which every rank reaches together (the wrapper's
+        # construction is a collective), after rank 0's restored state is loaded.
+        self.ddp: torch.nn.Module | None = None
+
+    def train_step(
+        self,
+        inputs: np.ndarray,
+        targets: np.ndarray,
+        mask: np.ndarray,
+        loss_mask: np.ndarray,
+        lr: float,
+        step: int = 0,
+    ) -> tuple[float, float]:
+        """One synchronised Adam step; the global (cross-entropy, sequence accuracy)."""
+        import torch.distributed as dist
+
+        rows = inputs.shape[0]
+        if rows % self.world:
+            raise TrainingError(f"the batch of {rows} rows does not split over {self.world} ranks")
+        part = slice(self.rank * rows // self.world, (self.rank + 1) * rows // self.world)
+        total = max(int(loss_mask.sum()), 1)
+        x, y, m, lm = (self._tensor(a[part]) for a in (inputs, targets, mask, loss_mask))
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.model.train()
+        if self.ddp is None:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.ddp = DistributedDataParallel(self.model)
+        logits = self.ddp(x, m)
+        summed = torch.nn.functional.cross_entropy(logits[lm].float(), y[lm], reduction="sum")
+        self.optimizer.zero_grad(set_to_none=True)
+        (summed * (self.world / total)).backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.preset.clip)
+        self.optimizer.step()
+        with torch.no_grad():
+            correct = ((logits.argmax(-1) == y) | ~lm).all(dim=1).sum()
+            stats = torch.stack([summed.detach().double(), correct.double()]).cpu()
+        dist.all_reduce(stats)
+        return float(stats[0]) / total, float(stats[1]) / rows

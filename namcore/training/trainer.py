@@ -22,6 +22,7 @@ import numpy as np
 from namcore import models, tasks
 from namcore.models import config_from_dict
 
+from . import distributed
 from .data import best_split, check_seed, eval_sets, train_batch
 from .engine import (
     FRAMEWORKS,
@@ -152,6 +153,7 @@ def train(
     stop_after: int | None = None,
     eval_every: int | None = None,
     progress: bool = True,
+    nproc: int = 1,
 ) -> list[dict[str, Any]]:
     """Train ``model`` on ``task`` with ``backend``, writing the run folder ``out``.
 
@@ -182,6 +184,11 @@ def train(
         Override the preset's evaluation (and checkpoint) interval; stored with the run.
     progress : bool
         Show a tqdm progress bar with the loss and training accuracy.
+    nproc : int
+        Data-parallel ways (:mod:`~namcore.training.distributed`): torch processes in
+        a gloo/NCCL group (under ``torchrun``, the group it launched), or JAX devices.
+        Each step's batch is split by rows, so the metrics equal a one-way run's up to
+        rounding; rank 0 alone writes the folder.
 
     Returns
     -------
@@ -206,14 +213,31 @@ def train(
     require_modules(("safetensors", "tqdm") if progress else ("safetensors",), backend, "training")
     folder = RunFolder(out)
     args = (folder, task, model, backend, preset, seed, steps, resume, eval_every)
-    _plan(*args)  # refuse what can be refused before anything is written
-    factory = engine_class(backend)
+    if backend == "torch" and nproc != 1 and not distributed.join_torchrun():
+        _plan(*args)  # refuse what can be refused before starting processes
+        options = {"preset": preset, "seed": seed, "steps": steps, "resume": resume}
+        options |= {"stop_after": stop_after, "eval_every": eval_every, "progress": progress}
+        kwargs = {"task": task, "model": model, "backend": backend, "out": out, **options}
+        return distributed.launch_torch(nproc, train, {**kwargs, "nproc": nproc})  # type: ignore[no-any-return]
+    if backend == "jax":
+        distributed.prepare_jax(nproc)
+    factory = distributed.engine_factory(backend, engine_class(backend), nproc)
+    if distributed.rank() != 0:
+        return distributed.follow(factory, task)
+    handoff = distributed.Handoff()
     try:
+        _plan(*args)  # refuse what can be refused before anything is written
         with folder.lock():
             plan = _plan(*args)  # again: another process may have written meanwhile
-            return _train_locked(folder, factory, plan, task, model, steps, stop_after, progress)
+            return _train_locked(
+                folder, factory, plan, task, model, steps, stop_after, progress, handoff
+            )
     except OSError as error:
+        handoff.fail(error)
         raise TrainingError(_os_error(folder, error)) from None
+    except BaseException as error:
+        handoff.fail(error)
+        raise
 
 
 def _train_locked(
@@ -225,6 +249,7 @@ def _train_locked(
     steps: int | None,
     stop_after: int | None,
     progress: bool,
+    handoff: distributed.Handoff,
 ) -> list[dict[str, Any]]:
     """The part of :func:`train` that runs with the folder's lock held."""
     run, config = plan.run, plan.config
@@ -250,6 +275,7 @@ def _train_locked(
     }
     folder.begin(description, state.step)
     end = run.steps if stop_after is None else min(run.steps, stop_after)
+    handoff.send(run, config, state.step, max(end, state.step), engine)
     return _loop(engine, folder, config, task, model, run, state, end, progress)
 
 
