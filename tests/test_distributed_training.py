@@ -114,3 +114,13 @@ def test_jax_without_enough_devices_names_the_flag(tmp_path):
     with pytest.raises(TrainingError, match="xla_force_host_platform_device_count"):
         train("reduce", "lstm", "jax", tmp_path / "run", preset="smoke", nproc=wanted)
     assert not (tmp_path / "run").exists()
+
+
+def test_cli_refuses_a_bad_nproc(tmp_path, capsys):
+    from namcore.cli import main
+
+    args = ["train", "--task", "reduce", "--model", "lstm", "--backend", "torch"]
+    code = main([*args, "--preset", "smoke", "--out", str(tmp_path / "r"), "--nproc", "0"])
+    assert code == 2
+    assert "--nproc must be a positive integer, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

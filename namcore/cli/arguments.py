@@ -137,6 +137,14 @@ def _add_train(sub: Any) -> None:
     train.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
     )
+    train.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        help="data-parallel ways: torch processes (gloo on CPU, NCCL on GPUs; under "
+        "torchrun, its group) or JAX devices (host devices on a CPU); each step's batch "
+        "is split, so results match --nproc 1 (default 1)",
+    )
     train.set_defaults(handler=commands.train)
 
 

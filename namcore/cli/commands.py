@@ -47,6 +47,7 @@ def train(args: argparse.Namespace) -> int:
             seed=args.seed,
             steps=args.steps,
             resume=args.resume,
+            nproc=args.nproc,
         )
     except TrainingError as error:
         return fail("train", str(error))
