@@ -235,6 +235,12 @@ def _add_reproduce(sub: Any) -> None:
         default=None,
         help="runs trained at once, one process each (default: CPUs, at most 4)",
     )
+    repro.add_argument(
+        "--scheduler",
+        default=None,
+        help="run each cell as a task on the dask.distributed cluster at this address "
+        "(tcp://HOST:PORT; --out must be on a filesystem every worker sees)",
+    )
     repro.set_defaults(handler=commands.reproduce)
 
 

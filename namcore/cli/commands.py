@@ -99,6 +99,7 @@ def reproduce(args: argparse.Namespace) -> int:
             jobs=args.jobs,
             command=command,
             grid_name=args.grid,
+            scheduler=args.scheduler,
         )
     except TrainingError as error:
         return fail("reproduce", str(error))

@@ -31,7 +31,14 @@ from .data import split_task
 from .errors import TrainingError
 from .scoring import Counts, length_counts, merge_counts
 
-__all__ = ["CONNECT_TIMEOUT", "check_scheduler", "chunk_seed", "score_chunk", "score_splits"]
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "check_scheduler",
+    "chunk_seed",
+    "connect",
+    "score_chunk",
+    "score_splits",
+]
 
 #: Seconds to wait for a scheduler given by address to answer before giving up.
 CONNECT_TIMEOUT = 5.0
@@ -148,7 +155,7 @@ def _probe(address: str, protocol: str, host: str, port: int) -> None:
         raise _not_a_scheduler(address, "answered in something other than Dask's protocol")
 
 
-def _connect(address: str) -> Any:
+def connect(address: str) -> Any:
     """A ``Client`` of the scheduler at ``address``, or ``TrainingError`` within seconds."""
     from distributed import Client
 
@@ -242,7 +249,7 @@ def _compute(jobs: list[Any], scheduler: Any, progress: bool) -> list[Counts]:
     from distributed import Client
     from distributed import progress as show_progress
 
-    client = scheduler if isinstance(scheduler, Client) else _connect(scheduler)
+    client = scheduler if isinstance(scheduler, Client) else connect(scheduler)
     try:
         futures = client.compute(jobs)
         if progress:

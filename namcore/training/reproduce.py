@@ -45,7 +45,7 @@ from namcore._io import atomic_write
 from namcore.models import names as model_names
 from namcore.models import parameter_count
 
-from . import report, reproduce_folder
+from . import dask_eval, report, reproduce_folder
 from .data import check_seed
 from .engine import FRAMEWORKS, engine_class, require_backend, require_modules
 from .errors import TrainingError
@@ -303,6 +303,7 @@ def reproduce(
     progress: bool = True,
     command: str | None = None,
     grid_name: str = "table2",
+    scheduler: str | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate every cell of the grid, then write the report into ``out``.
 
@@ -333,6 +334,11 @@ def reproduce(
         ``"ham"`` (:data:`HAM_MODELS` x :data:`HAM_TASKS`), ``"memory-networks"``, or
         ``"lra"`` (:data:`LRA_MODELS` on ListOps, Table 1; :data:`LRA_PLAN` picks the
         task and the preset, and the summary gets ``"step_times"``).
+    scheduler : str, optional
+        Address of a ``dask.distributed`` scheduler (``tcp://HOST:PORT``): each cell
+        runs as one task on its workers instead of in local processes (``jobs`` is
+        then ignored), with the same resuming and report. ``out`` must be on a
+        filesystem every worker sees.
 
     Returns
     -------
@@ -364,6 +370,8 @@ def reproduce(
     eval_backend = eval_backend or backend
     require_backend(backend)
     require_eval_backend(eval_backend, "--eval-backend")
+    if scheduler is not None:
+        dask_eval.check_scheduler(scheduler, "--scheduler")  # a malformed address, at once
     require_modules(("safetensors", "tqdm", "matplotlib"), backend, "namcore reproduce")
     jobs = min(4, os.cpu_count() or 1) if jobs is None else jobs
     if jobs < 1:
@@ -378,7 +386,7 @@ def reproduce(
             (out / "runs").mkdir(exist_ok=True)
             args = (str(out), backend, eval_backend, preset, seed)
             start = time.perf_counter()
-            entries, failures = _run_cells(cells, args, jobs, progress)
+            entries, failures = _run_cells(cells, args, jobs, progress, scheduler)
             # report rows and columns in the order asked for (the grid's by default)
             order = {c: i for i, c in enumerate(asked)}
             entries.sort(key=lambda e: order.get(Cell(e["task"], e["model"]), len(order)))
@@ -396,6 +404,7 @@ def reproduce(
                 "versions": versions,
                 "seed": seed,
                 "jobs": jobs,
+                **({"scheduler": scheduler} if scheduler else {}),
                 "machine": _machine(),
                 "wall_s": round(time.perf_counter() - start, 1),
                 "runs": entries,
@@ -423,10 +432,14 @@ def reproduce(
 
 
 def _run_cells(
-    cells: list[Cell], args: tuple[str, str, str, str, int], jobs: int, progress: bool
+    cells: list[Cell],
+    args: tuple[str, str, str, str, int],
+    jobs: int,
+    progress: bool,
+    scheduler: str | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
-    """Run every cell, ``jobs`` at a time; the entries of those that worked, and the
-    failures (one line each) of the others."""
+    """Run every cell, ``jobs`` at a time (or as tasks of the Dask ``scheduler``); the
+    entries of those that worked, and the failures (one line each) of the others."""
     from tqdm import tqdm
 
     entries: list[dict[str, Any]] = []
@@ -447,7 +460,9 @@ def _run_cells(
         bar.update(1)
 
     try:
-        if jobs == 1 or len(cells) == 1:
+        if scheduler is not None:
+            _run_on_dask(cells, args, scheduler, finished)
+        elif jobs == 1 or len(cells) == 1:
             for cell in cells:
                 try:
                     finished(cell, _run_cell(cell, *args, progress=progress), None)
@@ -469,6 +484,36 @@ def _run_cells(
     finally:
         bar.close()
     return entries, failures
+
+
+def _run_on_dask(
+    cells: list[Cell],
+    args: tuple[str, str, str, str, int],
+    scheduler: str,
+    finished: Any,
+) -> None:
+    """Each cell as one task of the cluster at ``scheduler``; ``finished`` as each ends.
+
+    The workers write the run folders under ``out`` themselves, so ``out`` must be on a
+    filesystem they all see. Ctrl-C cancels the tasks not yet done.
+    """
+    from distributed import as_completed
+
+    client = dask_eval.connect(scheduler)
+    try:
+        futures = {
+            client.submit(_run_cell, cell, *args, progress=False, pure=False): cell
+            for cell in cells
+        }
+        try:
+            for future in as_completed(futures):
+                failure = future.exception() if future.status == "error" else None
+                finished(futures[future], None if failure else future.result(), failure)
+        except BaseException:
+            client.cancel(list(futures))
+            raise
+    finally:
+        client.close()
 
 
 def step_times(
