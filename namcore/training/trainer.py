@@ -186,7 +186,8 @@ def train(
         Show a tqdm progress bar with the loss and training accuracy.
     nproc : int
         Data-parallel ways (:mod:`~namcore.training.distributed`): torch processes in
-        a gloo/NCCL group (under ``torchrun``, the group it launched), or JAX devices.
+        a gloo/NCCL group, or JAX devices. Under ``torchrun`` (``WORLD_SIZE`` set) the
+        process joins the group ``torchrun`` made, whatever ``nproc`` says.
         Each step's batch is split by rows, so the metrics equal a one-way run's up to
         rounding; rank 0 alone writes the folder.
 
@@ -213,7 +214,8 @@ def train(
     require_modules(("safetensors", "tqdm") if progress else ("safetensors",), backend, "training")
     folder = RunFolder(out)
     args = (folder, task, model, backend, preset, seed, steps, resume, eval_every)
-    if backend == "torch" and nproc != 1 and not distributed.join_torchrun():
+    joined = backend == "torch" and distributed.join_torchrun()  # under torchrun: its group
+    if backend == "torch" and nproc != 1 and not joined:
         _plan(*args)  # refuse what can be refused before starting processes
         options = {"preset": preset, "seed": seed, "steps": steps, "resume": resume}
         options |= {"stop_after": stop_after, "eval_every": eval_every, "progress": progress}
