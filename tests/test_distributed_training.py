@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -124,3 +125,24 @@ def test_cli_refuses_a_bad_nproc(tmp_path, capsys):
     assert code == 2
     assert "--nproc must be a positive integer, got 0" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_torchrun_launches_the_same_run(tmp_path):
+    pytest.importorskip("torch")
+    torchrun = Path(sys.executable).parent / "torchrun"
+    if not torchrun.exists():
+        pytest.skip("torchrun is not installed next to this Python")
+    one = train(progress=False, **common(tmp_path, "one", "torch", eval_every=5))  # the CLI's
+    launch = [str(torchrun), "--standalone", "--nproc-per-node", "2", "-m", "namcore.cli"]
+    args = ["--task", "reduce", "--model", "lstm", "--backend", "torch", "--preset", "smoke"]
+    result = subprocess.run(
+        [*launch, "train", *args, "--steps", "20", "--out", str(tmp_path / "two")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = (tmp_path / "two" / "metrics.jsonl").read_text()
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert_same_metrics(lines, one)
