@@ -84,6 +84,14 @@ def test_other_depths_and_arities():
         check_expression(text, label, 4, 60, max_depth=3, max_args=3)
 
 
+@pytest.mark.parametrize("length", [4, 5, 32, 101])
+def test_an_exact_length_is_reachable(length):
+    # the early rejection must never drop a tree that ends exactly at max_length
+    pairs = listops.generate(12, seed=1, min_length=length, max_length=length)
+    for text, label in pairs:
+        check_expression(text, label, length, length)
+
+
 def test_deterministic_per_seed_and_deduplicated():
     a = listops.generate(50, seed=9, min_length=20, max_length=80)
     assert a == listops.generate(50, seed=9, min_length=20, max_length=80)

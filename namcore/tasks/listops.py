@@ -107,14 +107,17 @@ def _tree(draw: _Uniforms, max_length: int, max_depth: int, max_args: int):
     its ``]``, so the tree is abandoned as soon as that lower bound is too long)."""
     tokens: list[int] = []
     stack: list[list] = []  # per open operator: [op, children still to draw, values]
-    pending = 0  # the fewest tokens the open operators still need
+    # The fewest tokens the open operators still need: a value per missing child and a
+    # "]" each, less one per open operator below the root (its parent counted it as a
+    # missing child, but its own first token is already written).
+    pending = 0
     while True:
         if len(stack) + 1 < max_depth and draw() >= _VALUE_P:
             op = 10 + int(draw() * 4)
             children = 2 + int(draw() * (max_args - 1))
             tokens.append(op)
+            pending += children + (1 if not stack else 0)
             stack.append([op, children, []])
-            pending += children + 1
         else:
             value = int(draw() * 10)
             tokens.append(value)
@@ -127,7 +130,7 @@ def _tree(draw: _Uniforms, max_length: int, max_depth: int, max_args: int):
                     break
                 stack.pop()
                 tokens.append(_CLOSE)
-                pending -= 1
+                pending -= 1 if not stack else 0
                 value = _apply(frame[0], frame[2])
             else:
                 return tokens, value
@@ -148,7 +151,7 @@ def _samples(
     out: list[tuple[tuple[int, ...], int]] = []
     while len(out) < n:
         tree = _tree(draw, max_length, max_depth, max_args)
-        if tree is None or len(tree[0]) < min_length:
+        if tree is None or not min_length <= len(tree[0]) <= max_length:
             continue
         key = tuple(tree[0])
         if key not in seen:
