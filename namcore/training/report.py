@@ -231,6 +231,17 @@ def _fit_title_and_legend(fig: Any, title: str, handles: list[Any], labels: list
     fig.tight_layout(rect=(0, min(0.5, bottom + 0.01), 1, 1))
 
 
+def _binned(points: dict[int, float], lo: int, hi: int, n: int = 8) -> dict[float, float]:
+    """Mean accuracy over each of ``n`` equal ranges of ``lo..hi``, at their centres."""
+    out = {}
+    for i in range(n):
+        a, b = lo + (hi + 1 - lo) * i // n, lo + (hi + 1 - lo) * (i + 1) // n
+        values = [v for length, v in points.items() if a <= length < b]
+        if values:
+            out[(a + b - 1) / 2] = sum(values) / len(values)
+    return out
+
+
 def plot(summary: dict[str, Any], path: str | Path) -> None:
     """Write ``accuracy_vs_length.png``: one panel per task, one line per model."""
     import matplotlib
@@ -249,6 +260,8 @@ def plot(summary: dict[str, Any], path: str | Path) -> None:
         ax.axvspan(lo - 0.5, hi + 0.5, color="0.9", label="training lengths")
         for entry in (e for e in summary["runs"] if e["task"] == task):
             points = by_length(entry)
+            if hi - lo > 60:  # ListOps: too many lengths to draw one by one
+                points = _binned(points, lo, hi)
             ax.plot(
                 list(points),
                 [100 * v for v in points.values()],
@@ -293,7 +306,7 @@ def speedups(summary: dict[str, Any]) -> dict[str, dict[str, float | None]]:
     {'transformer': {'64': 1.0}, 'nam-transformer': {'64': 2.0}}
     """
     times = summary.get("step_times") or {}
-    base = times.get("transformer", {})
+    base = times.get("transformer") or {}
     return {
         model: {
             length: base[length] / t if t and base.get(length) else None
@@ -303,38 +316,33 @@ def speedups(summary: dict[str, Any]) -> dict[str, dict[str, float | None]]:
     }
 
 
-def _ratio(value: float | None) -> str:
+def _ratio(value: float | None) -> str:  # a speed relative to the softmax Transformer
     return "—" if value is None else f"{value:.2f}x"
 
 
 def lra_markdown(summary: dict[str, Any]) -> str:
     """``results.md`` of the ``lra`` grid: our ListOps numbers beside the paper's Table 1."""
-    runs = {e["model"]: e for e in summary["runs"]}
-    models = list(runs)
+    runs, paper = {e["model"]: e for e in summary["runs"]}, TABLE1["listops"]
     task = summary["runs"][0]["task"] if summary["runs"] else "listops"
     lo, hi = tasks.splits(task)["test"]
-    times = summary.get("step_times") or {}
-    ratios = speedups(summary)
+    times, ratios = summary.get("step_times") or {}, speedups(summary)
     longest = max((int(n) for t in times.values() for n in t), default=None)
-    paper = TABLE1["listops"]
     base_s = runs.get("transformer", {}).get("train_s")
     lines = [
         *_settings(summary, "Table 1: LRA ListOps"),
         f"- Task `{task}`: expressions of {lo}–{hi} tokens (LRA's: 500–2000; the paper's "
         "runs: up to 1,000 or 2,000), labels 0–9 read at one answer position",
         "",
-        "Accuracy in percent (the checkpoint with the best validation accuracy). Speed is "
-        "the softmax Transformer's time per training step divided by the model's, from "
-        f"the step-time measurement at length {longest} and from the whole training "
-        "run (evaluation and data generation included); the paper's (in parentheses) was "
-        "measured on an RTX 3080 at LRA's lengths.",
+        "Accuracy in percent (the checkpoint with the best validation accuracy). Speed: the "
+        "softmax Transformer's time per training step over the model's, measured at length "
+        f"{longest} and over the whole run (evaluation and data included); the paper's (in "
+        "parentheses) is from an RTX 3080 at LRA's lengths.",
         "",
         "| Model | Test acc. | Val acc. | Speed at "
         f"{longest} | Speed, whole run | Parameters | Training time | Best step |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for model in models:
-        e = runs[model]
+    for model, e in runs.items():
         ref = paper.get(model)
         test = _percent(e["splits"].get("test", {}).get("accuracy"))
         test = f"**{test}**" + (f" ({ref['accuracy']:g})" if ref else "")
@@ -358,12 +366,10 @@ def lra_markdown(summary: dict[str, Any]) -> str:
             "|---|" + "---|" * len(times),
         ]
         for n in lengths:
-            cells = []
-            for model, by_n in times.items():
-                t = by_n.get(str(n))
-                cells.append(
-                    "failed" if t is None else f"{1000 * t:.0f} ({_ratio(ratios[model][str(n)])})"
-                )
+            cells = [
+                "failed" if t is None else f"{1000 * t:.0f} ({_ratio(ratios[m][str(n)])})"
+                for m, t in ((m, by_n.get(str(n))) for m, by_n in times.items())
+            ]
             lines.append(f"| {n} | " + " | ".join(cells) + " |")
     if summary.get("failures"):
         lines += ["", "Runs that failed:", ""]
@@ -381,17 +387,11 @@ def plot_step_times(summary: dict[str, Any], path: str | Path) -> None:
     fig, ax = plt.subplots(figsize=(5.6, 3.9))
     for model, by_n in summary["step_times"].items():
         points = sorted((int(n), t) for n, t in by_n.items() if t is not None)
-        xs, ys = [n for n, _ in points], [t for _, t in points]
-        ax.plot(xs, ys, marker="o", label=model_label(model))
+        ax.plot(*zip(*points, strict=True), marker="o", label=model_label(model))
     ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("sequence length (tokens)")
-    ax.set_ylabel("seconds per training step")
-    ax.set_title(
-        f"{summary['backend']}, preset {summary['preset']}, batch "
-        f"{summary['preset_values']['batch_size']}",
-        fontsize=10,
-    )
+    ax.set(yscale="log", xlabel="sequence length (tokens)", ylabel="seconds per training step")
+    batch = summary["preset_values"]["batch_size"]
+    ax.set_title(f"{summary['backend']}, preset {summary['preset']}, batch {batch}", fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(frameon=False)
     fig.tight_layout()
