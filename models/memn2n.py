@@ -30,7 +30,7 @@ from namcore._typing import Array
 from . import layers as L
 from . import spec as P
 from .classic_config import MemN2NConfig
-from .transformer import positions
+from .transformer import sequence_positions
 
 __all__ = ["forward", "specs"]
 
@@ -49,12 +49,7 @@ def forward(params: L.Params, tokens: Array, mask: Array = None, *, config: MemN
     """Logits ``(B, L, output_size)`` of a MemN2N for integer ``tokens`` (B, L)."""
     ctx, mask = L.context(params, tokens, mask, "MemN2N")
     xp = ctx.xp
-    length = tokens.shape[1]
-    if length is None:  # a symbolic length (ndonnx graph input): count the positions
-        index = xp.cumulative_sum(xp.ones_like(tokens[0, :])) - 1
-    else:
-        index = xp.arange(length, device=ctx.device)
-    where = positions(index, config.d_model, xp, ctx.dtype)[None, ...]
+    where = sequence_positions(tokens, config.d_model, ctx)
     tables = [L.embed(params, f"embed.{k}", tokens, xp) + where for k in range(config.n_hops + 1)]
     keys_mask = mask[:, None, :]
     u = tables[0]

@@ -32,6 +32,7 @@ __all__ = [
     "forward_nam",
     "forward_softmax",
     "positions",
+    "sequence_positions",
     "softmax_attention",
     "specs",
     "stream_state",
@@ -78,6 +79,19 @@ def positions(index: Array, d: int, xp: Namespace, dtype: Any) -> Any:
     angle = xp.astype(index, dtype)[:, None] * freq[None, :]
     both = xp.stack([xp.sin(angle), xp.cos(angle)], axis=-1)  # interleave sin, cos
     return xp.reshape(both, (-1, d))
+
+
+def sequence_positions(tokens: Array, d: int, ctx: L.Context) -> Any:
+    """Sinusoidal embeddings ``(1, L, d)`` of the positions of ``tokens`` (B, L).
+
+    A symbolic length (an ndonnx graph input) is counted from the tokens instead.
+    """
+    xp = ctx.xp
+    if tokens.shape[1] is None:
+        index = xp.cumulative_sum(xp.ones_like(tokens[0, :])) - 1
+    else:
+        index = xp.arange(tokens.shape[1], device=ctx.device)
+    return positions(index, d, xp, ctx.dtype)[None, ...]
 
 
 def _embed(

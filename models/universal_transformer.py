@@ -31,7 +31,7 @@ from . import layers as L
 from . import spec as P
 from .classic_config import UniversalTransformerConfig
 from .entry import LossHook
-from .transformer import block, block_specs, positions, softmax_attention
+from .transformer import block, block_specs, positions, sequence_positions, softmax_attention
 
 __all__ = ["PONDER", "forward", "specs"]
 
@@ -66,12 +66,7 @@ def forward(
     ctx, mask = L.context(params, tokens, mask, "UniversalTransformer")
     xp = ctx.xp
     d = config.d_model
-    length = tokens.shape[1]
-    if length is None:  # a symbolic length (ndonnx graph input): count the positions
-        index = xp.cumulative_sum(xp.ones_like(tokens[0, :])) - 1
-    else:
-        index = xp.arange(length, device=ctx.device)
-    where = positions(index, d, xp, ctx.dtype)[None, ...]
+    where = sequence_positions(tokens, d, ctx)
     steps = positions(xp.arange(config.max_steps, device=ctx.device), d, xp, ctx.dtype)
     state = L.embed(params, "embed", tokens, xp)
     zeros = xp.zeros_like(state[..., 0])

@@ -171,18 +171,16 @@ def jax_attention(
     *,
     mesh: Any,
     axis: str,
-    p_write: Array | float | None = None,
-    p_erase: Array | float | None = None,
-    p_read: Array | float | None = None,
-    decay: Array | float | None = None,
-    mask: Array | None = None,
     state: Array | None = None,
+    **options: Any,
 ) -> Any:
     """Causal attention with the sequence sharded over the mesh axis ``axis`` (``jax.shard_map``).
 
-    ``q``, ``k``, ``v`` are whole ``(..., L, d)`` JAX arrays, per-token arguments
-    ``(..., L)``; ``L`` must divide evenly by the axis size. Returns ``y`` sharded the
-    same way along the sequence. Works under ``jax.jit`` and ``jax.grad``.
+    ``q``, ``k``, ``v`` are whole ``(..., L, d)`` JAX arrays; ``options`` are those of
+    :func:`attention` (``p_write``, ``p_erase``, ``p_read``, ``decay``, ``mask``), per-token
+    arrays ``(..., L)`` or floats; ``L`` must divide evenly by the axis size. Returns
+    ``y`` sharded the same way along the sequence. Works under ``jax.jit`` and
+    ``jax.grad``.
     """
     import jax
     from jax.sharding import PartitionSpec
@@ -192,31 +190,11 @@ def jax_attention(
         names[x.ndim + sequence_axis] = axis
         return PartitionSpec(*names)
 
-    per_token = {
-        name: value
-        for name, value in {
-            "p_write": p_write,
-            "p_erase": p_erase,
-            "p_read": p_read,
-            "decay": decay,
-            "mask": mask,
-        }.items()
-        if value is not None and not isinstance(value, int | float)
-    }
-    constants = {
-        name: value
-        for name, value in {
-            "p_write": p_write,
-            "p_erase": p_erase,
-            "p_read": p_read,
-            "decay": decay,
-        }.items()
-        if isinstance(value, int | float) and not isinstance(value, bool)
-    }
+    per_token = {n: x for n, x in options.items() if x is not None and hasattr(x, "ndim")}
+    constants = {n: x for n, x in options.items() if n not in per_token}
     arrays = {"q": q, "k": k, "v": v, **per_token}
     specs = {name: spec(x, -2 if name in "qkv" else -1) for name, x in arrays.items()}
     replicated = {} if state is None else {"state": state}
-    replicated_specs = {name: PartitionSpec() for name in replicated}
 
     def local(sharded: dict[str, Any], whole: dict[str, Any]) -> Any:
         rest = {name: x for name, x in sharded.items() if name not in ("q", "k", "v")}
@@ -234,7 +212,7 @@ def jax_attention(
     mapped = jax.shard_map(
         local,
         mesh=mesh,
-        in_specs=(specs, replicated_specs),
+        in_specs=(specs, {name: PartitionSpec() for name in replicated}),
         out_specs=spec(v, -2),
         check_vma=False,
     )
