@@ -146,3 +146,37 @@ def test_torchrun_launches_the_same_run(tmp_path):
     text = (tmp_path / "two" / "metrics.jsonl").read_text()
     lines = [json.loads(line) for line in text.splitlines()]
     assert_same_metrics(lines, one)
+
+
+def test_a_rank_that_dies_stops_the_others_with_one_line(tmp_path):
+    pytest.importorskip("torch")
+    script = tmp_path / "die.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import os, time
+            import torch.distributed as dist
+            from namcore.training import TrainingError
+            from namcore.training.distributed import launch_torch
+
+            def work(**kwargs):
+                if dist.get_rank() == 1:
+                    os._exit(3)  # killed mid-run, no exception
+                dist.barrier()  # rank 0 waits for a rank that never comes
+                return []
+
+            if __name__ == "__main__":
+                start = time.time()
+                try:
+                    launch_torch(2, work, {})
+                except TrainingError as error:
+                    print(f"{time.time() - start:.0f}", error)
+            """
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300
+    )
+    seconds, message = result.stdout.strip().splitlines()[-1].split(" ", 1)
+    assert message.startswith("rank 1 of 2 died (exit code 3)"), message
+    assert int(seconds) < 120  # not the group's 30-minute timeout
