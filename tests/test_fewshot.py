@@ -266,6 +266,9 @@ def _check_report(out, backend):
                 cell = row[method][metric]
                 assert 0.0 <= cell["mean"] <= 1.0 and cell["ci95"] >= 0.0
                 assert cell["episodes"] == 12
+        for metric, diff in row["nam_minus_cosine"].items():  # the paired difference
+            expect = row["nam"][metric]["mean"] - row["cosine"][metric]["mean"]
+            assert math.isclose(diff["mean"], expect, abs_tol=2e-5) and diff["ci95"] >= 0.0
     assert "Base false positives" in (out / "results.md").read_text()
     assert (out / "fewshot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     return results

@@ -308,5 +308,10 @@ def fewshot(args: argparse.Namespace) -> int:
                 for key in ("novel", "base", "both", "base_false_positives")
             )
             print(f"  {method:<7} {cells}")
+        diff = row["nam_minus_cosine"]["base_false_positives"]
+        print(
+            f"  NAM - cosine, base false positives: {100 * diff['mean']:+.1f} "
+            f"± {100 * diff['ci95']:.1f} (paired)"
+        )
     print(f"wrote {args.out}/results.json, results.md and fewshot.png ({results['wall_s']:.0f} s)")
     return 0

@@ -14,6 +14,8 @@ Examples
 >>> out = evaluate(p, base, novel, way=5, shot=1, queries=2, episodes=10, seed=0)
 >>> sorted(out["cosine"]), out["nam"]["novel"]["episodes"]
 (['base', 'base_false_positives', 'both', 'novel', 'novel_false_positives'], 10)
+>>> sorted(out)
+['cosine', 'gates', 'nam', 'nam_minus_cosine']
 """
 
 from __future__ import annotations
@@ -66,8 +68,9 @@ def evaluate(
     dict
         ``{method: {metric: {"mean", "ci95", "episodes"}}}`` for each method of
         :data:`~namcore.fewshot.classifier.METHODS` and metric of
-        :data:`~namcore.fewshot.episodes.METRICS`, plus ``"gates"``: the mean ``p_write``
-        and ``p_erase`` of the NAM generator over the support examples.
+        :data:`~namcore.fewshot.episodes.METRICS`; ``"nam_minus_cosine"``: the same for
+        the per-episode difference of the two (a paired interval); and ``"gates"``: the
+        mean ``p_write`` and ``p_erase`` of the NAM generator over the support examples.
     """
     ep = evaluation_episodes(
         novel[1], base[1], n_episodes=episodes, way=way, shot=shot, queries=queries, seed=seed
@@ -103,6 +106,13 @@ def evaluate(
         for key in METRICS:
             mean, half = interval(np.concatenate(per[method][key]))
             out[method][key] = {"mean": mean, "ci95": half, "episodes": episodes}
+    # Both methods score the same episodes: the interval of their per-episode
+    # difference is narrower than either method's own and tells whether they differ.
+    out["nam_minus_cosine"] = {}
+    for key in METRICS:
+        diff = np.concatenate(per["nam"][key]) - np.concatenate(per["cosine"][key])
+        mean, half = interval(diff)
+        out["nam_minus_cosine"][key] = {"mean": mean, "ci95": half, "episodes": episodes}
     out["gates"] = {
         "p_write": round(float(np.mean(np.concatenate(p_w))), 4),
         "p_erase": round(float(np.mean(np.concatenate(p_e))), 4),

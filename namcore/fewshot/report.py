@@ -52,7 +52,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"{results['preset']} preset, {results['backend']})",
         "",
         f"Generalized {setup['way']}-way few-shot episodes: mean over test episodes "
-        "± the half-width of its 95% confidence interval, in percent.",
+        "± the half-width of its 95% confidence interval, in percent. Both classifiers "
+        "score the same episodes; the last column is their per-episode difference "
+        "with its own (paired) interval.",
         "",
     ]
     for shots, row in results["results"].items():
@@ -62,8 +64,12 @@ def markdown(results: dict[str, Any]) -> str:
         ]
         for key, label in METRIC_LABELS.items():
             cos, nam = row["cosine"][key], row["nam"][key]
-            delta = 100 * (nam["mean"] - cos["mean"])
-            lines.append(f"| {label} | {_cell(cos)} | {_cell(nam)} | {delta:+.2f} |")
+            diff = row.get("nam_minus_cosine", {}).get(key)
+            if diff is None:
+                delta = f"{100 * (nam['mean'] - cos['mean']):+.2f}"
+            else:
+                delta = f"{100 * diff['mean']:+.2f} ± {100 * diff['ci95']:.2f}"
+            lines.append(f"| {label} | {_cell(cos)} | {_cell(nam)} | {delta} |")
         episodes = row["cosine"]["novel"].get("episodes")
         gates = row.get("gates", {})
         lines += [
