@@ -76,7 +76,7 @@ def transition(
     ``(..., d_v, d_k)`` is the memory the shard writes from zero; ``A``
     ``(..., d_k, d_k)`` is ``None`` (the identity) without erase and decay.
     """
-    options = {"p_write": p_write, "p_erase": p_erase, "decay": decay, "mask": mask}
+    options: dict[str, Any] = {"p_write": p_write, "p_erase": p_erase, "decay": decay, "mask": mask}
     _, written = _attention(q, k, v, causal=True, return_state=True, **options)
     if not _needs_transition(p_erase, decay):
         return None, written
@@ -153,7 +153,7 @@ def attention(
     y : array (..., L_shard, d_v)
         Equal, up to rounding, to this shard's rows of the unsharded causal attention.
     """
-    options = {"p_write": p_write, "p_erase": p_erase, "decay": decay, "mask": mask}
+    options: dict[str, Any] = {"p_write": p_write, "p_erase": p_erase, "decay": decay, "mask": mask}
     products, written = transition(q, k, v, **options)
     all_written = gather(written)
     all_products = None if products is None else gather(products)

@@ -220,7 +220,7 @@ def train(
         options = {"preset": preset, "seed": seed, "steps": steps, "resume": resume}
         options |= {"stop_after": stop_after, "eval_every": eval_every, "progress": progress}
         kwargs = {"task": task, "model": model, "backend": backend, "out": out, **options}
-        return distributed.launch_torch(nproc, train, {**kwargs, "nproc": nproc})  # type: ignore[no-any-return]
+        return distributed.launch_torch(nproc, train, {**kwargs, "nproc": nproc})
     if backend == "jax":
         distributed.prepare_jax(nproc)
     factory = distributed.engine_factory(backend, engine_class(backend), nproc)
