@@ -99,6 +99,8 @@ def _worker(index: int, nproc: int, folder: str, train: Callable[..., Any], kwar
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     if torch.cuda.is_available():
         torch.cuda.set_device(index % torch.cuda.device_count())
+    else:  # the cores split between the ranks, as torchrun's OMP_NUM_THREADS=1 intends
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // nproc))
     dist.init_process_group(
         backend,
         init_method=f"file://{folder}/store",
