@@ -114,7 +114,7 @@ LRA_PLAN: dict[str, tuple[str, str]] = {
 #: Padded sequence lengths of :func:`step_times`, by the preset the grid trains with.
 STEP_TIME_LENGTHS: dict[str, tuple[int, ...]] = {
     "smoke": (32, 64),
-    "quick": (64, 128, 256, 512),
+    "quick": (64, 128, 256, 512, 1024),
     "lra-paper": (256, 512, 1024, 2000),
 }
 #: Named grids: default models and tasks of ``namcore reproduce --grid NAME``.
