@@ -37,14 +37,18 @@ if __name__ == "__main__":
 """
 
 
-def timed(backend: str, model: str, task: str, steps: int, nproc: int, folder: str) -> dict:
+def timed(
+    backend: str, model: str, task: str, steps: int, nproc: int, threads: int | None, folder: str
+) -> dict:
     script = os.path.join(folder, "run.py")
     with open(script, "w") as handle:
         handle.write(textwrap.dedent(RUN))
     env = dict(os.environ)
     if backend == "jax":
         env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={nproc}"
-    out = os.path.join(folder, f"{backend}-{nproc}")
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)  # torch's intra-op threads
+    out = os.path.join(folder, f"{backend}-{nproc}-{threads}")
     args = [backend, model, task, str(steps), str(nproc), out]
     result = subprocess.run(
         [sys.executable, script, *args], capture_output=True, text=True, env=env, check=True
@@ -61,25 +65,31 @@ def main() -> None:
     from tqdm import tqdm
 
     rows = []
+    # torch: one process with its default threads (all cores) and with one thread, then
+    # two ranks (namcore gives each rank cores // ranks threads, here one).
+    cases = [("torch", 1, None), ("torch", 1, 1), ("torch", 2, None), ("jax", 1, None)]
+    cases.append(("jax", 2, None))
     with tempfile.TemporaryDirectory() as folder:
-        cases = [(b, n) for b in ("torch", "jax") for n in (1, 2)]
-        for backend, nproc in tqdm(cases, desc="data-parallel runs", unit="run"):
-            result = timed(backend, args.model, args.task, args.steps, nproc, folder)
-            rows.append((backend, nproc, result))
+        for backend, nproc, threads in tqdm(cases, desc="data-parallel runs", unit="run"):
+            result = timed(backend, args.model, args.task, args.steps, nproc, threads, folder)
+            rows.append((backend, nproc, threads, result))
     load = os.getloadavg()[0]
     print(
         f"{args.model} on {args.task}, quick preset (batch 64), {args.steps} steps, "
         f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
         f"load average {load:.1f} at the end; includes start-up and compilation\n"
     )
-    print("| engine | ways | train time (s) | steps/s | ÷ 1 way | final loss |")
-    print("|---|---|---|---|---|---|")
-    for backend, nproc, result in rows:
-        one = next(r for b, n, r in rows if b == backend and n == 1)
+    print("| engine | ways | torch threads per way | time (s) | steps/s | speed-up | final loss |")
+    print("|---|---|---|---|---|---|---|")
+    for backend, nproc, threads, result in rows:
+        one = next(r for b, n, t, r in rows if b == backend and n == 1 and t is None)
         rate = args.steps / result["seconds"]
         speed = one["seconds"] / result["seconds"]
+        per_way = (
+            "—" if backend == "jax" else str(threads or max(1, (os.cpu_count() or 1) // nproc))
+        )
         print(
-            f"| {backend} | {nproc} | {result['seconds']:.1f} | {rate:.1f} | "
+            f"| {backend} | {nproc} | {per_way} | {result['seconds']:.1f} | {rate:.1f} | "
             f"{speed:.2f}x | {result['loss']:.4f} |"
         )
 

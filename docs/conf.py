@@ -35,6 +35,8 @@ exclude_patterns = [
     "benchmarks/*.md",
     "results/results.md",
     "results/ham-results.md",
+    "results/memory-networks-results.md",
+    "results/fewshot/*/results.md",
     "_templates/**",
     # docs/examples/ holds example packages (the plug-in of models/plugins.md): source
     # code that pages show with {literalinclude}, not pages.

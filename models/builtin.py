@@ -98,11 +98,15 @@ def _transformer_config(
     cls: type[NAMTransformerConfig] | type[TransformerBaselineConfig],
 ) -> Callable[[Task, Preset], ModelConfig]:
     def make(task: Task, preset: Preset) -> NAMTransformerConfig | TransformerBaselineConfig:
+        # Learned positions must cover the longest sample: a length parameter n gives at
+        # most 2n + 3 tokens in namcore's tasks (512 covers all but ListOps).
+        longest = max(high for _, high in task.splits.values())
         return cls(
             vocab_size=task.vocab_size,
             d_model=preset.d_model,
             n_heads=preset.n_heads,
             n_layers=preset.n_layers,
+            max_length=max(512, 2 * longest + 8),
         )
 
     return make

@@ -36,7 +36,7 @@ from .linear_config import LinearTransformerConfig
 
 # The embedding and the head are the NAM Transformer's own (CLS token, positions,
 # classifier); they are private there, shared here to keep one definition of each.
-from .transformer import _embed, _head
+from .transformer import embed_inputs, output_head
 
 __all__ = ["elu_plus_one", "forward", "linear_attention", "specs"]
 
@@ -101,11 +101,11 @@ def forward(
     """Linear Transformer logits: ``(B, L, output_size)``, or ``(B, n_classes)``."""
     ctx, mask = L.context(params, tokens, mask, "LinearTransformer")
     xp = ctx.xp
-    x, mask = _embed(params, tokens, mask, ctx, config, 0)
+    x, mask = embed_inputs(params, tokens, mask, ctx, config, 0)
 
     def attend(q: Array, k: Array, v: Array) -> Any:
         return linear_attention(q, k, v, mask, xp, causal=config.causal, eps=config.eps)
 
     for i in range(config.n_layers):
         x = transformer.block(params, f"blocks.{i}", x, xp, config.n_heads, attend)
-    return _head(params, L.layer_norm(params, "norm", x, xp), mask, ctx, config)
+    return output_head(params, L.layer_norm(params, "norm", x, xp), mask, ctx, config)

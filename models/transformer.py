@@ -28,9 +28,11 @@ from .config import NAMTransformerConfig, TransformerBaselineConfig, _Transforme
 
 __all__ = [
     "block",
+    "embed_inputs",
     "block_specs",
     "forward_nam",
     "forward_softmax",
+    "output_head",
     "positions",
     "sequence_positions",
     "softmax_attention",
@@ -94,7 +96,7 @@ def sequence_positions(tokens: Array, d: int, ctx: L.Context) -> Any:
     return positions(index, d, xp, ctx.dtype)[None, ...]
 
 
-def _embed(
+def embed_inputs(
     params: L.Params,
     tokens: Array,
     mask: Array,
@@ -186,9 +188,10 @@ def block(params: L.Params, prefix: str, x: Array, xp: Namespace, n_heads: int, 
     )
 
 
-def _head(
+def output_head(
     params: L.Params, x: Array, mask: Array, ctx: L.Context, config: _TransformerConfig
 ) -> Any:
+    """Per-token logits of the final states ``x``, or a classifier's (CLS or masked mean)."""
     xp = ctx.xp
     if config.n_classes is None:
         return L.dense(params, "head.out", x[:, 1:, :] if config.cls else x, xp)
@@ -222,7 +225,7 @@ def forward_nam(
             "(NAMTransformerConfig(causal=True))"
         )
     offset, memories = (0, (None,) * config.n_layers) if state is None else state
-    x, mask = _embed(params, tokens, mask, ctx, config, offset)
+    x, mask = embed_inputs(params, tokens, mask, ctx, config, offset)
     heads_mask = mask[:, None, :]  # broadcast over the heads by namcore.attention
     new_memories = []
 
@@ -235,7 +238,7 @@ def forward_nam(
         new_memories.append(memory)
         return y
 
-    logits = _head(params, _encode(params, x, mask, ctx, config, attend), mask, ctx, config)
+    logits = output_head(params, _encode(params, x, mask, ctx, config, attend), mask, ctx, config)
     if return_state:
         return logits, (offset + tokens.shape[1], tuple(new_memories))
     return logits
@@ -246,7 +249,7 @@ def forward_softmax(
 ) -> Any:
     """Softmax Transformer baseline logits, shaped as :func:`forward_nam`'s."""
     ctx, mask = L.context(params, tokens, mask, "TransformerBaseline")
-    x, mask = _embed(params, tokens, mask, ctx, config, 0)
+    x, mask = embed_inputs(params, tokens, mask, ctx, config, 0)
     y = _encode(
         params,
         x,
@@ -255,7 +258,7 @@ def forward_softmax(
         config,
         lambda i, q, k, v: softmax_attention(q, k, v, mask, ctx.xp),
     )
-    return _head(params, y, mask, ctx, config)
+    return output_head(params, y, mask, ctx, config)
 
 
 def stream_state(config: NAMTransformerConfig) -> dict[str, tuple[tuple[int | str, ...], str]]:

@@ -93,7 +93,7 @@ def transition(
 def incoming_state(
     products: Array | None, written: Array, index: Any, state: Array | None = None
 ) -> Array:
-    """The memory shard ``index`` receives: the maps of shards ``0 .. index - 1`` folded.
+    """The memory shard ``index`` receives: the maps of the shards before it, folded.
 
     ``products`` ``(n, ..., d_k, d_k)`` (or ``None``, all identities) and ``written``
     ``(n, ..., d_v, d_k)`` stack every shard's :func:`transition`; ``state`` is the

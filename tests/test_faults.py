@@ -342,7 +342,7 @@ def test_reproduce_workers_exit_with_their_parent(tmp_path):
     script = textwrap.dedent(
         """
         import os, sys, time
-        from namcore.training.reproduce import _pool
+        from namcore.training.cells import _pool
 
         pool = _pool(1)
         print(pool.submit(os.getpid).result(), flush=True)

@@ -9,10 +9,11 @@ import pytest
 
 from namcore.cli import main
 from namcore.training import reproduce
+from namcore.training.lra import LRA_MODELS, LRA_PLAN, STEP_TIME_LENGTHS
 from namcore.training.paper import TABLE1, TABLE1_MODELS
 from namcore.training.presets import get_preset
 from namcore.training.report import lra_markdown, speedups
-from namcore.training.reproduce import GRIDS, LRA_MODELS, LRA_PLAN, STEP_TIME_LENGTHS
+from namcore.training.reproduce import GRIDS
 
 pytest.importorskip("torch")
 pytest.importorskip("matplotlib")

@@ -60,6 +60,8 @@ def test_names_and_get():
         "stack",
         "queue",
         "priority-queue",
+        "listops",
+        "listops-short",
     )
     for name in tasks.NAMES:
         task = tasks.get(name)

@@ -189,7 +189,7 @@ def _add_reproduce(sub: Any) -> None:
 
     repro = sub.add_parser(
         "reproduce",
-        help="train and score a grid of models x tasks; report beside Table 2",
+        help="train and score a grid of models x tasks; report beside Table 2 (Table 1 for lra)",
         description="Train every model on every task (one run folder each under OUT/runs, "
         "resumable), score them, and write OUT/results.md (our sequence accuracy "
         "beside the paper's Table 2), OUT/results.json and "

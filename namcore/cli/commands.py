@@ -109,8 +109,9 @@ def reproduce(args: argparse.Namespace) -> int:
     print()
     print(console_table(summary))
     print(
-        f"\nwrote {args.out}/results.md, results.json and accuracy_vs_length.png "
-        f"({summary['wall_s'] / 60:.1f} min)"
+        f"\nwrote {args.out}/results.md, results.json, accuracy_vs_length.png"
+        + (" and step_time_vs_length.png" if "step_times" in summary else "")
+        + f" ({summary['wall_s'] / 60:.1f} min)"
     )
     for failure in summary["failures"]:
         print(f"FAILED {failure['task']}/{failure['model']}: {failure['error']}", file=sys.stderr)

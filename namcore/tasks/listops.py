@@ -92,7 +92,8 @@ class _Uniforms:
     """Uniform numbers drawn from ``rng`` in blocks (one Python call per number is slow)."""
 
     def __init__(self, rng: np.random.Generator) -> None:
-        self.rng, self.block, self.i = rng, [], 0
+        self.rng, self.i = rng, 0
+        self.block: list[float] = []
 
     def __call__(self) -> float:
         if self.i == len(self.block):

@@ -259,7 +259,7 @@ def plot(summary: dict[str, Any], path: str | Path) -> None:
         lo, hi = tasks.splits(task)["train"]
         ax.axvspan(lo - 0.5, hi + 0.5, color="0.9", label="training lengths")
         for entry in (e for e in summary["runs"] if e["task"] == task):
-            points = by_length(entry)
+            points: dict[Any, float] = by_length(entry)
             if hi - lo > 60:  # ListOps: too many lengths to draw one by one
                 points = _binned(points, lo, hi)
             ax.plot(

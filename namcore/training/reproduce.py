@@ -24,36 +24,25 @@ Examples
 
 from __future__ import annotations
 
-import json
-import multiprocessing
-import multiprocessing.connection
 import os
 import platform
-import signal
-import threading
 import time
-from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from namcore import backends, tasks
-from namcore._io import atomic_write
 from namcore.models import names as model_names
-from namcore.models import parameter_count
 
 from . import dask_eval, report, reproduce_folder
+from .cells import run_cells
 from .data import check_seed
-from .engine import FRAMEWORKS, engine_class, require_backend, require_modules
+from .engine import FRAMEWORKS, require_backend, require_modules
 from .errors import TrainingError
-from .evaluate import evaluate, require_eval_backend
+from .evaluate import require_eval_backend
 from .lock import FolderLock
-from .presets import get_preset, model_config
-from .run_folder import RunFolder
-from .trainer import train
+from .lra import LRA_MODELS, LRA_PLAN, STEP_TIME_LENGTHS, step_times
+from .presets import get_preset
 
 __all__ = [
     "GRIDS",
@@ -61,15 +50,11 @@ __all__ = [
     "GRID_TASKS",
     "HAM_MODELS",
     "HAM_TASKS",
-    "LRA_MODELS",
-    "LRA_PLAN",
     "MEMORY_MODELS",
-    "STEP_TIME_LENGTHS",
     "Cell",
     "default_backend",
     "grid",
     "reproduce",
-    "step_times",
 ]
 
 #: Models of the reproduction grid, in the order of the report's columns.
@@ -101,22 +86,6 @@ HAM_TASKS: tuple[str, ...] = (
 #: The extended grid (``--grid memory-networks``): the classic memory networks (NTM,
 #: DNC, MemN2N, the Universal Transformer) beside NAM-TM on Table 2's tasks.
 MEMORY_MODELS: tuple[str, ...] = ("ntm", "dnc", "memn2n", "ut", "namtm")
-#: The LRA grid (``--grid lra``): Table 1's three encoders, with shared hyperparameters.
-LRA_MODELS: tuple[str, ...] = ("transformer", "nam-transformer", "linear-transformer")
-#: What ``--grid lra --preset NAME`` trains: (ListOps task, preset). Only ``paper`` uses
-#: LRA's lengths (500–2000, with :data:`~namcore.training.presets.LRA_PRESETS`'s
-#: ``lra-paper``); the CPU presets train ``listops-short`` (lengths 32–128).
-LRA_PLAN: dict[str, tuple[str, str]] = {
-    "smoke": ("listops-short", "smoke"),
-    "quick": ("listops-short", "quick"),
-    "paper": ("listops", "lra-paper"),
-}
-#: Padded sequence lengths of :func:`step_times`, by the preset the grid trains with.
-STEP_TIME_LENGTHS: dict[str, tuple[int, ...]] = {
-    "smoke": (32, 64),
-    "quick": (64, 128, 256, 512, 1024),
-    "lra-paper": (256, 512, 1024, 2000),
-}
 #: Named grids: default models and tasks of ``namcore reproduce --grid NAME``.
 GRIDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "table2": (GRID_MODELS, GRID_TASKS),
@@ -221,75 +190,6 @@ def _machine() -> dict[str, Any]:
     }
 
 
-def _run_cell(
-    cell: Cell, out: str, backend: str, eval_backend: str, preset: str, seed: int, progress: bool
-) -> dict[str, Any]:
-    """Train (or resume) one cell, score it, and return its entry of ``results.json``."""
-    folder = RunFolder(Path(out) / "runs" / cell.name)
-    run_dir = folder.path
-    timing = run_dir / "timing.json"
-    spent = json.loads(timing.read_text())["train_s"] if timing.exists() else 0.0
-    start = time.perf_counter()
-    train(
-        cell.task,
-        cell.model,
-        backend,
-        run_dir,
-        preset=preset,
-        seed=seed,
-        resume=folder.is_run(),
-        progress=progress,
-    )
-    spent += time.perf_counter() - start
-    atomic_write(timing, (json.dumps({"train_s": round(spent, 1)}) + "\n").encode())
-    scores = evaluate(run_dir, eval_backend)
-    run = folder.read_run()
-    return {
-        "task": cell.task,
-        "model": cell.model,
-        "run_dir": str(run_dir),
-        "steps": run["steps"],
-        "best_step": folder.recorded_state()["best_step"],
-        "train_s": round(spent, 1),
-        "parameters": parameter_count(model_config(cell.model, cell.task, preset)),
-        "splits": scores["splits"],
-        "checkpoint": scores["checkpoint"],
-    }
-
-
-def _watch_parent() -> None:
-    """In a pool worker: ignore Ctrl-C (the parent stops its workers) and exit as soon
-    as the parent process ends, however it ends (a ``SIGKILL`` included)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    parent = multiprocessing.parent_process()
-    if parent is None:
-        return
-
-    def watch() -> None:
-        multiprocessing.connection.wait([parent.sentinel])
-        os._exit(1)
-
-    threading.Thread(target=watch, name="namcore-parent-watch", daemon=True).start()
-
-
-def _pool(jobs: int) -> ProcessPoolExecutor:
-    """Worker processes that exit with this one (:func:`_watch_parent`)."""
-    context = multiprocessing.get_context("spawn")  # JAX and torch do not survive fork
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_watch_parent)
-
-
-def _stop(pool: ProcessPoolExecutor) -> None:
-    """Cancel what has not started and end the workers now (Ctrl-C in the parent)."""
-    terminate = getattr(pool, "terminate_workers", None)  # Python >= 3.14
-    if terminate is not None:
-        terminate()
-        return
-    processes = list((getattr(pool, "_processes", None) or {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
-    for process in processes:
-        process.terminate()
-
-
 def reproduce(
     out: str | os.PathLike[str],
     *,
@@ -386,7 +286,7 @@ def reproduce(
             (out / "runs").mkdir(exist_ok=True)
             args = (str(out), backend, eval_backend, preset, seed)
             start = time.perf_counter()
-            entries, failures = _run_cells(cells, args, jobs, progress, scheduler)
+            entries, failures = run_cells(cells, args, jobs, progress, scheduler)
             # report rows and columns in the order asked for (the grid's by default)
             order = {c: i for i, c in enumerate(asked)}
             entries.sort(key=lambda e: order.get(Cell(e["task"], e["model"]), len(order)))
@@ -429,147 +329,3 @@ def reproduce(
             "(finished runs are kept)"
         ) from None
     return summary
-
-
-def _run_cells(
-    cells: list[Cell],
-    args: tuple[str, str, str, str, int],
-    jobs: int,
-    progress: bool,
-    scheduler: str | None = None,
-) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
-    """Run every cell, ``jobs`` at a time (or as tasks of the Dask ``scheduler``); the
-    entries of those that worked, and the failures (one line each) of the others."""
-    from tqdm import tqdm
-
-    entries: list[dict[str, Any]] = []
-    failures: list[dict[str, str]] = []
-    bar = tqdm(
-        total=len(cells), desc="reproduce", unit="run", disable=not progress, dynamic_ncols=True
-    )
-
-    def finished(cell: Cell, entry: dict[str, Any] | None, error: BaseException | None) -> None:
-        if error is not None:
-            message = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-            failures.append({**asdict(cell), "error": message})
-            bar.write(f"{cell.name}: FAILED {message}")
-        else:
-            assert entry is not None
-            entries.append(entry)
-            bar.write(f"{cell.name}: " + report.one_line(entry))
-        bar.update(1)
-
-    try:
-        if scheduler is not None:
-            _run_on_dask(cells, args, scheduler, finished)
-        elif jobs == 1 or len(cells) == 1:
-            for cell in cells:
-                try:
-                    finished(cell, _run_cell(cell, *args, progress=progress), None)
-                except Exception as error:  # one failed cell must not lose the others
-                    finished(cell, None, error)
-        else:
-            pool = _pool(jobs)
-            try:
-                futures: dict[Future[dict[str, Any]], Cell] = {
-                    pool.submit(_run_cell, cell, *args, progress=False): cell for cell in cells
-                }
-                for future in as_completed(futures):
-                    failure = future.exception()
-                    finished(futures[future], None if failure else future.result(), failure)
-            except BaseException:
-                _stop(pool)
-                raise
-            pool.shutdown()
-    finally:
-        bar.close()
-    return entries, failures
-
-
-def _run_on_dask(
-    cells: list[Cell],
-    args: tuple[str, str, str, str, int],
-    scheduler: str,
-    finished: Any,
-) -> None:
-    """Each cell as one task of the cluster at ``scheduler``; ``finished`` as each ends.
-
-    The workers write the run folders under ``out`` themselves, so ``out`` must be on a
-    filesystem they all see. Ctrl-C cancels the tasks not yet done.
-    """
-    from distributed import as_completed
-
-    client = dask_eval.connect(scheduler)
-    try:
-        futures = {
-            client.submit(_run_cell, cell, *args, progress=False, pure=False): cell
-            for cell in cells
-        }
-        try:
-            for future in as_completed(futures):
-                failure = future.exception() if future.status == "error" else None
-                finished(futures[future], None if failure else future.result(), failure)
-        except BaseException:
-            client.cancel(list(futures))
-            raise
-    finally:
-        client.close()
-
-
-def step_times(
-    models: Sequence[str],
-    task: str,
-    preset: str,
-    backend: str,
-    lengths: Sequence[int],
-    *,
-    repeats: int = 3,
-    seed: int = 0,
-) -> dict[str, dict[str, float | None]]:
-    """Seconds per training step of each model, at each padded sequence length.
-
-    Each model gets the config :func:`~namcore.training.presets.model_config` builds
-    for ``task`` and ``preset`` (learned positions widened to the length when needed)
-    and trains on a random batch of the preset's size with every position real: one
-    step to warm up (JAX compiles), then the median of ``repeats`` steps. A length that
-    fails (out of memory) gets None.
-
-    Returns
-    -------
-    dict
-        ``{model: {str(length): seconds or None}}``.
-
-    Examples
-    --------
-    >>> times = step_times(["nam-transformer"], "listops-short", "smoke", "torch", [16])
-    >>> list(times["nam-transformer"]), times["nam-transformer"]["16"] > 0
-    (['16'], True)
-    """
-    p = get_preset(preset)
-    factory = engine_class(backend)
-    rng = np.random.default_rng(seed)
-    vocab = tasks.get(task).vocab_size
-    out: dict[str, dict[str, float | None]] = {}
-    for model in models:
-        base = model_config(model, task, p)
-        out[model] = {}
-        for length in lengths:
-            config = base
-            if getattr(config, "positions", None) == "learned" and config.max_length < length:
-                config = config.replace(max_length=length)
-            inputs = rng.integers(len(tasks.SPECIALS), vocab, size=(p.batch_size, length))
-            mask = np.ones(inputs.shape, dtype=bool)
-            loss_mask = np.zeros(inputs.shape, dtype=bool)
-            loss_mask[:, -2] = True
-            seconds: list[float] = []
-            try:
-                engine = factory(config, p, seed)
-                for step in range(repeats + 1):
-                    start = time.perf_counter()
-                    engine.train_step(inputs, inputs, mask, loss_mask, p.lr, step)
-                    seconds.append(time.perf_counter() - start)
-            except (MemoryError, RuntimeError, ValueError):
-                out[model][str(length)] = None
-                continue
-            out[model][str(length)] = float(np.median(seconds[1:]))
-    return out
