@@ -127,7 +127,7 @@ def cross_entropy(xp: Any, logits: Any, targets: Any) -> Any:
 
 
 def lstm_layer_params(d: int) -> dict[str, np.ndarray]:
-    from namcore.models import params as P
+    from namcore.models import spec as P
 
     specs = P.recurrent("lstm", "lstm", d, d)
     return {
