@@ -152,9 +152,11 @@ def _merge(y: Array, xp: Namespace, heads: int) -> Any:
     return xp.reshape(xp.permute_dims(y, (0, 2, 1, 3)), (-1, length, heads * y.shape[3]))
 
 
-def softmax_attention(q: Array, k: Array, v: Array, mask: Array, xp: Namespace) -> Any:
-    """Scaled dot-product attention of heads ``(B, H, L, d_head)``; ``mask (B, L)``: real keys."""
-    d_head = q.shape[-1]
+def softmax_attention(q: Array, k: Array, v: Array, mask: Array, xp: Namespace, d_head: int) -> Any:
+    """Scaled dot-product attention of heads ``(B, H, L, d_head)``; ``mask (B, L)``: real keys.
+
+    ``d_head`` is given, since a symbolic array (an ndonnx graph input) may not know it.
+    """
     scores = xp.matmul(q, xp.matrix_transpose(k)) / math.sqrt(d_head)
     scores = xp.where(mask[:, None, None, :], scores, xp.full_like(scores, -1e30))
     return xp.matmul(L.softmax(scores, xp), v)
@@ -256,7 +258,7 @@ def forward_softmax(
         mask,
         ctx,
         config,
-        lambda i, q, k, v: softmax_attention(q, k, v, mask, ctx.xp),
+        lambda i, q, k, v: softmax_attention(q, k, v, mask, ctx.xp, config.d_head),
     )
     return output_head(params, y, mask, ctx, config)
 

@@ -74,7 +74,7 @@ def forward(
     output = xp.zeros_like(state)
 
     def attend(q: Array, k: Array, v: Array) -> Any:
-        return softmax_attention(q, k, v, mask, xp)
+        return softmax_attention(q, k, v, mask, xp, d // config.n_heads)
 
     for s in range(config.max_steps):
         state = state + where + steps[s, :]

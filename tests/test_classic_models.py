@@ -191,7 +191,7 @@ def test_act_runs_every_step_when_halting_never_comes():
             state + where + steps[s],
             np,
             config.n_heads,
-            lambda q, k, v: softmax_attention(q, k, v, real, np),
+            lambda q, k, v: softmax_attention(q, k, v, real, np, config.d_model // config.n_heads),
         )
     mean = state.mean(-1, keepdims=True)
     normed = (state - mean) / np.sqrt(((state - mean) ** 2).mean(-1, keepdims=True) + 1e-5)

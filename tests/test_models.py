@@ -398,7 +398,7 @@ def test_softmax_baseline_attention_equals_torch_sdpa():
     q, k, v = (rng.normal(size=(2, 3, 5, 4)) for _ in range(3))
     mask = np.ones((2, 5), dtype=bool)
     mask[1, 3:] = False
-    ours = transformer._softmax_attention(q, k, v, mask, np, 4)
+    ours = transformer.softmax_attention(q, k, v, mask, np, 4)
     t = [torch.from_numpy(a) for a in (q, k, v)]
     theirs = torch.nn.functional.scaled_dot_product_attention(
         *t, attn_mask=torch.from_numpy(mask)[:, None, None, :]
