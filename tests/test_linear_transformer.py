@@ -72,7 +72,7 @@ def test_the_whole_model_is_the_encoder_with_this_attention(monkeypatch):
     mask[0, 5:] = False
     got = forward(params, tokens, mask, config=ours)
     monkeypatch.setattr(
-        transformer, "softmax_attention", lambda q, k, v, m, xp: oracle(q, k, v, m, False)
+        transformer, "softmax_attention", lambda q, k, v, m, xp, d: oracle(q, k, v, m, False)
     )
     np.testing.assert_allclose(got, forward(params, tokens, mask, config=base), atol=1e-10)
 
