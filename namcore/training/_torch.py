@@ -77,8 +77,6 @@ class TorchEngine:
         runs with the arrays the hook draws for ``step`` and adds the hook's loss.
         """
         x, y, m, lm = (self._tensor(a) for a in (inputs, targets, mask, loss_mask))
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
         self.model.train()
         if self.hook is not None:
             drawn = self.hook.draw(self.config, self.seed, step, inputs.shape)
@@ -98,13 +96,17 @@ class TorchEngine:
         else:
             logits = self.model(x, m)
             loss = total = torch.nn.functional.cross_entropy(logits[lm].float(), y[lm])
+        self._update(total, lr)
+        return float(loss.detach()), float(_correct(logits, y, lm).float().mean())
+
+    def _update(self, loss: torch.Tensor, lr: float) -> None:
+        """Backpropagate ``loss``, clip the gradients' global norm, take an Adam step at ``lr``."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
+        loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.preset.clip)
         self.optimizer.step()
-        with torch.no_grad():
-            correct = ((logits.argmax(-1) == y) | ~lm).all(dim=1)
-        return float(loss.detach()), float(correct.float().mean())
 
     @torch.no_grad()
     def predict(self, inputs: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -195,8 +197,6 @@ class TorchDDPEngine(TorchEngine):
         part = slice(self.rank * rows // self.world, (self.rank + 1) * rows // self.world)
         total = max(int(loss_mask.sum()), 1)
         x, y, m, lm = (self._tensor(a[part]) for a in (inputs, targets, mask, loss_mask))
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
         self.model.train()
         if self.ddp is None:
             from torch.nn.parallel import DistributedDataParallel
@@ -204,12 +204,14 @@ class TorchDDPEngine(TorchEngine):
             self.ddp = DistributedDataParallel(self.model)
         logits = self.ddp(x, m)
         summed = torch.nn.functional.cross_entropy(logits[lm].float(), y[lm], reduction="sum")
-        self.optimizer.zero_grad(set_to_none=True)
-        (summed * (self.world / total)).backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.preset.clip)
-        self.optimizer.step()
-        with torch.no_grad():
-            correct = ((logits.argmax(-1) == y) | ~lm).all(dim=1).sum()
-            stats = torch.stack([summed.detach().double(), correct.double()]).cpu()
+        self._update(summed * (self.world / total), lr)
+        correct = _correct(logits, y, lm).sum()
+        stats = torch.stack([summed.detach().double(), correct.double()]).cpu()
         dist.all_reduce(stats)
         return float(stats[0]) / total, float(stats[1]) / rows
+
+
+@torch.no_grad()
+def _correct(logits: torch.Tensor, targets: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:
+    """Per sequence: whether every scored position is predicted right."""
+    return ((logits.argmax(-1) == targets) | ~loss_mask).all(dim=1)
