@@ -322,10 +322,11 @@ def test_torch_checkpoint_runs_on_numpy_and_jax(name, tmp_path):
     tokens, mask = sample()
     with torch.no_grad():
         expected = model(torch.as_tensor(tokens), torch.as_tensor(mask)).numpy()
+    scale = np.abs(expected).max()  # float32: tolerances follow the logits' size
     got = getattr(models_numpy, class_name).from_file(path)(tokens, mask)
-    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * scale)
     jax_model = getattr(models_jax, class_name)(config)
     jax_params, loaded = load(path, backend="jax")
     assert loaded == config
     y = jax_model.apply(jax_params, jnp.asarray(tokens), jnp.asarray(mask))
-    np.testing.assert_allclose(np.asarray(y), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(y), expected, rtol=1e-5, atol=1e-5 * scale)

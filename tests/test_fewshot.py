@@ -338,5 +338,6 @@ def test_numpy_inference_equals_the_framework_s(trained, framework):
     for method in ("cosine", "nam"):
         expect = episode_scores(params, method, *arrays)
         got = back(episode_scores(p_fw, method, *(convert(a) for a in arrays)))
-        np.testing.assert_allclose(got, expect, rtol=2e-5, atol=2e-5)
+        # float32: the tolerance follows the scores' scale (the learned scale times cosines)
+        np.testing.assert_allclose(got, expect, rtol=2e-5, atol=2e-5 * np.abs(expect).max())
     assert params["gen.erase.0.w"].dtype == np.float32

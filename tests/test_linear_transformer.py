@@ -83,9 +83,8 @@ def test_causal_outputs_do_not_see_later_tokens():
     a = np.array([[4, 5, 6, 7, 8]])
     b = a.copy()
     b[0, 3:] = 1
-    np.testing.assert_allclose(
-        forward(params, a, config=cfg)[:, :3], forward(params, b, config=cfg)[:, :3], atol=1e-6
-    )
+    first, second = forward(params, a, config=cfg)[:, :3], forward(params, b, config=cfg)[:, :3]
+    np.testing.assert_allclose(first, second, atol=1e-6 * np.abs(first).max())  # float32 scale
 
 
 def test_config_entry_and_errors():
