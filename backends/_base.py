@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -23,10 +24,13 @@ from namcore._agnostic import delta as _delta
 from namcore._agnostic import memory as _memory
 from namcore._typing import Array, Device, Namespace
 
-__all__ = ["Backend", "ScanStep", "device_mismatch"]
+__all__ = ["Backend", "MemoryStep", "ScanStep", "device_mismatch"]
 
 #: ``f(carry, x) -> (carry, y)``, the step function of :meth:`Backend.scan`.
 ScanStep = Callable[[Any, Any], tuple[Any, Any]]
+#: ``f(params, memory, carry, x) -> (memory, carry, y, writes)``, the step function of
+#: :meth:`Backend.memory_scan`.
+MemoryStep = Callable[[Any, Any, Any, Any], tuple[Any, Any, Any, Any]]
 
 
 class Backend:
@@ -166,6 +170,57 @@ class Backend:
             carry, y = f(carry, x_i if is_tuple else (x_i[0] if leaves else None))
             ys.append(y)
         return carry, _stack_outputs(ys, xp)
+
+    #: Steps between the saved states of a memory-saving :meth:`memory_scan`.
+    memory_checkpoint_every: int = 64
+    #: A memory-saving :meth:`memory_scan` is used (on JAX and PyTorch) when a plain
+    #: backward would store at least this many bytes of memories (``L`` times the
+    #: bytes of ``memory``); ``0`` always, ``math.inf`` never.
+    memory_saving_bytes: float = 32 * 2**20
+
+    def memory_scan(
+        self,
+        step: MemoryStep,
+        params: Any,
+        memory: tuple[Any, ...],
+        carry: Any,
+        xs: tuple[Any, ...],
+    ) -> tuple[Any, Any, Any]:
+        """Scan a recurrence whose large state is written by rank-1 updates.
+
+        ``step(params, memory, carry, x) -> (memory, carry, y, writes)`` is one step:
+        ``memory`` is a tuple of arrays ``(..., m, n)``, ``carry`` a tuple of the other
+        state arrays, ``x`` a tuple of one step's inputs (axis 0 of the arrays ``xs``),
+        ``params`` a tuple of the arrays the step uses besides its arguments (weights:
+        pass them here rather than closing over them, so that they get gradients),
+        ``y`` a tuple of the step's outputs, and ``writes`` one pair ``(u, k̂)`` per
+        memory with ``memory_new[i] == memory[i] + u k̂ᵀ`` (batched outer product).
+        Returns the final memory, the final carry and the stacked ``y`` (a tuple of
+        arrays ``(L, ...)``).
+
+        This is the standard path, :meth:`scan` with the library's own autodiff, which
+        stores every step's memory: O(L·m·n). When that would reach
+        :attr:`memory_saving_bytes`, the JAX backend differentiates with a reversible
+        backward instead, which stores the ``writes`` (O(L·(m + n))) and rebuilds
+        ``M_t = M_{t+1} - u_t k̂_tᵀ`` from the last step to the first, restarting from
+        an exact copy every :attr:`memory_checkpoint_every` steps so that rounding
+        drift spans at most that many steps; the PyTorch backend keeps the state every
+        :attr:`memory_checkpoint_every` steps and recomputes one segment at a time.
+        Both give the plain gradient within rounding.
+        """
+
+        def f(state: Any, x: Any) -> tuple[Any, Any]:
+            memory, carry, y, _ = step(params, *state, x)
+            return (memory, carry), y
+
+        (memory, carry), ys = self.scan(f, (tuple(memory), tuple(carry)), tuple(xs))
+        return memory, carry, ys
+
+    def saves_memory(self, memory: tuple[Any, ...], xs: tuple[Any, ...]) -> bool:
+        """Whether :meth:`memory_scan` takes its memory-saving path for these arguments."""
+        length = xs[0].shape[0] or 0
+        stored = sum(math.prod(m.shape) * m.dtype.itemsize for m in memory) * length
+        return stored >= self.memory_saving_bytes
 
     #: Whether :meth:`jit` compiles (JAX); elsewhere it returns ``f`` itself.
     jit_compiles: bool = False

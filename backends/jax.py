@@ -9,7 +9,7 @@ import numpy as np
 
 from namcore._typing import Array, Device, Namespace
 
-from ._base import Backend, ScanStep
+from ._base import Backend, MemoryStep, ScanStep
 
 __all__ = ["JAXBackend"]
 
@@ -91,3 +91,20 @@ class JAXBackend(Backend):
         import jax
 
         return jax.lax.scan(f, init, xs, length=length)
+
+    def memory_scan(
+        self,
+        step: MemoryStep,
+        params: Any,
+        memory: tuple[Any, ...],
+        carry: Any,
+        xs: tuple[Any, ...],
+    ) -> tuple[Any, Any, Any]:
+        # Memory-saving path: a custom_vjp whose backward rebuilds the memory.
+        if not self.saves_memory(memory, xs):
+            return super().memory_scan(step, params, memory, carry, xs)
+        from ._memory_scan_jax import memory_scan
+
+        return memory_scan(
+            step, params, tuple(memory), carry, tuple(xs), self.memory_checkpoint_every
+        )

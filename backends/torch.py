@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -11,7 +12,7 @@ from namcore._agnostic import delta as _delta
 from namcore._agnostic import memory as _memory
 from namcore._typing import Array, Device, Namespace
 
-from ._base import Backend, device_mismatch
+from ._base import Backend, MemoryStep, device_mismatch
 
 __all__ = ["TorchBackend"]
 
@@ -90,6 +91,25 @@ class TorchBackend(Backend):
         kh = _memory.unit(k, axis=-1, eps=eps, xp=xp) if normalize else k
         u = _memory.update_direction(M, kh, v, p_write, p_erase, xp=xp)
         return torch.addcmul(M, u.unsqueeze(-1), kh.unsqueeze(-2))
+
+    def memory_scan(
+        self,
+        step: MemoryStep,
+        params: Any,
+        memory: tuple[Any, ...],
+        carry: Any,
+        xs: tuple[Any, ...],
+    ) -> tuple[Any, Any, Any]:
+        # Memory-saving path under autograd: a Function that recomputes segments.
+        import torch
+
+        flat = (*params, *memory, *carry, *xs)
+        grad = torch.is_grad_enabled() and any(a.requires_grad for a in flat)
+        if not (grad and self.saves_memory(memory, xs)):
+            return super().memory_scan(step, params, memory, carry, xs)
+        from ._memory_scan_torch import memory_scan
+
+        return memory_scan(step, params, memory, carry, xs, self.memory_checkpoint_every)
 
     #: Each chunk costs a few eager operations of fixed overhead: longer chunks pay it
     #: less often (measured best at 32 on a 2-core CPU, L = 1K-4K, d = 64, against 16

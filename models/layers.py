@@ -15,6 +15,7 @@ from typing import Any
 
 from namcore import _validation as _v
 from namcore import backends as _backends
+from namcore._agnostic import memory as _memory
 from namcore._agnostic.memory import EPS as _EPS
 from namcore._typing import Array, Namespace
 
@@ -66,6 +67,17 @@ class Context:
 
     def read(self, M: Array, q: Array, p_read: Any = 1.0, *, normalize: bool = True) -> Any:
         return self.backend.read(M, q, p_read, normalize, _EPS, self.xp)
+
+    def write_rank1(
+        self, M: Array, k: Array, v: Array, p_write: Any, p_erase: Any, *, normalize: bool = True
+    ) -> tuple[Any, tuple[Any, Any]]:
+        """:meth:`write`, also returning its ``(u, k̂)`` (``M' = M + u k̂ᵀ``).
+
+        The pair is what a step of :func:`run_memory_scan` reports for each memory.
+        """
+        kh = self.unit(k) if normalize else k
+        u = _memory.update_direction(M, kh, v, p_write, p_erase, xp=self.xp)
+        return _memory.add_rank1(M, u, kh), (u, kh)
 
 
 def context(params: Params, tokens: Array, mask: Array | None, func: str) -> tuple[Context, Any]:
@@ -207,6 +219,32 @@ def run_scan(
     if reverse:
         ys = _map_tree(lambda y: xp.flip(y, axis=0), ys)
     return carry, ys
+
+
+def run_memory_scan(
+    ctx: Context,
+    step: Callable,
+    params: tuple[Any, ...],
+    memory: tuple[Any, ...],
+    carry: tuple[Any, ...],
+    xs: tuple[Any, ...],
+    *,
+    reverse: bool = False,
+) -> tuple[Any, Any, Any]:
+    """:func:`run_scan` for a step that writes memories: the backend's ``memory_scan``.
+
+    ``step(params, memory, carry, x) -> (memory, carry, y, writes)`` (see
+    :meth:`namcore.backends.Backend.memory_scan`); returns ``(memory, carry, ys)``. On
+    JAX and PyTorch the gradient rebuilds each step's memory from its rank-1 write
+    instead of storing it, so training memory grows as O(L·d), not O(L·d²).
+    """
+    xp = ctx.xp
+    if reverse:
+        xs = tuple(xp.flip(x, axis=0) for x in xs)
+    memory, carry, ys = ctx.backend.memory_scan(step, params, memory, carry, xs)
+    if reverse:
+        ys = tuple(xp.flip(y, axis=0) for y in ys)
+    return memory, carry, ys
 
 
 def _map_tree(f: Callable, tree: Array) -> Any:

@@ -118,8 +118,8 @@ def layer(
     if hidden is None:
         hidden = L.batch_zeros(ctx, x, (d,))
 
-    def step(carry, inputs):
-        M, h = carry
+    def step(weights, memories, carry, inputs):
+        ((w_h,), (M,), (h,)) = weights, memories, carry
         gx, m_t = inputs
         z = gx + xp.matmul(h, w_h)
         q = xp.reshape(z[:, :d], (-1, heads, d_head))
@@ -127,12 +127,14 @@ def layer(
         v = xp.reshape(z[:, 2 * d : 3 * d], (-1, heads, d_head))
         p_read = L.sigmoid(z[:, 3 * d : 3 * d + heads], xp)
         p_write = L.sigmoid(z[:, 3 * d + heads :], xp) * ctx.floats(m_t)[:, None]
-        M = ctx.write(M, k, v, p_write, p_write)
+        M, written = ctx.write_rank1(M, k, v, p_write, p_write)
         h_new = xp.reshape(ctx.read(M, q, p_read), (-1, d))
         h_new = L.keep_where(m_t, h_new, h, xp)
-        return (M, h_new), h_new
+        return (M,), (h_new,), (h_new,), (written,)
 
-    (memory, hidden), ys = L.run_scan(ctx, step, (memory, hidden), (gates_x, m), reverse=reverse)
+    (memory,), (hidden,), (ys,) = L.run_memory_scan(
+        ctx, step, (w_h,), (memory,), (hidden,), (gates_x, m), reverse=reverse
+    )
     outputs = L.time_major(ys, xp)
     return (outputs, memory, hidden) if return_hidden else (outputs, memory)
 

@@ -1,0 +1,411 @@
+"""Benchmark: LSAM and NAM-TM training steps, reversible memory backward against the standard one.
+
+Three tables, every figure measured in this run:
+
+1. **Ratios to an LSTM.** A full training step (forward, token cross-entropy,
+   gradients, Adam update) of LSAM and NAM-TM (default configs; NAM-TM's tape has 32
+   cells) on torch eager and ``jax.jit`` (optax Adam), at d_model 64, batch 32, length
+   32, vocabulary 32, float32, divided by the same step of an embedding → one
+   ``torch.nn.LSTM`` layer (hidden d_model) → linear head model with
+   ``torch.optim.Adam``. Each model runs twice: with the backends' reversible
+   ``memory_scan`` (the default) and with the standard path
+   (:meth:`namcore.backends.Backend.memory_scan`, the library's own autodiff).
+2. **Time per 100 training steps at d_model 256** (the paper preset's width), both
+   paths, measured over ``--steps-256`` steps and scaled to 100.
+3. **Memory of an LSAM training step at d_model 128** against the length L: on JAX the
+   compiled step's temporary buffers (``memory_analysis().temp_size_in_bytes``); on
+   torch the growth of the peak resident memory of a fresh process over one step.
+
+Cases are timed in interleaved rounds (best of all rounds). The process is pinned to
+``--threads`` cores (default 1). Run ``python benchmarks/recurrences.py`` (``--quick``
+for a short run); it writes ``docs/benchmarks/recurrences.md`` and ``.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import math
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from namcore._io import atomic_write
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks"
+BATCH, LENGTH, VOCAB = 32, 32, 32
+#: The issue's goals: training step ÷ the LSTM model's, per (model, backend).
+GOALS = {
+    ("LSAM", "jax"): 3.0,
+    ("NAMTM", "jax"): 8.0,
+    ("LSAM", "torch"): 8.0,
+    ("NAMTM", "torch"): 12.0,
+}
+PATHS = ("saving", "standard")
+
+
+@dataclass
+class Case:
+    """One training step to time, and its best time."""
+
+    model: str
+    backend: str
+    path: str
+    step: Callable[[], Any]
+    times: list[float] = field(default_factory=list)
+
+    @property
+    def best(self) -> float:
+        return min(self.times)
+
+
+@contextlib.contextmanager
+def memory_path(path: str) -> Iterator[None]:
+    """Make ``memory_scan`` take its memory-saving path always, or never (``standard``)."""
+    from namcore.backends._base import Backend
+
+    saved = Backend.memory_saving_bytes
+    Backend.memory_saving_bytes = 0 if path == "saving" else math.inf
+    try:
+        yield
+    finally:
+        Backend.memory_saving_bytes = saved
+
+
+def configs(d: int, length: int = LENGTH) -> dict[str, Any]:
+    from namcore.models import LSAMConfig, NAMTMConfig
+
+    return {
+        "LSAM": LSAMConfig(vocab_size=VOCAB, d_model=d),
+        "NAMTM": NAMTMConfig(vocab_size=VOCAB, d_model=d, tape_length=length),
+    }
+
+
+def batch(rng: np.random.Generator, length: int = LENGTH) -> tuple[np.ndarray, np.ndarray]:
+    return rng.integers(0, VOCAB, (BATCH, length)), rng.integers(0, VOCAB, (BATCH, length))
+
+
+# ------------------------------------------------------------------------ steps
+def torch_step(
+    config: Any, tokens: np.ndarray, targets: np.ndarray, path: str
+) -> Callable[[], Any]:
+    """One eager training step of a namcore model with ``torch.optim.Adam``."""
+    import torch
+    import torch.nn.functional as F
+
+    from namcore.models import entry_for
+    from namcore.models import torch as tm
+
+    model = getattr(tm, entry_for(config).class_name)(config)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x, y = torch.from_numpy(tokens), torch.from_numpy(targets)
+
+    def step() -> None:
+        with memory_path(path):
+            opt.zero_grad(set_to_none=True)
+            logits = model(x)
+            F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1)).backward()
+            opt.step()
+
+    return step
+
+
+def jax_step(config: Any, tokens: np.ndarray, targets: np.ndarray, path: str) -> Callable[[], Any]:
+    """One jitted training step (value_and_grad + optax Adam), compiled under ``path``."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    from namcore.models import entry_for
+    from namcore.models import jax as jm
+
+    model = getattr(jm, entry_for(config).class_name)(config)
+    opt = optax.adam(1e-3)
+    x, y = jnp.asarray(tokens, dtype=jnp.int32), jnp.asarray(targets, dtype=jnp.int32)
+
+    def loss(params: Any) -> Any:
+        logits = model.apply(params, x)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+    def update(params: Any, state: Any) -> Any:
+        value, grads = jax.value_and_grad(loss)(params)
+        updates, state = opt.update(grads, state, params)
+        return optax.apply_updates(params, updates), state, value
+
+    params = model.init(seed=0)
+    holder = [params, opt.init(params)]
+    with memory_path(path):
+        compiled = jax.jit(update).lower(*holder).compile()
+
+    def step() -> None:
+        params, state, value = compiled(*holder)
+        holder[:] = [params, state]
+        value.block_until_ready()
+
+    return step
+
+
+def lstm_step(d: int, tokens: np.ndarray, targets: np.ndarray) -> Callable[[], Any]:
+    """The baseline: embedding → ``torch.nn.LSTM`` → linear head, Adam."""
+    import torch
+    import torch.nn.functional as F
+
+    embed, lstm, head = (
+        torch.nn.Embedding(VOCAB, d),
+        torch.nn.LSTM(d, d, batch_first=True),
+        torch.nn.Linear(d, VOCAB),
+    )
+    params = [*embed.parameters(), *lstm.parameters(), *head.parameters()]
+    opt = torch.optim.Adam(params, lr=1e-3)
+    x, y = torch.from_numpy(tokens), torch.from_numpy(targets)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        hidden, _ = lstm(embed(x))
+        logits = head(hidden)
+        F.cross_entropy(logits.reshape(-1, VOCAB), y.reshape(-1)).backward()
+        opt.step()
+
+    return step
+
+
+def build(d: int, rng: np.random.Generator) -> list[Case]:
+    tokens, targets = batch(rng)
+    cases = [Case("torch.nn.LSTM", "torch", "—", lstm_step(d, tokens, targets))]
+    for name, config in configs(d).items():
+        for path in PATHS:
+            cases.append(Case(name, "torch", path, torch_step(config, tokens, targets, path)))
+            cases.append(Case(name, "jax", path, jax_step(config, tokens, targets, path)))
+    return cases
+
+
+def time_rounds(cases: list[Case], rounds: int, calls: int, desc: str) -> None:
+    from tqdm import tqdm
+
+    for case in cases:
+        case.step()  # warm-up
+    for i in tqdm(range(rounds * len(cases)), desc=desc, unit="case"):
+        case = cases[i % len(cases)]
+        for _ in range(calls):
+            start = time.perf_counter()
+            case.step()
+            case.times.append(time.perf_counter() - start)
+
+
+# ----------------------------------------------------------------------- memory
+def jax_temp_bytes(d: int, length: int, path: str) -> int:
+    """Temporary buffers of the compiled LSAM gradient step (no optimizer) at ``length``."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    from namcore.models import jax as jm
+
+    config = configs(d, length)["LSAM"]
+    model = jm.LSAM(config)
+    tokens, targets = batch(np.random.default_rng(0), length)
+    x, y = jnp.asarray(tokens, dtype=jnp.int32), jnp.asarray(targets, dtype=jnp.int32)
+
+    def loss(params: Any) -> Any:
+        return optax.softmax_cross_entropy_with_integer_labels(model.apply(params, x), y).mean()
+
+    with memory_path(path):
+        exe = jax.jit(jax.grad(loss)).lower(model.init(seed=0)).compile()
+    return int(exe.memory_analysis().temp_size_in_bytes)
+
+
+def torch_peak_growth(d: int, length: int, path: str) -> int:
+    """Bytes by which one LSAM training step raises a fresh process's peak RSS."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--torch-memory", str(d), str(length), path],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(out.stdout.strip().splitlines()[-1])
+
+
+def _torch_memory_child(d: int, length: int, path: str) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    tokens, targets = batch(np.random.default_rng(0), length)
+    step = torch_step(configs(d, length)["LSAM"], tokens, targets, path)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    step()
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print((after - before) * 1024)
+
+
+# ----------------------------------------------------------------------- report
+def ratio_table(cases: list[Case]) -> tuple[str, dict[tuple[str, str, str], float]]:
+    base = next(c for c in cases if c.model == "torch.nn.LSTM").best
+    ratios = {
+        (c.model, c.backend, c.path): c.best / base for c in cases if c.model != "torch.nn.LSTM"
+    }
+    lines = [
+        "| model | backend | ms / step, standard | ms / step, reversible | standard ÷ LSTM | reversible ÷ LSTM | goal | met | speed-up |",
+        "|---|---|---:|---:|---:|---:|---:|---|---:|",
+        f"| **LSTM model** | torch | {base * 1e3:.2f} | | 1.0x | | | | |",
+    ]
+    by = {(c.model, c.backend, c.path): c.best for c in cases}
+    for (model, backend), goal in GOALS.items():
+        std, rev = by[(model, backend, "standard")], by[(model, backend, "saving")]
+        met = "yes" if rev / base <= goal else "**no**"
+        lines.append(
+            f"| {model} | {backend} | {std * 1e3:.2f} | {rev * 1e3:.2f} | {std / base:.1f}x | "
+            f"{rev / base:.1f}x | ≤ {goal:g}x | {met} | {std / rev:.2f}x |"
+        )
+    return "\n".join(lines), ratios
+
+
+def per_100_table(cases: list[Case], steps: int) -> str:
+    lines = [
+        f"| model | backend | standard, s / 100 steps | reversible, s / 100 steps | speed-up |",
+        "|---|---|---:|---:|---:|",
+    ]
+    by = {(c.model, c.backend, c.path): c for c in cases}
+    for model in ("LSAM", "NAMTM"):
+        for backend in ("torch", "jax"):
+            std, rev = by[(model, backend, "standard")], by[(model, backend, "saving")]
+            lines.append(
+                f"| {model} | {backend} | {100 * std.best:.1f} | {100 * rev.best:.1f} | "
+                f"{std.best / rev.best:.2f}x |"
+            )
+    return "\n".join(lines) + f"\n\n(best step of {steps} per case, times 100)"
+
+
+def memory_table(memory: dict[str, dict[str, list[int]]], lengths: list[int]) -> str:
+    mib = 2**20
+    lines = [
+        "| L | JAX temp, standard MiB | JAX temp, reversible MiB | torch peak growth, standard MiB | torch peak growth, reversible MiB |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for i, length in enumerate(lengths):
+        row = [memory[k][p][i] / mib for k in ("jax", "torch") for p in ("standard", "saving")]
+        lines.append(f"| {length:,} | " + " | ".join(f"{v:.1f}" for v in row) + " |")
+    return "\n".join(lines)
+
+
+def plot(
+    ratios: dict[tuple[str, str, str], float],
+    memory: dict[str, Any],
+    lengths: list[int],
+    path: Path,
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    labels = [f"{m} ({b})" for m, b in GOALS]
+    ys = np.arange(len(labels))
+    for j, p in enumerate(("standard", "saving")):
+        left.barh(ys + 0.4 * j, [ratios[(m, b, p)] for m, b in GOALS], height=0.4, label=p)
+    left.scatter(
+        list(GOALS.values()), ys + 0.2, marker="|", s=400, color="red", label="goal", zorder=3
+    )
+    left.set_yticks(ys + 0.2, labels)
+    left.invert_yaxis()
+    left.set(
+        xscale="log",
+        xlabel="training step ÷ LSTM model's",
+        title=f"Training step, d_model 64, batch {BATCH}, length {LENGTH}",
+    )
+    left.legend(fontsize=8)
+    left.grid(True, axis="x", which="both", alpha=0.3)
+    for key, style in (("jax", "-"), ("torch", "--")):
+        for p, marker in (("standard", "o"), ("saving", "s")):
+            right.plot(
+                lengths, np.array(memory[key][p]) / 2**20, style, marker=marker, label=f"{key}, {p}"
+            )
+    right.set(
+        xscale="log",
+        yscale="log",
+        xlabel="sequence length L",
+        ylabel="MiB",
+        title="LSAM training step memory, d_model 128",
+    )
+    right.legend(fontsize=8)
+    right.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+
+
+# ------------------------------------------------------------------------- main
+def main() -> None:
+    if len(sys.argv) == 5 and sys.argv[1] == "--torch-memory":
+        _torch_memory_child(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds, lengths up to 512")
+    parser.add_argument("--threads", type=int, default=1, help="cores to pin the process to")
+    parser.add_argument(
+        "--steps-256", type=int, default=5, help="timed steps per case at d_model 256"
+    )
+    parser.add_argument(
+        "--skip", default="", help="comma-separated parts to skip: ratios, 256, memory"
+    )
+    parser.add_argument("--out", type=Path, default=DOCS / "recurrences.md")
+    args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.threads])
+    import jax
+    import torch
+    from tqdm import tqdm
+
+    torch.set_num_threads(args.threads)
+    rounds, calls = (3, 3) if args.quick else (5, 5)
+    lengths = [128, 256, 512] if args.quick else [128, 256, 512, 1024, 2048]
+    load = os.getloadavg()[0]
+    sections = []
+    ratios: dict[tuple[str, str, str], float] = {}
+    if "ratios" not in skip:
+        cases = build(64, np.random.default_rng(0))
+        time_rounds(cases, rounds, calls, "d_model=64")
+        table, ratios = ratio_table(cases)
+        sections.append("## Training step ÷ the LSTM model, d_model 64\n\n" + table)
+    if "256" not in skip:
+        cases = [c for c in build(256, np.random.default_rng(1)) if c.model != "torch.nn.LSTM"]
+        time_rounds(cases, 1, args.steps_256, "d_model=256")
+        sections.append(
+            "## Time per 100 training steps, d_model 256\n\n" + per_100_table(cases, args.steps_256)
+        )
+    memory: dict[str, dict[str, list[int]]] = {k: {p: [] for p in PATHS} for k in ("jax", "torch")}
+    if "memory" not in skip:
+        for length in tqdm(lengths, desc="memory", unit="length"):
+            for p in PATHS:
+                memory["jax"][p].append(jax_temp_bytes(128, length, p))
+                memory["torch"][p].append(torch_peak_growth(128, length, p))
+        sections.append(
+            "## LSAM training step memory, d_model 128, batch 32\n\n"
+            + memory_table(memory, lengths)
+        )
+    header = (
+        f"# Recurrences benchmark\n\nMeasured {dt.date.today()} on {platform.machine()} "
+        f"({os.cpu_count()} cores), Python {platform.python_version()}, torch {torch.__version__}, "
+        f"jax {jax.__version__}; pinned to {args.threads} core(s); load average (1 min) "
+        f"{load:.1f} at the start and {os.getloadavg()[0]:.1f} at the end.\n"
+        f"Command: `python benchmarks/recurrences.py{' --quick' if args.quick else ''}`.\n"
+    )
+    text = header + "\n" + "\n\n".join(sections) + "\n"
+    if ratios and "memory" not in skip:
+        plot(ratios, memory, lengths, args.out.with_suffix(".png"))
+        text += f"\n![plot]({args.out.with_suffix('.png').name})\n"
+    atomic_write(args.out, lambda tmp: Path(tmp).write_text(text))
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
