@@ -149,19 +149,54 @@ def tape_step(
     the queries are ignored without a jump table), the action probabilities
     ``(B, tapes, n_actions)``, the gates ``(B, tapes)``.
     """
+    new, r, _ = _tape_step(
+        ctx,
+        state,
+        value=value,
+        key=key,
+        query_read=query_read,
+        query_write=query_write,
+        act_read=act_read,
+        act_write=act_write,
+        p_read=p_read,
+        p_write=p_write,
+        p_erase=p_erase,
+        normalize_heads=normalize_heads,
+    )
+    return new, r
+
+
+def _tape_step(
+    ctx: L.Context,
+    state: tuple[Any, ...],
+    *,
+    value: Array,
+    key: Any,
+    query_read: Any,
+    query_write: Any,
+    act_read: Any,
+    act_write: Any,
+    p_read: Any,
+    p_write: Any,
+    p_erase: Any,
+    normalize_heads: bool,
+) -> tuple[tuple[Any, ...], Any, tuple[Any, ...]]:
+    """:func:`tape_step`, also returning the ``(u, k̂)`` of each memory's write."""
     xp = ctx.xp
     T, J, H_read, H_write = state
     address_w = ctx.unit(H_write) if normalize_heads else H_write
     address_r = ctx.unit(H_read) if normalize_heads else H_read
-    T = ctx.write(T, address_w, value, p_write, p_erase, normalize=False)
+    T, written = ctx.write_rank1(T, address_w, value, p_write, p_erase, normalize=False)
+    writes = (written,)
     r = ctx.read(T, address_r, p_read, normalize=False)
     jump_r = jump_w = None
     if J is not None:
-        J = ctx.write(J, key, address_w, p_write, p_erase)
+        J, written_j = ctx.write_rank1(J, key, address_w, p_write, p_erase)
+        writes += (written_j,)
         jump_r, jump_w = ctx.read(J, query_read), ctx.read(J, query_write)
     H_read = move(H_read, act_read, jump_r, xp)
     H_write = move(H_write, act_write, jump_w, xp)
-    return (T, J, H_read, H_write), r
+    return (T, J, H_read, H_write), r, writes
 
 
 def _layer(
@@ -193,6 +228,7 @@ def _layer(
     p_read, p_write = gates[..., 0], gates[..., 1] * written
     p_erase = gates[..., 2] * written if config.separate_erase else p_write
     value = xp.reshape(L.dense(params, f"{prefix}.value", x, xp), (-1, length, tapes, cell))
+    fields = [value, act_read, act_write, p_read[..., None], p_write[..., None], p_erase[..., None]]
     if config.jump:
         key = ctx.unit(
             xp.reshape(L.dense(params, f"{prefix}.key", x, xp), (-1, length, tapes, cell))
@@ -200,49 +236,44 @@ def _layer(
         query = xp.reshape(
             L.dense(params, f"{prefix}.query", hidden, xp), (-1, length, 2, tapes, cell)
         )
-        query_read, query_write = query[:, :, 0, ...], query[:, :, 1, ...]
-    else:  # placeholders of the right shape keep the scan inputs uniform
-        key = query_read = query_write = value
-    xs = tuple(
-        L.time_major(a, xp)
-        for a in (
-            value,
-            key,
-            query_read,
-            query_write,
-            act_read,
-            act_write,
-            p_read,
-            p_write,
-            p_erase,
-            mask,
-        )
-    )
+        fields += [key, query[:, :, 0, ...], query[:, :, 1, ...]]
+    # One packed time-major input (L, B, tapes, width) instead of ten: one transpose,
+    # and one slice per field and step.
+    widths = [int(f.shape[-1]) for f in fields]
+    offsets = [sum(widths[:i]) for i in range(len(widths) + 1)]
+    packed = L.time_major(xp.concat(fields, axis=-1), xp)
 
-    def step(state, inputs):
-        *per_step, m_t = inputs
-        names = (
-            "value",
-            "key",
-            "query_read",
-            "query_write",
-            "act_read",
-            "act_write",
-            "p_read",
-            "p_write",
-            "p_erase",
-        )
-        new, r = tape_step(
+    def step(weights, memories, carry, inputs):
+        packed_t, m_t = inputs
+        parts = [packed_t[..., offsets[i] : offsets[i + 1]] for i in range(len(widths))]
+        value, act_read, act_write, p_read, p_write, p_erase = parts[:6]
+        key, query_read, query_write = parts[6:] if config.jump else (None, None, None)
+        state = (memories[0], memories[1] if config.jump else None, *carry)
+        new, r, writes = _tape_step(
             ctx,
             state,
-            **dict(zip(names, per_step, strict=True)),
+            value=value,
+            key=key,
+            query_read=query_read,
+            query_write=query_write,
+            act_read=act_read,
+            act_write=act_write,
+            p_read=p_read[..., 0],
+            p_write=p_write[..., 0],
+            p_erase=p_erase[..., 0],
             normalize_heads=config.normalize_heads,
         )
-        heads = tuple(L.keep_where(m_t, a, b, xp) for a, b in zip(new[2:], state[2:], strict=True))
-        return (new[0], new[1], *heads), r
+        heads = tuple(L.keep_where(m_t, a, b, xp) for a, b in zip(new[2:], carry, strict=True))
+        memories = (new[0], new[1]) if config.jump else (new[0],)
+        return memories, heads, (r,), writes
 
-    state = initial_state(ctx, x, tapes, cell, tape_length, jump=config.jump, tape=tape)
-    final, reads = L.run_scan(ctx, step, state, xs)
+    T, J, H_read, H_write = initial_state(
+        ctx, x, tapes, cell, tape_length, jump=config.jump, tape=tape
+    )
+    memories = (T, J) if config.jump else (T,)
+    final, _, (reads,) = L.run_memory_scan(
+        ctx, step, (), memories, (H_read, H_write), (packed, L.time_major(mask, xp))
+    )
     reads = L.time_major(reads, xp)
     return xp.reshape(reads, (-1, length, tapes * cell)), final[0]
 
