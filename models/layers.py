@@ -34,6 +34,8 @@ __all__ = [
     "sigmoid",
     "softmax",
     "softplus",
+    "split_directions",
+    "stack_directions",
     "time_major",
 ]
 
@@ -203,9 +205,26 @@ def time_major(x: Array, xp: Namespace) -> Any:
 
 
 def keep_where(m: Array, new: Array, old: Array, xp: Namespace) -> Any:
-    """``new`` where the per-batch flag ``m`` (B,) is True, else ``old`` (carry a pad)."""
-    flag = xp.reshape(m, (-1,) + (1,) * (new.ndim - 1))
+    """``new`` where the flag ``m`` (B,) (or (D, B)) is True, else ``old`` (carry a pad)."""
+    if m.ndim == 1:
+        flag = xp.reshape(m, (-1,) + (1,) * (new.ndim - 1))
+    else:
+        flag = m[(..., *(None,) * (new.ndim - m.ndim))]
     return xp.where(flag, new, old)
+
+
+def stack_directions(fw: Array, bw: Array, xp: Namespace) -> Any:
+    """Time-major ``(L, ...)`` inputs of a forward and a backward pass as ``(L, 2, ...)``.
+
+    The backward pass's inputs are reversed in time, so one scan runs both directions
+    (:func:`split_directions` undoes it on the outputs).
+    """
+    return xp.stack([fw, xp.flip(bw, axis=0)], axis=1)
+
+
+def split_directions(ys: Array, xp: Namespace) -> tuple[Any, Any]:
+    """``(L, 2, ...)`` outputs of a two-direction scan as forward and backward ``(L, ...)``."""
+    return ys[:, 0, ...], xp.flip(ys[:, 1, ...], axis=0)
 
 
 def run_scan(
@@ -261,12 +280,12 @@ def input_projection(params: Params, prefix: str, x: Array, xp: Namespace) -> An
 
 
 def lstm_cell(gates: Array, c: Array, xp: Namespace) -> tuple[Any, Any]:
-    """New ``(h, c)`` of an LSTM from its pre-activations ``gates`` (B, 4H), order i, f, g, o."""
+    """New ``(h, c)`` of an LSTM from its pre-activations ``gates`` (..., 4H), order i, f, g, o."""
     hidden = c.shape[-1]
-    i = sigmoid(gates[:, :hidden], xp)
-    f = sigmoid(gates[:, hidden : 2 * hidden], xp)
-    cand = xp.tanh(gates[:, 2 * hidden : 3 * hidden])
-    o = sigmoid(gates[:, 3 * hidden :], xp)
+    i = sigmoid(gates[..., :hidden], xp)
+    f = sigmoid(gates[..., hidden : 2 * hidden], xp)
+    cand = xp.tanh(gates[..., 2 * hidden : 3 * hidden])
+    o = sigmoid(gates[..., 3 * hidden :], xp)
     c_new = f * c + i * cand
     return o * xp.tanh(c_new), c_new
 
@@ -290,12 +309,24 @@ def recurrent(
     """
     xp = ctx.xp
     w_h = params[f"{prefix}.w_h"]
-    hidden = w_h.shape[0]
     gates_x = input_projection(params, prefix, x, xp)
-    m = time_major(mask, xp)
     if initial is None:
-        initial = tuple(batch_zeros(ctx, x, (hidden,)) for _ in range(2 if kind == "lstm" else 1))
+        initial = tuple(
+            batch_zeros(ctx, x, (w_h.shape[0],)) for _ in range(2 if kind == "lstm" else 1)
+        )
+    final, ys = run_scan(
+        ctx,
+        _cell_step(kind, w_h, params.get(f"{prefix}.b_hn"), xp),
+        tuple(initial),
+        (gates_x, time_major(mask, xp)),
+        reverse=reverse,
+    )
+    return time_major(ys, xp), final
 
+
+def _cell_step(kind: str, w_h: Array, b_hn: Array | None, xp: Namespace) -> Callable:
+    """The scan step of a GRU or LSTM cell; leading axes (directions, batch) broadcast."""
+    hidden = w_h.shape[-2]
     if kind == "lstm":
 
         def step(state, inputs):
@@ -304,32 +335,48 @@ def recurrent(
             h_new, c_new = lstm_cell(gx + xp.matmul(h, w_h), c, xp)
             h_new = keep_where(m_t, h_new, h, xp)
             return (h_new, keep_where(m_t, c_new, c, xp)), h_new
-    else:
-        b_hn = params[f"{prefix}.b_hn"]
 
-        def step(state, inputs):
-            (h,) = state
-            gx, m_t = inputs
-            gh = xp.matmul(h, w_h)
-            r = sigmoid(gx[:, :hidden] + gh[:, :hidden], xp)
-            z = sigmoid(gx[:, hidden : 2 * hidden] + gh[:, hidden : 2 * hidden], xp)
-            n = xp.tanh(gx[:, 2 * hidden :] + r * (gh[:, 2 * hidden :] + b_hn))
-            h_new = keep_where(m_t, (1.0 - z) * n + z * h, h, xp)
-            return (h_new,), h_new
+        return step
 
-    final, ys = run_scan(ctx, step, tuple(initial), (gates_x, m), reverse=reverse)
-    return time_major(ys, xp), final
+    def step(state, inputs):
+        (h,) = state
+        gx, m_t = inputs
+        gh = xp.matmul(h, w_h)
+        r = sigmoid(gx[..., :hidden] + gh[..., :hidden], xp)
+        z = sigmoid(gx[..., hidden : 2 * hidden] + gh[..., hidden : 2 * hidden], xp)
+        n = xp.tanh(gx[..., 2 * hidden :] + r * (gh[..., 2 * hidden :] + b_hn))
+        h_new = keep_where(m_t, (1.0 - z) * n + z * h, h, xp)
+        return (h_new,), h_new
+
+    return step
 
 
 def bidirectional(
     params: Params, prefix: str, kind: str, x: Array, mask: Array, ctx: Context
 ) -> tuple[Any, tuple[Any, ...]]:
-    """Forward (``prefix.fw``) and backward (``prefix.bw``) cells, outputs concatenated."""
+    """Forward (``prefix.fw``) and backward (``prefix.bw``) cells, outputs concatenated.
+
+    Both directions run in one scan, stacked on a leading axis of the state and of
+    the (time-reversed, for the backward cell) inputs: half the loop steps of two.
+    """
     xp = ctx.xp
-    y_f, s_f = recurrent(params, f"{prefix}.fw", kind, x, mask, ctx)
-    y_b, s_b = recurrent(params, f"{prefix}.bw", kind, x, mask, ctx, reverse=True)
-    final = tuple(xp.concat([a, b], axis=-1) for a, b in zip(s_f, s_b, strict=True))
-    return xp.concat([y_f, y_b], axis=-1), final
+    fw, bw = f"{prefix}.fw", f"{prefix}.bw"
+    w_h = xp.stack([params[f"{fw}.w_h"], params[f"{bw}.w_h"]])
+    b_hn = None
+    if kind == "gru":
+        b_hn = xp.stack([params[f"{fw}.b_hn"], params[f"{bw}.b_hn"]])[:, None, :]
+    gates_x = stack_directions(
+        input_projection(params, fw, x, xp), input_projection(params, bw, x, xp), xp
+    )
+    m = time_major(mask, xp)
+    zeros = batch_zeros(ctx, x, (w_h.shape[-2],))
+    initial = tuple(xp.stack([zeros, zeros]) for _ in range(2 if kind == "lstm" else 1))
+    final, ys = run_scan(
+        ctx, _cell_step(kind, w_h, b_hn, xp), initial, (gates_x, stack_directions(m, m, xp))
+    )
+    y_f, y_b = split_directions(ys, xp)
+    out = xp.concat([time_major(y_f, xp), time_major(y_b, xp)], axis=-1)
+    return out, tuple(xp.concat([s[0, ...], s[1, ...]], axis=-1) for s in final)
 
 
 def controller_scan(

@@ -32,7 +32,16 @@ from . import layers as L
 from . import spec as P
 from .config import LSAMConfig
 
-__all__ = ["cell_specs", "forward", "layer", "specs", "stream_state", "stream_step", "streams"]
+__all__ = [
+    "bidirectional_layer",
+    "cell_specs",
+    "forward",
+    "layer",
+    "specs",
+    "stream_state",
+    "stream_step",
+    "streams",
+]
 
 
 def cell_specs(prefix: str, n_in: int, d: int, heads: int) -> dict[str, P.Spec]:
@@ -110,33 +119,88 @@ def layer(
     xp = ctx.xp
     w_h = params[f"{prefix}.w_h"]
     d = w_h.shape[0]
-    d_head = d // heads
-    gates_x = L.input_projection(params, prefix, x, xp)
-    m = L.time_major(mask, xp)
     if memory is None:
-        memory = L.batch_zeros(ctx, x, (heads, d_head, d_head))
+        memory = L.batch_zeros(ctx, x, (heads, d // heads, d // heads))
     if hidden is None:
         hidden = L.batch_zeros(ctx, x, (d,))
+    gates_x = L.input_projection(params, prefix, x, xp)
+    xs = (gates_x, L.time_major(mask, xp))
+    ys, memory, hidden = _scan(ctx, w_h, xs, memory, hidden, heads, reverse=reverse)
+    outputs = L.time_major(ys, xp)
+    return (outputs, memory, hidden) if return_hidden else (outputs, memory)
+
+
+def _scan(
+    ctx: L.Context,
+    w_h: Array,
+    xs: tuple[Any, Any],
+    memory: Array,
+    hidden: Array,
+    heads: int,
+    *,
+    reverse: bool = False,
+) -> tuple[Any, Any, Any]:
+    """The LSAM recurrence over time-major ``xs = (x @ w_x + b, mask)``.
+
+    Leading axes of ``w_h`` (..., d, n) and of the state (..., B, ...) beyond the
+    batch are independent recurrences (the two directions of an encoder) run in one
+    scan. Returns ``(outputs, memory, hidden)``, outputs time-major.
+    """
+    xp = ctx.xp
+    d = w_h.shape[-2]
+    d_head = d // heads
+    lead = tuple(w_h.shape[:-2])
 
     def step(weights, memories, carry, inputs):
         ((w_h,), (M,), (h,)) = weights, memories, carry
         gx, m_t = inputs
         z = gx + xp.matmul(h, w_h)
-        q = xp.reshape(z[:, :d], (-1, heads, d_head))
-        k = xp.reshape(z[:, d : 2 * d], (-1, heads, d_head))
-        v = xp.reshape(z[:, 2 * d : 3 * d], (-1, heads, d_head))
-        p_read = L.sigmoid(z[:, 3 * d : 3 * d + heads], xp)
-        p_write = L.sigmoid(z[:, 3 * d + heads :], xp) * ctx.floats(m_t)[:, None]
+        q = xp.reshape(z[..., :d], (*lead, -1, heads, d_head))
+        k = xp.reshape(z[..., d : 2 * d], (*lead, -1, heads, d_head))
+        v = xp.reshape(z[..., 2 * d : 3 * d], (*lead, -1, heads, d_head))
+        p_read = L.sigmoid(z[..., 3 * d : 3 * d + heads], xp)
+        p_write = L.sigmoid(z[..., 3 * d + heads :], xp) * ctx.floats(m_t)[..., None]
         M, written = ctx.write_rank1(M, k, v, p_write, p_write)
-        h_new = xp.reshape(ctx.read(M, q, p_read), (-1, d))
+        h_new = xp.reshape(ctx.read(M, q, p_read), (*lead, -1, d))
         h_new = L.keep_where(m_t, h_new, h, xp)
         return (M,), (h_new,), (h_new,), (written,)
 
     (memory,), (hidden,), (ys,) = L.run_memory_scan(
-        ctx, step, (w_h,), (memory,), (hidden,), (gates_x, m), reverse=reverse
+        ctx, step, (w_h,), (memory,), (hidden,), xs, reverse=reverse
     )
-    outputs = L.time_major(ys, xp)
-    return (outputs, memory, hidden) if return_hidden else (outputs, memory)
+    return ys, memory, hidden
+
+
+def bidirectional_layer(
+    params: L.Params, prefix: str, x: Array, mask: Array, ctx: L.Context, *, heads: int
+) -> tuple[Any, Any, Any]:
+    """The forward (``prefix.fw``) and backward (``prefix.bw``) directions in one scan.
+
+    The same as :func:`layer` forward and :func:`layer` with ``reverse=True`` (each
+    with ``heads`` heads), with the two stacked on a leading axis of the weights, the
+    state and the (time-reversed, for the backward direction) inputs. Returns
+    ``(outputs_fw, outputs_bw, memory)``: outputs (B, L, d) each and the final
+    memories (B, 2 * heads, d_h, d_h), forward heads first.
+    """
+    xp = ctx.xp
+    fw, bw = f"{prefix}.fw", f"{prefix}.bw"
+    w_h = xp.stack([params[f"{fw}.w_h"], params[f"{bw}.w_h"]])
+    d = w_h.shape[-2]
+    m = L.time_major(mask, xp)
+    xs = (
+        L.stack_directions(
+            L.input_projection(params, fw, x, xp), L.input_projection(params, bw, x, xp), xp
+        ),
+        L.stack_directions(m, m, xp),
+    )
+    memory = L.batch_zeros(ctx, x, (heads, d // heads, d // heads))
+    hidden = L.batch_zeros(ctx, x, (d,))
+    ys, memory, _ = _scan(
+        ctx, w_h, xs, xp.stack([memory, memory]), xp.stack([hidden, hidden]), heads
+    )
+    y_f, y_b = L.split_directions(ys, xp)
+    memory = xp.concat([memory[0, ...], memory[1, ...]], axis=1)
+    return L.time_major(y_f, xp), L.time_major(y_b, xp), memory
 
 
 def forward(
@@ -180,11 +244,9 @@ def forward(
         logits = _head(params, x + y, xp)
         return (logits, (memory, hidden)) if return_state else logits
     if config.bidirectional:
-        y_f, m_f = layer(params, "encoder.fw", x, mask, ctx, heads=heads // 2)
-        y_b, m_b = layer(params, "encoder.bw", x, mask, ctx, heads=heads // 2, reverse=True)
+        y_f, y_b, memory = bidirectional_layer(params, "encoder", x, mask, ctx, heads=heads // 2)
         mixed = L.dense(params, "encoder.mix", xp.concat([y_f, y_b], axis=-1), xp)
         x = x + L.relu(mixed, xp)
-        memory = xp.concat([m_f, m_b], axis=1)
     else:
         y, memory = layer(params, "encoder.fw", x, mask, ctx, heads=heads)
         x = x + y
