@@ -302,6 +302,16 @@ class Backend:
         """Validated ``namcore.read``; see :func:`namcore._agnostic.memory.read`."""
         return _memory.read(M, q, p_read, normalize=normalize, eps=eps, xp=xp)
 
+    def sigmoid(self, x: Array, xp: Namespace) -> Array:
+        """The logistic function ``1 / (1 + exp(-x))``, neither tail overflowing.
+
+        The standard path takes five operations (and as many in a gradient); the
+        PyTorch and JAX backends use their fused ``sigmoid``, one operation each way,
+        which counts in the per-step cost of the recurrent models.
+        """
+        e = xp.exp(-xp.abs(x))
+        return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
     #: Whether ``x[int_array] = rows`` works (``array_api_extra.at`` relies on it).
     #: Without it, row updates fall back to a masked ``where`` over all rows.
     integer_index_assignment: bool = True

@@ -92,6 +92,16 @@ class JAXBackend(Backend):
 
         return jax.lax.scan(f, init, xs, length=length)
 
+    def sigmoid(self, x: Array, xp: Namespace) -> Array:
+        # Fast path: XLA's logistic, one operation forwards and backwards.
+        import jax
+
+        return jax.nn.sigmoid(x)
+
+    #: The reversible backward is as fast as the plain one or faster once the stored
+    #: memories reach a few MiB (NAM-TM at d_model 64: 1.4x; LSAM at 64: 0.9x).
+    memory_saving_bytes = 8 * 2**20
+
     def memory_scan(
         self,
         step: MemoryStep,

@@ -1,4 +1,4 @@
-"""Benchmark: LSAM and NAM-TM training steps, reversible memory backward against the standard one.
+"""Benchmark: LSAM and NAM-TM training steps, memory-saving backward against the standard one.
 
 Three tables, every figure measured in this run:
 
@@ -7,9 +7,10 @@ Three tables, every figure measured in this run:
    cells) on torch eager and ``jax.jit`` (optax Adam), at d_model 64, batch 32, length
    32, vocabulary 32, float32, divided by the same step of an embedding → one
    ``torch.nn.LSTM`` layer (hidden d_model) → linear head model with
-   ``torch.optim.Adam``. Each model runs twice: with the backends' reversible
-   ``memory_scan`` (the default) and with the standard path
-   (:meth:`namcore.backends.Backend.memory_scan`, the library's own autodiff).
+   ``torch.optim.Adam``. Each model runs twice: with ``memory_scan``'s
+   memory-saving path forced (JAX: the reversible backward; torch: segment
+   recompute) and with the standard path forced (the library's own autodiff); by
+   default the backends pick by size (``Backend.memory_saving_bytes``).
 2. **Time per 100 training steps at d_model 256** (the paper preset's width), both
    paths, measured over ``--steps-256`` steps and scaled to 100.
 3. **Memory of an LSAM training step at d_model 128** against the length L: on JAX the
@@ -73,13 +74,21 @@ class Case:
 def memory_path(path: str) -> Iterator[None]:
     """Make ``memory_scan`` take its memory-saving path always, or never (``standard``)."""
     from namcore.backends._base import Backend
+    from namcore.backends.jax import JAXBackend
+    from namcore.backends.torch import TorchBackend
 
-    saved = Backend.memory_saving_bytes
-    Backend.memory_saving_bytes = 0 if path == "saving" else math.inf
+    classes = (Backend, JAXBackend, TorchBackend)
+    saved = [cls.__dict__.get("memory_saving_bytes") for cls in classes]
+    for cls in classes:
+        cls.memory_saving_bytes = 0 if path == "saving" else math.inf
     try:
         yield
     finally:
-        Backend.memory_saving_bytes = saved
+        for cls, value in zip(classes, saved, strict=True):
+            if value is None:
+                del cls.memory_saving_bytes
+            else:
+                cls.memory_saving_bytes = value
 
 
 def configs(d: int, length: int = LENGTH) -> dict[str, Any]:
@@ -254,24 +263,25 @@ def ratio_table(cases: list[Case]) -> tuple[str, dict[tuple[str, str, str], floa
         (c.model, c.backend, c.path): c.best / base for c in cases if c.model != "torch.nn.LSTM"
     }
     lines = [
-        "| model | backend | ms / step, standard | ms / step, reversible | standard ÷ LSTM | reversible ÷ LSTM | goal | met | speed-up |",
-        "|---|---|---:|---:|---:|---:|---:|---|---:|",
-        f"| **LSTM model** | torch | {base * 1e3:.2f} | | 1.0x | | | | |",
+        "| model | backend | ms / step, standard | ms / step, saving | standard ÷ LSTM "
+        "| saving ÷ LSTM | goal | met (faster path) |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+        f"| **LSTM model** | torch | {base * 1e3:.2f} | | 1.0x | | | |",
     ]
     by = {(c.model, c.backend, c.path): c.best for c in cases}
     for (model, backend), goal in GOALS.items():
         std, rev = by[(model, backend, "standard")], by[(model, backend, "saving")]
-        met = "yes" if rev / base <= goal else "**no**"
+        met = "yes" if min(std, rev) / base <= goal else "**no**"
         lines.append(
             f"| {model} | {backend} | {std * 1e3:.2f} | {rev * 1e3:.2f} | {std / base:.1f}x | "
-            f"{rev / base:.1f}x | ≤ {goal:g}x | {met} | {std / rev:.2f}x |"
+            f"{rev / base:.1f}x | ≤ {goal:g}x | {met} |"
         )
     return "\n".join(lines), ratios
 
 
 def per_100_table(cases: list[Case], steps: int) -> str:
     lines = [
-        f"| model | backend | standard, s / 100 steps | reversible, s / 100 steps | speed-up |",
+        "| model | backend | standard, s / 100 steps | saving, s / 100 steps | standard ÷ saving |",
         "|---|---|---:|---:|---:|",
     ]
     by = {(c.model, c.backend, c.path): c for c in cases}
@@ -288,7 +298,8 @@ def per_100_table(cases: list[Case], steps: int) -> str:
 def memory_table(memory: dict[str, dict[str, list[int]]], lengths: list[int]) -> str:
     mib = 2**20
     lines = [
-        "| L | JAX temp, standard MiB | JAX temp, reversible MiB | torch peak growth, standard MiB | torch peak growth, reversible MiB |",
+        "| L | JAX temp, standard MiB | JAX temp, saving MiB "
+        "| torch peak growth, standard MiB | torch peak growth, saving MiB |",
         "|---:|---:|---:|---:|---:|",
     ]
     for i, length in enumerate(lengths):

@@ -159,9 +159,8 @@ def layer_norm(params: Params, prefix: str, x: Array, xp: Namespace, eps: float 
 
 
 def sigmoid(x: Array, xp: Namespace) -> Any:
-    """Logistic function, written so that neither tail overflows."""
-    e = xp.exp(-xp.abs(x))
-    return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    """Logistic function (the backend's; see :meth:`namcore.backends.Backend.sigmoid`)."""
+    return _backends.for_namespace(xp).sigmoid(x, xp)
 
 
 def softplus(x: Array, xp: Namespace) -> Any:

@@ -188,6 +188,19 @@ def test_read_fast_path_equals_standard_path(xp, device):
     assert_matches_numpy(fast, to_numpy(standard), xp=xp, rtol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_sigmoid_fast_path_equals_standard_path(xp, device, dtype):
+    """Including both tails, where a naive 1 / (1 + exp(-x)) overflows."""
+    backend = backends.for_namespace(xp)
+    values = np.concatenate([np.linspace(-30, 30, 61), [-1000.0, -90.0, 0.0, 90.0, 1000.0]])
+    x = xp.asarray(values, dtype=getattr(xp, dtype), device=device)
+    fast = backend.sigmoid(x, xp)
+    standard = Backend.sigmoid(backend, x, xp)
+    assert_matches_numpy(fast, to_numpy(standard), xp=xp, dtype=getattr(xp, dtype))
+    expected = np.exp(-np.logaddexp(0.0, -values))  # 1 / (1 + exp(-x)) without overflow
+    assert_matches_numpy(fast, expected, xp=xp, dtype=getattr(xp, dtype))
+
+
 @pytest.mark.parametrize("causal", [False, True], ids=["noncausal", "causal"])
 @pytest.mark.parametrize("parts", ["erase", "decay", "both"])
 def test_attention_delta_fast_path_equals_standard_path(xp, device, causal, parts):
