@@ -210,7 +210,7 @@ class Backend:
         """
 
         def f(state: Any, x: Any) -> tuple[Any, Any]:
-            memory, carry, y, _ = step(params, *state, x)
+            memory, carry, y, _ = step(params, state[0], state[1], x)
             return (memory, carry), y
 
         (memory, carry), ys = self.scan(f, (tuple(memory), tuple(carry)), tuple(xs))

@@ -49,7 +49,7 @@ def memory_scan(
 
     def run(params: Any, memory: tuple[Any, ...], carry: Any, xs: tuple[Any, ...]) -> Any:
         def f(state: Any, x: Any) -> Any:
-            memory, carry, y, _ = step(params, *state, x)
+            memory, carry, y, _ = step(params, state[0], state[1], x)
             return (memory, carry), y
 
         (memory, carry), ys = lax.scan(f, (memory, carry), xs)

@@ -15,7 +15,9 @@ Three tables, every figure measured in this run:
    paths, measured over ``--steps-256`` steps and scaled to 100.
 3. **Memory of an LSAM training step at d_model 128** against the length L: on JAX the
    compiled step's temporary buffers (``memory_analysis().temp_size_in_bytes``); on
-   torch the growth of the peak resident memory of a fresh process over one step.
+   torch the peak resident memory of a fresh process during one step above its
+   resident memory before it (Linux: ``malloc_trim``, then the peak is reset through
+   ``/proc/self/clear_refs`` and read from ``VmHWM``).
 
 Cases are timed in interleaved rounds (best of all rounds). The process is pinned to
 ``--threads`` cores (default 1). Run ``python benchmarks/recurrences.py`` (``--quick``
@@ -30,7 +32,6 @@ import datetime as dt
 import math
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -234,7 +235,7 @@ def jax_temp_bytes(d: int, length: int, path: str) -> int:
 
 
 def torch_peak_growth(d: int, length: int, path: str) -> int:
-    """Bytes by which one LSAM training step raises a fresh process's peak RSS."""
+    """Bytes by which one LSAM training step raises a fresh process's resident memory."""
     out = subprocess.run(
         [sys.executable, __file__, "--torch-memory", str(d), str(length), path],
         capture_output=True,
@@ -244,16 +245,29 @@ def torch_peak_growth(d: int, length: int, path: str) -> int:
     return int(out.stdout.strip().splitlines()[-1])
 
 
+def _status_kib(field: str) -> int:
+    """A ``VmRSS``/``VmHWM`` line of ``/proc/self/status``, in KiB (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
 def _torch_memory_child(d: int, length: int, path: str) -> None:
+    import ctypes
+
     import torch
 
     torch.set_num_threads(1)
     tokens, targets = batch(np.random.default_rng(0), length)
     step = torch_step(configs(d, length)["LSAM"], tokens, targets, path)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Return freed heap pages to the system, then reset the peak (VmHWM) to the current
+    # resident size, so that the peak after the step is the step's own.
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    Path("/proc/self/clear_refs").write_text("5")
+    before = _status_kib("VmRSS")
     step()
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print((after - before) * 1024)
+    print((_status_kib("VmHWM") - before) * 1024)
 
 
 # ----------------------------------------------------------------------- report
@@ -413,7 +427,8 @@ def main() -> None:
     text = header + "\n" + "\n\n".join(sections) + "\n"
     if ratios and "memory" not in skip:
         plot(ratios, memory, lengths, args.out.with_suffix(".png"))
-        text += f"\n![plot]({args.out.with_suffix('.png').name})\n"
+        # relative to docs/recurrences.md, the page that includes this file
+        text += f"\n![plot](benchmarks/{args.out.with_suffix('.png').name})\n"
     atomic_write(args.out, lambda tmp: Path(tmp).write_text(text))
     print(text)
 

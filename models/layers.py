@@ -208,7 +208,7 @@ def keep_where(m: Array, new: Array, old: Array, xp: Namespace) -> Any:
     if m.ndim == 1:
         flag = xp.reshape(m, (-1,) + (1,) * (new.ndim - 1))
     else:
-        flag = m[(..., *(None,) * (new.ndim - m.ndim))]
+        flag = m[(Ellipsis,) + (None,) * (new.ndim - m.ndim)]
     return xp.where(flag, new, old)
 
 
@@ -326,18 +326,15 @@ def recurrent(
 def _cell_step(kind: str, w_h: Array, b_hn: Array | None, xp: Namespace) -> Callable:
     """The scan step of a GRU or LSTM cell; leading axes (directions, batch) broadcast."""
     hidden = w_h.shape[-2]
-    if kind == "lstm":
 
-        def step(state, inputs):
-            h, c = state
-            gx, m_t = inputs
-            h_new, c_new = lstm_cell(gx + xp.matmul(h, w_h), c, xp)
-            h_new = keep_where(m_t, h_new, h, xp)
-            return (h_new, keep_where(m_t, c_new, c, xp)), h_new
+    def lstm_step(state, inputs):
+        h, c = state
+        gx, m_t = inputs
+        h_new, c_new = lstm_cell(gx + xp.matmul(h, w_h), c, xp)
+        h_new = keep_where(m_t, h_new, h, xp)
+        return (h_new, keep_where(m_t, c_new, c, xp)), h_new
 
-        return step
-
-    def step(state, inputs):
+    def gru_step(state, inputs):
         (h,) = state
         gx, m_t = inputs
         gh = xp.matmul(h, w_h)
@@ -347,7 +344,7 @@ def _cell_step(kind: str, w_h: Array, b_hn: Array | None, xp: Namespace) -> Call
         h_new = keep_where(m_t, (1.0 - z) * n + z * h, h, xp)
         return (h_new,), h_new
 
-    return step
+    return lstm_step if kind == "lstm" else gru_step
 
 
 def bidirectional(

@@ -187,7 +187,7 @@ def _tape_step(
     address_w = ctx.unit(H_write) if normalize_heads else H_write
     address_r = ctx.unit(H_read) if normalize_heads else H_read
     T, written = ctx.write_rank1(T, address_w, value, p_write, p_erase, normalize=False)
-    writes = (written,)
+    writes: tuple[Any, ...] = (written,)
     r = ctx.read(T, address_r, p_read, normalize=False)
     jump_r = jump_w = None
     if J is not None:
