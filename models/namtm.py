@@ -141,47 +141,19 @@ def tape_step(
     p_write: Any,
     p_erase: Any,
     normalize_heads: bool,
-) -> tuple[tuple[Any, ...], Any]:
+    return_writes: bool = False,
+) -> tuple[Any, ...]:
     """One NAM-TM step for every tape; returns the new state and the read ``(B, tapes, d)``.
+
+    With ``return_writes``, also the ``(u, k̂)`` of each memory's rank-1 write (the
+    tape's, then the jump table's), as :func:`namcore.models.layers.run_memory_scan`
+    needs them.
 
     ``state`` is ``(T, J, H_read, H_write)`` as from :func:`initial_state`. ``value``,
     ``key`` and the queries are ``(B, tapes, d)`` (``key`` unit length; ``key`` and
     the queries are ignored without a jump table), the action probabilities
     ``(B, tapes, n_actions)``, the gates ``(B, tapes)``.
     """
-    new, r, _ = _tape_step(
-        ctx,
-        state,
-        value=value,
-        key=key,
-        query_read=query_read,
-        query_write=query_write,
-        act_read=act_read,
-        act_write=act_write,
-        p_read=p_read,
-        p_write=p_write,
-        p_erase=p_erase,
-        normalize_heads=normalize_heads,
-    )
-    return new, r
-
-
-def _tape_step(
-    ctx: L.Context,
-    state: tuple[Any, ...],
-    *,
-    value: Array,
-    key: Any,
-    query_read: Any,
-    query_write: Any,
-    act_read: Any,
-    act_write: Any,
-    p_read: Any,
-    p_write: Any,
-    p_erase: Any,
-    normalize_heads: bool,
-) -> tuple[tuple[Any, ...], Any, tuple[Any, ...]]:
-    """:func:`tape_step`, also returning the ``(u, k̂)`` of each memory's write."""
     xp = ctx.xp
     T, J, H_read, H_write = state
     address_w = ctx.unit(H_write) if normalize_heads else H_write
@@ -196,7 +168,8 @@ def _tape_step(
         jump_r, jump_w = ctx.read(J, query_read), ctx.read(J, query_write)
     H_read = move(H_read, act_read, jump_r, xp)
     H_write = move(H_write, act_write, jump_w, xp)
-    return (T, J, H_read, H_write), r, writes
+    new = (T, J, H_read, H_write)
+    return (new, r, writes) if return_writes else (new, r)
 
 
 def _layer(
@@ -249,7 +222,7 @@ def _layer(
         value, act_read, act_write, p_read, p_write, p_erase = parts[:6]
         key, query_read, query_write = parts[6:] if config.jump else (None, None, None)
         state = (memories[0], memories[1] if config.jump else None, *carry)
-        new, r, writes = _tape_step(
+        new, r, writes = tape_step(
             ctx,
             state,
             value=value,
@@ -262,6 +235,7 @@ def _layer(
             p_write=p_write[..., 0],
             p_erase=p_erase[..., 0],
             normalize_heads=config.normalize_heads,
+            return_writes=True,
         )
         heads = tuple(L.keep_where(m_t, a, b, xp) for a, b in zip(new[2:], carry, strict=True))
         memories = (new[0], new[1]) if config.jump else (new[0],)
