@@ -23,9 +23,18 @@ from collections.abc import Callable
 from namcore import _compat
 from namcore._typing import Array, Namespace
 
-from ._base import Backend
+from ._base import Backend, ManualStep
 
-__all__ = ["NAMES", "Backend", "for_array", "for_namespace", "get", "install_hint", "installed"]
+__all__ = [
+    "NAMES",
+    "Backend",
+    "ManualStep",
+    "for_array",
+    "for_namespace",
+    "get",
+    "install_hint",
+    "installed",
+]
 
 #: Backends namcore knows by name, in the order tables and test matrices use.
 NAMES: tuple[str, ...] = ("numpy", "array_api_strict", "torch", "jax", "cupy", "ndonnx", "dask")

@@ -19,9 +19,9 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from ._base import MemoryStep
+from ._base import ManualStep, MemoryStep
 
-__all__ = ["memory_scan"]
+__all__ = ["manual_scan", "memory_scan"]
 
 
 def _is_float(x: Any) -> bool:
@@ -33,6 +33,92 @@ def _rebuild(memory: tuple[Any, ...], writes: tuple[Any, ...]) -> tuple[Any, ...
     return tuple(
         m - u[..., :, None] * kh[..., None, :] for m, (u, kh) in zip(memory, writes, strict=True)
     )
+
+
+def _checkpoint(saved: tuple[Any, ...], memory: tuple[Any, ...], t: Any, every: int) -> Any:
+    """``saved`` with ``memory`` in slot ``t // every`` if ``t`` is a multiple of ``every``."""
+    return lax.cond(
+        t % every == 0,
+        lambda: tuple(
+            lax.dynamic_update_index_in_dim(s, m, t // every, 0)
+            for s, m in zip(saved, memory, strict=True)
+        ),
+        lambda: saved,
+    )
+
+
+def _memory_before(
+    saved: tuple[Any, ...], after: tuple[Any, ...], written: Any, t: Any, every: int
+) -> Any:
+    """The memory before step ``t``: the saved copy, or ``after`` with the step's writes undone."""
+    return lax.cond(
+        t % every == 0,
+        lambda: tuple(lax.dynamic_index_in_dim(s, t // every, 0, keepdims=False) for s in saved),
+        lambda: _rebuild(after, written),
+    )
+
+
+def _slots(memory: tuple[Any, ...], length: int, every: int) -> tuple[Any, ...]:
+    return tuple(jnp.zeros((-(-length // every), *m.shape), m.dtype) for m in memory)
+
+
+def manual_scan(
+    step: ManualStep,
+    params: Any,
+    memory: tuple[Any, ...],
+    carry: Any,
+    xs: tuple[Any, ...],
+    every: int,
+) -> tuple[Any, Any, Any]:
+    """``(memory, carry, ys)`` of ``step``, differentiated with the step's own backward."""
+    length = int(xs[0].shape[0])
+
+    def run(params: Any, memory: tuple[Any, ...], carry: Any, xs: tuple[Any, ...]) -> Any:
+        def f(state: Any, x: Any) -> Any:
+            memory, carry, y, _ = step(params, state[0], state[1], x)
+            return (memory, carry), y
+
+        (memory, carry), ys = lax.scan(f, (memory, carry), xs)
+        return memory, carry, ys
+
+    def forward(params: Any, memory: tuple[Any, ...], carry: Any, xs: tuple[Any, ...]) -> Any:
+        def f(state: Any, inputs: Any) -> Any:
+            memory, carry, saved = state
+            t, x = inputs
+            saved = _checkpoint(saved, memory, t, every)
+            memory, carry, y, writes, kept = step.forward(params, memory, carry, x)
+            return (tuple(memory), tuple(carry), saved), (y, writes, kept)
+
+        state = (memory, carry, _slots(memory, length, every))
+        (memory, carry, saved), (ys, writes, kept) = lax.scan(f, state, (jnp.arange(length), xs))
+        return (memory, carry, ys), (params, xs, writes, kept, saved, memory)
+
+    def backward(residuals: Any, cotangents: Any) -> Any:
+        params, xs, writes, kept, saved, final = residuals
+        g_memory, g_carry, g_ys = cotangents
+
+        def b(state: Any, inputs: Any) -> Any:
+            after, g_memory, g_carry, g_params = state
+            t, x, written, kept, g_y = inputs
+            memory = _memory_before(saved, after, written, t, every)
+            d_params, g_memory, g_carry, d_x = step.backward(
+                params, x, memory, after, kept, g_memory, g_carry, g_y
+            )
+            g_params = jax.tree.map(jnp.add, g_params, tuple(d_params))
+            return (memory, tuple(g_memory), tuple(g_carry), g_params), d_x
+
+        zero_params = jax.tree.map(jnp.zeros_like, params)
+        (_, d_memory, d_carry, d_params), d_xs = lax.scan(
+            b,
+            (final, g_memory, g_carry, zero_params),
+            (jnp.arange(length), xs, writes, kept, g_ys),
+            reverse=True,
+        )
+        return d_params, d_memory, d_carry, tuple(d_xs)
+
+    wrapped = jax.custom_vjp(run)
+    wrapped.defvjp(forward, backward)
+    return wrapped(params, memory, carry, xs)
 
 
 def memory_scan(
@@ -56,20 +142,12 @@ def memory_scan(
         return memory, carry, ys
 
     def forward(params: Any, memory: tuple[Any, ...], carry: Any, xs: tuple[Any, ...]) -> Any:
-        slots = -(-length // every)
-        saved = tuple(jnp.zeros((slots, *m.shape), m.dtype) for m in memory)
+        saved = _slots(memory, length, every)
 
         def f(state: Any, inputs: Any) -> Any:
             memory, carry, saved = state
             t, x = inputs
-            saved = lax.cond(
-                t % every == 0,
-                lambda: tuple(
-                    lax.dynamic_update_index_in_dim(s, m, t // every, 0)
-                    for s, m in zip(saved, memory, strict=True)
-                ),
-                lambda: saved,
-            )
+            saved = _checkpoint(saved, memory, t, every)
             new_memory, new_carry, y, writes = step(params, memory, carry, x)
             return (new_memory, new_carry, saved), (y, carry, writes)
 
@@ -82,7 +160,6 @@ def memory_scan(
     def backward(residuals: Any, cotangents: Any) -> Any:
         params, xs, carries, writes, saved, final = residuals
         g_memory, g_carry, g_ys = cotangents
-        fixed = tuple(None if f else x for f, x in zip(floats, xs, strict=True))
 
         def local(
             params: Any, memory: Any, carry: Any, x_float: tuple[Any, ...], x_all: Any
@@ -95,13 +172,7 @@ def memory_scan(
         def b(state: Any, inputs: Any) -> Any:
             memory_next, g_memory, g_carry, g_params = state
             t, x, carry, written, g_y = inputs
-            memory = lax.cond(
-                t % every == 0,
-                lambda: tuple(
-                    lax.dynamic_index_in_dim(s, t // every, 0, keepdims=False) for s in saved
-                ),
-                lambda: _rebuild(memory_next, written),
-            )
+            memory = _memory_before(saved, memory_next, written, t, every)
             x_float = tuple(a for f, a in zip(floats, x, strict=True) if f)
             _, vjp = jax.vjp(
                 lambda p, m, c, xf: local(p, m, c, xf, x), params, memory, carry, x_float
@@ -119,7 +190,7 @@ def memory_scan(
             reverse=True,
         )
         it = iter(d_xs)
-        d_all = tuple(next(it) if f else None for f, _ in zip(floats, fixed, strict=True))
+        d_all = tuple(next(it) if f else None for f in floats)
         return d_params, d_memory, d_carry, d_all
 
     wrapped = jax.custom_vjp(run)

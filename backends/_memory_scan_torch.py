@@ -1,4 +1,11 @@
-"""The memory-saving scan for PyTorch: an autograd Function that recomputes segments.
+"""The memory-saving scans for PyTorch: autograd Functions.
+
+A step with a hand-derived backward (:class:`namcore.backends.ManualStep`) runs in
+:class:`_ManualScan`: the forward pass keeps each step's writes and residuals (O(d))
+and an exact copy of the memory every ``every`` steps; the backward pass walks from
+the last step to the first, rebuilding ``M_t = M_{t+1} - u_t k̂_tᵀ`` (or taking the
+copy), and calls the step's backward, with no autograd graph at all. Any other step
+runs in :class:`_MemoryScan`, which recomputes segments:
 
 Eager autograd keeps every step's graph, and with it every step's memory: O(L·d²).
 Here the forward pass runs without a graph and keeps only the state (memory and
@@ -20,9 +27,9 @@ from typing import Any
 
 import torch
 
-from ._base import MemoryStep
+from ._base import ManualStep, MemoryStep
 
-__all__ = ["memory_scan"]
+__all__ = ["manual_scan", "memory_scan"]
 
 
 def _run(
@@ -123,8 +130,86 @@ class _MemoryScan(torch.autograd.Function):
         return (None, None, None, *g_params, *d_state, *d_xs)
 
 
+class _ManualScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, step: ManualStep, every: int, sizes: tuple[int, ...], *flat: Any) -> Any:
+        n_p, n_m, n_c, _ = sizes
+        params = flat[:n_p]
+        memory = flat[n_p : n_p + n_m]
+        carry = flat[n_p + n_m : n_p + n_m + n_c]
+        xs = flat[n_p + n_m + n_c :]
+        steps = list(zip(*(x.unbind(0) for x in xs), strict=True))
+        saved, writes, residuals, ys = {}, [], [], []
+        for t, x in enumerate(steps):
+            if t % every == 0:
+                saved[t] = memory
+            memory, carry, y, written, kept = step.forward(params, memory, carry, x)
+            memory, carry = tuple(memory), tuple(carry)
+            writes.append(written)
+            residuals.append(kept)
+            ys.append(y)
+        ctx.save_for_backward(*params)
+        ctx.step, ctx.every, ctx.sizes, ctx.steps = step, every, sizes, steps
+        ctx.saved, ctx.writes, ctx.residuals, ctx.final = saved, writes, residuals, memory
+        stacked = tuple(torch.stack(column) for column in zip(*ys, strict=True))
+        return (*memory, *carry, *stacked)
+
+    @staticmethod
+    def backward(ctx: Any, *grads: Any) -> Any:
+        params = ctx.saved_tensors
+        n_p, n_m, n_c, _ = ctx.sizes
+        g_memory, g_carry = grads[:n_m], grads[n_m : n_m + n_c]
+        g_ys = [g.unbind(0) for g in grads[n_m + n_c :]]
+        g_params: list[Any] = [torch.zeros_like(p) for p in params]
+        g_xs: list[Any] = [None] * len(ctx.steps)
+        after = ctx.final
+        for t in range(len(ctx.steps) - 1, -1, -1):
+            before = ctx.saved.get(t)
+            if before is None:
+                before = tuple(
+                    torch.addcmul(m, u.unsqueeze(-1), kh.unsqueeze(-2), value=-1.0)
+                    for m, (u, kh) in zip(after, ctx.writes[t], strict=True)
+                )
+            d_params, g_memory, g_carry, g_xs[t] = ctx.step.backward(
+                params,
+                ctx.steps[t],
+                before,
+                after,
+                ctx.residuals[t],
+                tuple(g_memory),
+                tuple(g_carry),
+                tuple(g[t] for g in g_ys),
+            )
+            for total, d in zip(g_params, d_params, strict=True):
+                total.add_(d)
+            after = before
+        needs = ctx.needs_input_grad[3:]
+        d_xs = [
+            torch.stack(column) if column[0] is not None and need else None
+            for column, need in zip(zip(*g_xs, strict=True), needs[n_p + n_m + n_c :], strict=True)
+        ]
+        d_state = [
+            g if need else None
+            for g, need in zip((*g_memory, *g_carry), needs[n_p : n_p + n_m + n_c], strict=True)
+        ]
+        d_params = [g if need else None for g, need in zip(g_params, needs[:n_p], strict=True)]
+        return (None, None, None, *d_params, *d_state, *d_xs)
+
+
 def _zeros_if_none(g: Any, like: Any) -> Any:
     return torch.zeros_like(like) if g is None else g
+
+
+def manual_scan(
+    step: ManualStep,
+    params: Any,
+    memory: tuple[Any, ...],
+    carry: Any,
+    xs: tuple[Any, ...],
+    every: int,
+) -> tuple[Any, Any, Any]:
+    """``(memory, carry, ys)`` of ``step``, differentiated with the step's own backward."""
+    return _apply(_ManualScan, step, params, memory, carry, xs, every)
 
 
 def memory_scan(
@@ -136,8 +221,14 @@ def memory_scan(
     every: int,
 ) -> tuple[Any, Any, Any]:
     """``(memory, carry, ys)`` of ``step`` over axis 0 of ``xs``, saving memory for the backward."""
+    return _apply(_MemoryScan, step, params, memory, carry, xs, every)
+
+
+def _apply(
+    function: Any, step: Any, params: Any, memory: Any, carry: Any, xs: Any, every: int
+) -> tuple[Any, Any, Any]:
     params, memory, carry, xs = tuple(params), tuple(memory), tuple(carry), tuple(xs)
     sizes = (len(params), len(memory), len(carry), len(xs))
-    out = _MemoryScan.apply(step, every, sizes, *params, *memory, *carry, *xs)
+    out = function.apply(step, every, sizes, *params, *memory, *carry, *xs)
     n_m, n_c = sizes[1], sizes[2]
     return out[:n_m], out[n_m : n_m + n_c], out[n_m + n_c :]

@@ -9,7 +9,7 @@ import numpy as np
 
 from namcore._typing import Array, Device, Namespace
 
-from ._base import Backend, MemoryStep, ScanStep
+from ._base import Backend, ManualStep, MemoryStep, ScanStep
 
 __all__ = ["JAXBackend"]
 
@@ -110,7 +110,14 @@ class JAXBackend(Backend):
         carry: Any,
         xs: tuple[Any, ...],
     ) -> tuple[Any, Any, Any]:
-        # Memory-saving path: a custom_vjp whose backward rebuilds the memory.
+        # A custom_vjp whose backward rebuilds the memory, and runs the step's own
+        # backward where it has one.
+        if isinstance(step, ManualStep) and self.manual_backward:
+            from ._memory_scan_jax import manual_scan
+
+            return manual_scan(
+                step, params, tuple(memory), tuple(carry), tuple(xs), self.memory_checkpoint_every
+            )
         if not self.saves_memory(memory, xs):
             return super().memory_scan(step, params, memory, carry, xs)
         from ._memory_scan_jax import memory_scan

@@ -12,7 +12,7 @@ from namcore._agnostic import delta as _delta
 from namcore._agnostic import memory as _memory
 from namcore._typing import Array, Device, Namespace
 
-from ._base import Backend, MemoryStep, device_mismatch
+from ._base import Backend, ManualStep, MemoryStep, device_mismatch
 
 __all__ = ["TorchBackend"]
 
@@ -111,11 +111,16 @@ class TorchBackend(Backend):
         carry: Any,
         xs: tuple[Any, ...],
     ) -> tuple[Any, Any, Any]:
-        # Memory-saving path under autograd: a Function that recomputes segments.
+        # Under autograd: a step's own backward (reversible, no graph), or segments
+        # recomputed from saved states.
         import torch
 
         flat = (*params, *memory, *carry, *xs)
         grad = torch.is_grad_enabled() and any(a.requires_grad for a in flat)
+        if grad and isinstance(step, ManualStep) and self.manual_backward:
+            from ._memory_scan_torch import manual_scan
+
+            return manual_scan(step, params, memory, carry, xs, self.memory_checkpoint_every)
         if not (grad and self.saves_memory(memory, xs)):
             return super().memory_scan(step, params, memory, carry, xs)
         from ._memory_scan_torch import memory_scan

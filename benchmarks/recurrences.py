@@ -7,10 +7,12 @@ Three tables, every figure measured in this run:
    cells) on torch eager and ``jax.jit`` (optax Adam), at d_model 64, batch 32, length
    32, vocabulary 32, float32, divided by the same step of an embedding → one
    ``torch.nn.LSTM`` layer (hidden d_model) → linear head model with
-   ``torch.optim.Adam``. Each model runs twice: with ``memory_scan``'s
-   memory-saving path forced (JAX: the reversible backward; torch: segment
-   recompute) and with the standard path forced (the library's own autodiff); by
-   default the backends pick by size (``Backend.memory_saving_bytes``).
+   ``torch.optim.Adam``. Each model runs on each of ``memory_scan``'s paths:
+   ``manual`` (LSAM only: its hand-derived backward on rebuilt memories, the
+   default for LSAM), ``saving`` (the generic memory-saving backward. JAX: reversible,
+   differentiating each step with ``jax.vjp``; torch: segment recompute) and
+   ``standard`` (the library's own autodiff). NAM-TM's default is picked by size
+   (``Backend.memory_saving_bytes``).
 2. **Time per 100 training steps at d_model 256** (the paper preset's width), both
    paths, measured over ``--steps-256`` steps and scaled to 100.
 3. **Memory of an LSAM training step at d_model 128** against the length L: on JAX the
@@ -53,7 +55,9 @@ GOALS = {
     ("LSAM", "torch"): 8.0,
     ("NAMTM", "torch"): 12.0,
 }
-PATHS = ("saving", "standard")
+PATHS = ("manual", "saving", "standard")
+#: The paths each model can take (NAM-TM's step has no hand-derived backward).
+MODEL_PATHS = {"LSAM": PATHS, "NAMTM": ("saving", "standard")}
 
 
 @dataclass
@@ -73,23 +77,27 @@ class Case:
 
 @contextlib.contextmanager
 def memory_path(path: str) -> Iterator[None]:
-    """Make ``memory_scan`` take its memory-saving path always, or never (``standard``)."""
+    """Make ``memory_scan`` take one path: ``manual``, ``saving`` or ``standard``."""
     from namcore.backends._base import Backend
     from namcore.backends.jax import JAXBackend
     from namcore.backends.torch import TorchBackend
 
     classes = (Backend, JAXBackend, TorchBackend)
-    saved = [cls.__dict__.get("memory_saving_bytes") for cls in classes]
+    values = {"memory_saving_bytes": math.inf if path == "standard" else 0}
+    values["manual_backward"] = path == "manual"
+    saved = [{k: cls.__dict__.get(k) for k in values} for cls in classes]
     for cls in classes:
-        cls.memory_saving_bytes = 0 if path == "saving" else math.inf
+        for k, v in values.items():
+            setattr(cls, k, v)
     try:
         yield
     finally:
-        for cls, value in zip(classes, saved, strict=True):
-            if value is None:
-                del cls.memory_saving_bytes
-            else:
-                cls.memory_saving_bytes = value
+        for cls, old in zip(classes, saved, strict=True):
+            for k, v in old.items():
+                if v is None:
+                    delattr(cls, k)
+                else:
+                    setattr(cls, k, v)
 
 
 def configs(d: int, length: int = LENGTH) -> dict[str, Any]:
@@ -193,7 +201,7 @@ def build(d: int, rng: np.random.Generator) -> list[Case]:
     tokens, targets = batch(rng)
     cases = [Case("torch.nn.LSTM", "torch", "—", lstm_step(d, tokens, targets))]
     for name, config in configs(d).items():
-        for path in PATHS:
+        for path in MODEL_PATHS[name]:
             cases.append(Case(name, "torch", path, torch_step(config, tokens, targets, path)))
             cases.append(Case(name, "jax", path, jax_step(config, tokens, targets, path)))
     return cases
@@ -271,53 +279,66 @@ def _torch_memory_child(d: int, length: int, path: str) -> None:
 
 
 # ----------------------------------------------------------------------- report
+def _ms(case: Case | None) -> str:
+    return "—" if case is None else f"{case.best * 1e3:.2f}"
+
+
 def ratio_table(cases: list[Case]) -> tuple[str, dict[tuple[str, str, str], float]]:
     base = next(c for c in cases if c.model == "torch.nn.LSTM").best
     ratios = {
         (c.model, c.backend, c.path): c.best / base for c in cases if c.model != "torch.nn.LSTM"
     }
     lines = [
-        "| model | backend | ms / step, standard | ms / step, saving | standard ÷ LSTM "
-        "| saving ÷ LSTM | goal | met (faster path) |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
-        f"| **LSTM model** | torch | {base * 1e3:.2f} | | 1.0x | | | |",
+        "| model | backend | "
+        + " | ".join(f"ms / step, {p}" for p in PATHS)
+        + " | "
+        + " | ".join(f"{p} ÷ LSTM" for p in PATHS)
+        + " | goal | met (fastest path) |",
+        "|---|---|" + "---:|" * (2 * len(PATHS) + 1) + "---|",
+        f"| **LSTM model** | torch | {base * 1e3:.2f} |"
+        + " |" * (2 * len(PATHS) - 1)
+        + " 1.0x | | |",
     ]
-    by = {(c.model, c.backend, c.path): c.best for c in cases}
+    by = {(c.model, c.backend, c.path): c for c in cases}
     for (model, backend), goal in GOALS.items():
-        std, rev = by[(model, backend, "standard")], by[(model, backend, "saving")]
-        met = "yes" if min(std, rev) / base <= goal else "**no**"
+        row = [by.get((model, backend, p)) for p in PATHS]
+        fastest = min(c.best for c in row if c is not None) / base
+        met = "yes" if fastest <= goal else "**no**"
+        shares = ["—" if c is None else f"{c.best / base:.1f}x" for c in row]
         lines.append(
-            f"| {model} | {backend} | {std * 1e3:.2f} | {rev * 1e3:.2f} | {std / base:.1f}x | "
-            f"{rev / base:.1f}x | ≤ {goal:g}x | {met} |"
+            f"| {model} | {backend} | "
+            + " | ".join(map(_ms, row))
+            + " | "
+            + " | ".join(shares)
+            + f" | ≤ {goal:g}x | {met} ({fastest:.1f}x) |"
         )
     return "\n".join(lines), ratios
 
 
 def per_100_table(cases: list[Case], steps: int) -> str:
     lines = [
-        "| model | backend | standard, s / 100 steps | saving, s / 100 steps | standard ÷ saving |",
-        "|---|---|---:|---:|---:|",
+        "| model | backend | " + " | ".join(f"{p}, s / 100 steps" for p in PATHS) + " |",
+        "|---|---|" + "---:|" * len(PATHS),
     ]
     by = {(c.model, c.backend, c.path): c for c in cases}
     for model in ("LSAM", "NAMTM"):
         for backend in ("torch", "jax"):
-            std, rev = by[(model, backend, "standard")], by[(model, backend, "saving")]
-            lines.append(
-                f"| {model} | {backend} | {100 * std.best:.1f} | {100 * rev.best:.1f} | "
-                f"{std.best / rev.best:.2f}x |"
-            )
+            row = [by.get((model, backend, p)) for p in PATHS]
+            cells = ["—" if c is None else f"{100 * c.best:.1f}" for c in row]
+            lines.append(f"| {model} | {backend} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + f"\n\n(best step of {steps} per case, times 100)"
 
 
 def memory_table(memory: dict[str, dict[str, list[int]]], lengths: list[int]) -> str:
     mib = 2**20
+    keys = [(k, p) for k in ("jax", "torch") for p in PATHS]
+    names = {"jax": "JAX temp", "torch": "torch peak growth"}
     lines = [
-        "| L | JAX temp, standard MiB | JAX temp, saving MiB "
-        "| torch peak growth, standard MiB | torch peak growth, saving MiB |",
-        "|---:|---:|---:|---:|---:|",
+        "| L | " + " | ".join(f"{names[k]}, {p} MiB" for k, p in keys) + " |",
+        "|---:|" + "---:|" * len(keys),
     ]
     for i, length in enumerate(lengths):
-        row = [memory[k][p][i] / mib for k in ("jax", "torch") for p in ("standard", "saving")]
+        row = [memory[k][p][i] / mib for k, p in keys]
         lines.append(f"| {length:,} | " + " | ".join(f"{v:.1f}" for v in row) + " |")
     return "\n".join(lines)
 
@@ -336,12 +357,20 @@ def plot(
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     labels = [f"{m} ({b})" for m, b in GOALS]
     ys = np.arange(len(labels))
-    for j, p in enumerate(("standard", "saving")):
-        left.barh(ys + 0.4 * j, [ratios[(m, b, p)] for m, b in GOALS], height=0.4, label=p)
+    height = 0.8 / len(PATHS)
+    for j, p in enumerate(PATHS):
+        values = [ratios.get((m, b, p), 0.0) for m, b in GOALS]
+        left.barh(ys + height * j, values, height=height, label=p)
     left.scatter(
-        list(GOALS.values()), ys + 0.2, marker="|", s=400, color="red", label="goal", zorder=3
+        list(GOALS.values()),
+        ys + 0.4 - height / 2,
+        marker="|",
+        s=400,
+        color="red",
+        label="goal",
+        zorder=3,
     )
-    left.set_yticks(ys + 0.2, labels)
+    left.set_yticks(ys + 0.4 - height / 2, labels)
     left.invert_yaxis()
     left.set(
         xscale="log",
@@ -351,7 +380,7 @@ def plot(
     left.legend(fontsize=8)
     left.grid(True, axis="x", which="both", alpha=0.3)
     for key, style in (("jax", "-"), ("torch", "--")):
-        for p, marker in (("standard", "o"), ("saving", "s")):
+        for p, marker in zip(PATHS, "^so", strict=True):
             right.plot(
                 lengths, np.array(memory[key][p]) / 2**20, style, marker=marker, label=f"{key}, {p}"
             )

@@ -29,6 +29,7 @@ from typing import Any
 from namcore._typing import Array, Namespace
 
 from . import layers as L
+from . import lsam_step
 from . import spec as P
 from .config import LSAMConfig
 
@@ -146,25 +147,7 @@ def _scan(
     batch are independent recurrences (the two directions of an encoder) run in one
     scan. Returns ``(outputs, memory, hidden)``, outputs time-major.
     """
-    xp = ctx.xp
-    d = w_h.shape[-2]
-    d_head = d // heads
-    lead = tuple(w_h.shape[:-2])
-
-    def step(weights, memories, carry, inputs):
-        ((w_h,), (M,), (h,)) = weights, memories, carry
-        gx, m_t = inputs
-        z = gx + xp.matmul(h, w_h)
-        q = xp.reshape(z[..., :d], (*lead, -1, heads, d_head))
-        k = xp.reshape(z[..., d : 2 * d], (*lead, -1, heads, d_head))
-        v = xp.reshape(z[..., 2 * d : 3 * d], (*lead, -1, heads, d_head))
-        p_read = L.sigmoid(z[..., 3 * d : 3 * d + heads], xp)
-        p_write = L.sigmoid(z[..., 3 * d + heads :], xp) * ctx.floats(m_t)[..., None]
-        M, written = ctx.write_rank1(M, k, v, p_write, p_write)
-        h_new = xp.reshape(ctx.read(M, q, p_read), (*lead, -1, d))
-        h_new = L.keep_where(m_t, h_new, h, xp)
-        return (M,), (h_new,), (h_new,), (written,)
-
+    step = lsam_step.make(ctx, w_h.shape[-2], heads, tuple(w_h.shape[:-2]))
     (memory,), (hidden,), (ys,) = L.run_memory_scan(
         ctx, step, (w_h,), (memory,), (hidden,), xs, reverse=reverse
     )

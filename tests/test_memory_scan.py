@@ -1,10 +1,11 @@
 """``Backend.memory_scan``: the memory-saving backward equals plain autodiff, in less memory.
 
 The JAX path rebuilds each step's memory from its rank-1 write (a ``custom_vjp``);
-the PyTorch path recomputes segments from saved states (an autograd Function). Both
-are checked against the standard path (the library's own autodiff through the
-backend's ``scan``), on a hand-made step with every kind of argument and on LSAM and
-NAM-TM over long sequences.
+the PyTorch path recomputes segments from saved states (an autograd Function); a
+step with a hand-derived backward (``ManualStep``: LSAM's) runs that backward on
+rebuilt memories on both. All are checked against the standard path (the library's
+own autodiff through the backend's ``scan``), on a hand-made step with every kind of
+argument, on LSAM's step alone and on LSAM and NAM-TM over long sequences.
 """
 
 from __future__ import annotations
@@ -27,11 +28,14 @@ VOCAB = 7
 
 @pytest.fixture
 def path(monkeypatch):
-    """Force ``memory_scan`` onto one path: ``saving`` (always) or ``standard`` (never)."""
+    """Force ``memory_scan`` onto one path: ``manual`` (a step's own backward, where it
+    has one; else as ``saving``), ``saving`` (the generic memory-saving backward) or
+    ``standard`` (the library's autodiff)."""
 
     def force(name: str) -> None:
         for cls in (Backend, JAXBackend, TorchBackend):
-            monkeypatch.setattr(cls, "memory_saving_bytes", 0 if name == "saving" else math.inf)
+            monkeypatch.setattr(cls, "memory_saving_bytes", math.inf if name == "standard" else 0)
+            monkeypatch.setattr(cls, "manual_backward", name == "manual")
 
     return force
 
@@ -193,12 +197,16 @@ def _jax_model_grads(name, length, dtype="float64"):
 RTOL_1000 = {"LSAM": 1e-8, "NAMTM": 1e-5}
 
 
-@pytest.mark.parametrize("name", list(MODELS))
-def test_jax_model_gradients_equal_plain_autodiff_over_1000_steps(name, path, jax_x64):
+#: (model, path) pairs of the long-sequence tests: NAM-TM has no hand-derived backward.
+LONG = [("LSAM", "manual"), ("LSAM", "saving"), ("NAMTM", "saving")]
+
+
+@pytest.mark.parametrize(("name", "which"), LONG)
+def test_jax_model_gradients_equal_plain_autodiff_over_1000_steps(name, which, path, jax_x64):
     """float64, L = 1,000: the rebuilt memories drift by rounding only."""
     path("standard")
     expected = _jax_model_grads(name, 1000)
-    path("saving")
+    path(which)
     got = _jax_model_grads(name, 1000)
     for key in expected:
         np.testing.assert_allclose(
@@ -210,14 +218,15 @@ def test_jax_model_gradients_equal_plain_autodiff_over_1000_steps(name, path, ja
         )
 
 
-def test_jax_float32_drift_is_bounded_by_the_checkpoints(path, jax_x64):
+@pytest.mark.parametrize("which", ["manual", "saving"])
+def test_jax_float32_drift_is_bounded_by_the_checkpoints(which, path, jax_x64):
     """float32, L = 2,048: the saving path's gradient is as close to the float64 one as
     the standard float32 gradient is (within 3x), because rebuilding restarts from an
     exact memory every 64 steps."""
     path("standard")
     exact = _jax_model_grads("LSAM", 2048, "float64")
     plain = _jax_model_grads("LSAM", 2048, "float32")
-    path("saving")
+    path(which)
     saving = _jax_model_grads("LSAM", 2048, "float32")
     for key in exact:
         scale = float(np.abs(exact[key]).max())
@@ -226,26 +235,27 @@ def test_jax_float32_drift_is_bounded_by_the_checkpoints(path, jax_x64):
         assert err_saving <= max(3 * err_plain, 1e-5), (key, err_saving, err_plain)
 
 
-@pytest.mark.parametrize("name", list(MODELS))
-def test_torch_model_gradients_equal_plain_autodiff_over_1000_steps(name, path):
+@pytest.mark.parametrize(("name", "which"), LONG)
+def test_torch_model_gradients_equal_plain_autodiff_over_1000_steps(name, which, path):
     torch = pytest.importorskip("torch")
     from namcore.models import torch as mt
 
     tokens, mask = _batch(1000)
     weights = torch.from_numpy(np.random.default_rng(2).normal(size=(2, 1000, VOCAB)))
     grads = {}
-    for which in ("standard", "saving"):
-        path(which)
+    for run in ("standard", which):
+        path(run)
         model = getattr(mt, name)(MODELS[name], seed=1, dtype=torch.float64)
         logits = model(torch.from_numpy(tokens), torch.from_numpy(mask))
         (logits * weights).sum().backward()
-        grads[which] = {k: p.grad for k, p in model.named_parameters()}
+        grads[run] = {k: p.grad for k, p in model.named_parameters()}
     for key, expected in grads["standard"].items():
         atol = RTOL_1000[name] * 1e-2 * float(expected.abs().max())
-        torch.testing.assert_close(grads["saving"][key], expected, rtol=RTOL_1000[name], atol=atol)
+        torch.testing.assert_close(grads[which][key], expected, rtol=RTOL_1000[name], atol=atol)
 
 
-def test_jax_training_memory_does_not_store_the_memories(path, jax_x64):
+@pytest.mark.parametrize("which", ["manual", "saving"])
+def test_jax_training_memory_does_not_store_the_memories(which, path, jax_x64):
     """The compiled gradient's temporary buffers: O(L·d) saving, O(L·d²) standard.
 
     At a fixed width d_model = 64, one head has a 64 x 64 memory and eight heads have
@@ -272,7 +282,7 @@ def test_jax_training_memory_does_not_store_the_memories(path, jax_x64):
     stored = length * batch * (64 * 64 - 8 * 8 * 8) * 4  # the memories' difference, bytes
     path("standard")
     standard = temp_bytes(1) - temp_bytes(8)
-    path("saving")
+    path(which)
     saving = temp_bytes(1) - temp_bytes(8)
     assert standard >= 0.9 * stored, (standard, stored)
     assert abs(saving) <= 0.1 * stored, (saving, stored)
@@ -296,3 +306,48 @@ def test_context_write_rank1_reports_the_write(xp, device):
     assert_matches_numpy(
         ctx.write(M, k, v, p, p), arrays[0] + u_np[:, :, None] * kh_np[:, None, :], xp=xp
     )
+
+
+# ------------------------------------------------------------ LSAM's own backward
+def _lsam_step_case(xp, lead):
+    """LSAM's step on random inputs: a padded position, and a zero query and key."""
+    rng = np.random.default_rng(3)
+    d, heads, batch = 8, 2, 3
+    n = 3 * d + 2 * heads
+    shape = lambda *s: (*lead, *s)  # noqa: E731
+    arrays = dict(
+        w=rng.normal(size=shape(d, n)) * 0.5,
+        M=rng.normal(size=shape(batch, heads, d // heads, d // heads)),
+        h=rng.normal(size=shape(batch, d)),
+        g=rng.normal(size=shape(batch, n)),
+        gM=rng.normal(size=shape(batch, heads, d // heads, d // heads)),
+        gh=rng.normal(size=shape(batch, d)),
+        gy=rng.normal(size=shape(batch, d)),
+    )
+    arrays["h"][..., 0, :] = 0.0  # with g = 0 there, q = k = 0: the norm's floor
+    arrays["g"][..., 0, : 2 * d] = 0.0
+    mask = np.ones(shape(batch), dtype=bool)
+    mask[..., 1] = False
+    return {k: xp.asarray(v) for k, v in arrays.items()}, xp.asarray(mask)
+
+
+@pytest.mark.parametrize("lead", [(), (2,)])
+def test_lsam_step_backward_equals_torch_autograd(lead):
+    """The hand-derived backward of one step against autograd of its forward, float64."""
+    torch = pytest.importorskip("torch")
+    from namcore.models import lsam_step
+
+    xp = backends.get("torch").namespace()
+    a, mask = _lsam_step_case(xp, lead)
+    ctx = L.Context(xp, backends.get("torch"), torch.float64, "cpu")
+    step = lsam_step.make(ctx, 8, 2, lead)
+    leaves = [a[k].requires_grad_() for k in ("w", "M", "h", "g")]
+    (M2,), (h2,), (y,), _, kept = step.forward((a["w"],), (a["M"],), (a["h"],), (a["g"], mask))
+    expected = torch.autograd.grad((M2, h2, y), leaves, (a["gM"], a["gh"], a["gy"]))
+    with torch.no_grad():
+        (g_w,), (g_M,), (g_h,), (g_g, g_mask) = step.backward(
+            (a["w"],), (a["g"], mask), (a["M"],), (M2,), kept, (a["gM"],), (a["gh"],), (a["gy"],)
+        )
+    assert g_mask is None
+    for got, want, name in zip((g_w, g_M, g_h, g_g), expected, "wMhg", strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12, msg=name)
