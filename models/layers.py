@@ -169,7 +169,8 @@ def softplus(x: Array, xp: Namespace) -> Any:
 
 
 def relu(x: Array, xp: Namespace) -> Any:
-    return xp.maximum(x, xp.zeros_like(x))
+    """``max(x, 0)`` (the backend's; see :meth:`namcore.backends.Backend.relu`)."""
+    return _backends.for_namespace(xp).relu(x, xp)
 
 
 def gelu(x: Array, xp: Namespace) -> Any:
