@@ -58,6 +58,20 @@ def _memory_before(
     )
 
 
+def _plain(step: MemoryStep) -> Any:
+    """The scan of ``step`` without a custom backward: the primal of both ``custom_vjp``s."""
+
+    def run(params: Any, memory: tuple[Any, ...], carry: Any, xs: tuple[Any, ...]) -> Any:
+        def f(state: Any, x: Any) -> Any:
+            memory, carry, y, _ = step(params, state[0], state[1], x)
+            return (memory, carry), y
+
+        (memory, carry), ys = lax.scan(f, (memory, carry), xs)
+        return memory, carry, ys
+
+    return run
+
+
 def _slots(memory: tuple[Any, ...], length: int, every: int) -> tuple[Any, ...]:
     return tuple(jnp.zeros((-(-length // every), *m.shape), m.dtype) for m in memory)
 
@@ -72,14 +86,6 @@ def manual_scan(
 ) -> tuple[Any, Any, Any]:
     """``(memory, carry, ys)`` of ``step``, differentiated with the step's own backward."""
     length = int(xs[0].shape[0])
-
-    def run(params: Any, memory: tuple[Any, ...], carry: Any, xs: tuple[Any, ...]) -> Any:
-        def f(state: Any, x: Any) -> Any:
-            memory, carry, y, _ = step(params, state[0], state[1], x)
-            return (memory, carry), y
-
-        (memory, carry), ys = lax.scan(f, (memory, carry), xs)
-        return memory, carry, ys
 
     def forward(params: Any, memory: tuple[Any, ...], carry: Any, xs: tuple[Any, ...]) -> Any:
         def f(state: Any, inputs: Any) -> Any:
@@ -116,7 +122,7 @@ def manual_scan(
         )
         return d_params, d_memory, d_carry, tuple(d_xs)
 
-    wrapped = jax.custom_vjp(run)
+    wrapped = jax.custom_vjp(_plain(step))
     wrapped.defvjp(forward, backward)
     return wrapped(params, memory, carry, xs)
 
@@ -132,14 +138,6 @@ def memory_scan(
     """``(memory, carry, ys)`` of ``step`` scanned over axis 0 of ``xs``, reversible backward."""
     length = int(xs[0].shape[0])
     floats = tuple(_is_float(x) for x in xs)
-
-    def run(params: Any, memory: tuple[Any, ...], carry: Any, xs: tuple[Any, ...]) -> Any:
-        def f(state: Any, x: Any) -> Any:
-            memory, carry, y, _ = step(params, state[0], state[1], x)
-            return (memory, carry), y
-
-        (memory, carry), ys = lax.scan(f, (memory, carry), xs)
-        return memory, carry, ys
 
     def forward(params: Any, memory: tuple[Any, ...], carry: Any, xs: tuple[Any, ...]) -> Any:
         saved = _slots(memory, length, every)
@@ -193,6 +191,6 @@ def memory_scan(
         d_all = tuple(next(it) if f else None for f in floats)
         return d_params, d_memory, d_carry, d_all
 
-    wrapped = jax.custom_vjp(run)
+    wrapped = jax.custom_vjp(_plain(step))
     wrapped.defvjp(forward, backward)
     return wrapped(params, memory, carry, xs)
