@@ -340,12 +340,6 @@ class Backend:
         e = xp.exp(-xp.abs(x))
         return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
-    def relu(self, x: Array, xp: Namespace) -> Array:
-        """``max(x, 0)``. PyTorch's fast path is its fused ``relu``, whose backward is one
-        operation too (and passes no gradient at exactly 0, where ``maximum``'s splits
-        it in half)."""
-        return xp.maximum(x, xp.zeros_like(x))
-
     #: Whether ``x[int_array] = rows`` works (``array_api_extra.at`` relies on it).
     #: Without it, row updates fall back to a masked ``where`` over all rows.
     integer_index_assignment: bool = True

@@ -98,12 +98,6 @@ class TorchBackend(Backend):
 
         return torch.sigmoid(x)
 
-    def relu(self, x: Array, xp: Namespace) -> Array:
-        # Fast path: one operation forwards and backwards (maximum's backward is several).
-        import torch
-
-        return torch.relu(x)
-
     #: A plain backward's stored memories above which segments are recomputed instead
     #: (eager PyTorch pays about a quarter more time for the recompute, so only where
     #: the memory matters: LSAM at d_model 128, batch 32 from L = 512).

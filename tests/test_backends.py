@@ -201,25 +201,6 @@ def test_sigmoid_fast_path_equals_standard_path(xp, device, dtype):
     assert_matches_numpy(fast, expected, xp=xp, dtype=getattr(xp, dtype))
 
 
-def test_relu_fast_path_equals_standard_path(xp, device):
-    backend = backends.for_namespace(xp)
-    values = np.concatenate([np.linspace(-3, 3, 61), [-np.inf, -0.0, 0.0, np.inf]])
-    x = xp.asarray(values, device=device)
-    fast = backend.relu(x, xp)
-    assert_matches_numpy(fast, to_numpy(Backend.relu(backend, x, xp)), xp=xp)
-    assert_matches_numpy(fast, np.maximum(values, 0.0), xp=xp)
-
-
-def test_torch_relu_fast_path_has_the_standard_gradient_away_from_zero():
-    torch = pytest.importorskip("torch")
-    backend = backends.get("torch")
-    xp = backend.namespace()
-    x = torch.linspace(-3, 3, 60, dtype=torch.float64, requires_grad=True)  # no exact 0
-    (fast,) = torch.autograd.grad(backend.relu(x, xp).sum(), x)
-    (standard,) = torch.autograd.grad(Backend.relu(backend, x, xp).sum(), x)
-    assert torch.equal(fast, standard) and torch.equal(fast, (x > 0).double())
-
-
 @pytest.mark.parametrize("causal", [False, True], ids=["noncausal", "causal"])
 @pytest.mark.parametrize("parts", ["erase", "decay", "both"])
 def test_attention_delta_fast_path_equals_standard_path(xp, device, causal, parts):
