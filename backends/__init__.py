@@ -23,7 +23,8 @@ from collections.abc import Callable
 from namcore import _compat
 from namcore._typing import Array, Namespace
 
-from ._base import Backend, ManualStep
+from ._base import Backend
+from ._steps import ManualStep
 
 __all__ = [
     "NAMES",

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from ._base import ManualStep, MemoryStep
+from ._steps import ManualStep, MemoryStep
 
 __all__ = ["manual_scan", "memory_scan"]
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from ._base import ManualStep, MemoryStep
+from ._steps import ManualStep, MemoryStep
 
 __all__ = ["manual_scan", "memory_scan"]
 

@@ -9,7 +9,8 @@ import numpy as np
 
 from namcore._typing import Array, Device, Namespace
 
-from ._base import Backend, ManualStep, MemoryStep, ScanStep
+from ._base import Backend
+from ._steps import ManualStep, MemoryStep, ScanStep
 
 __all__ = ["JAXBackend"]
 

@@ -12,7 +12,8 @@ from namcore._agnostic import delta as _delta
 from namcore._agnostic import memory as _memory
 from namcore._typing import Array, Device, Namespace
 
-from ._base import Backend, ManualStep, MemoryStep, device_mismatch
+from ._base import Backend, device_mismatch
+from ._steps import ManualStep, MemoryStep
 
 __all__ = ["TorchBackend"]
 

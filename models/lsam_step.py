@@ -117,7 +117,7 @@ def make(ctx: L.Context, d: int, heads: int, lead: tuple[int, ...]) -> ManualSte
         s_read = gates[..., :heads]
         p_write = gates[..., heads:] * kept
         g_r = s_read[..., None] * g_hn
-        G = g_M + _outer(g_r, qh)
+        G = _memory.add_rank1(g_M, g_r, qh)
         g_u = _matvec(G, kh, xp)
         g_v = p_write[..., None] * g_u
         g_a = -g_v
@@ -133,7 +133,7 @@ def make(ctx: L.Context, d: int, heads: int, lead: tuple[int, ...]) -> ManualSte
         g_z = xp.concat([join(g_qk, 2 * d), join(g_v), g_gates * (gates * (1.0 - gates))], axis=-1)
         g_h = g_out - g_new + xp.matmul(g_z, xp.matrix_transpose(w_h))
         g_w = xp.matmul(xp.matrix_transpose(h), g_z)
-        return (g_w,), (G + _outer(g_a, kh),), (g_h,), (g_z, None)
+        return (g_w,), (_memory.add_rank1(G, g_a, kh),), (g_h,), (g_z, None)
 
     return ManualStep(forward, backward)
 
@@ -141,11 +141,6 @@ def make(ctx: L.Context, d: int, heads: int, lead: tuple[int, ...]) -> ManualSte
 def _matvec(M: Array, x: Array, xp: Namespace) -> Any:
     """``M x`` for batches of matrices (..., m, n) and vectors (..., n)."""
     return xp.matmul(M, x[..., None])[..., 0]
-
-
-def _outer(u: Array, w: Array) -> Any:
-    """``u wᵀ`` for batches of vectors."""
-    return u[..., :, None] * w[..., None, :]
 
 
 def _unit_backward(x: Array, x_hat: Array, g: Array, xp: Namespace) -> Any:
