@@ -312,6 +312,15 @@ class Backend:
         e = xp.exp(-xp.abs(x))
         return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
+    def linear(self, x: Array, w: Array, xp: Namespace) -> Array:
+        """``x @ w`` for inputs ``x`` (..., n) and one weight matrix ``w`` (n, m).
+
+        The dense layers of the models go through here. The JAX backend folds the
+        leading axes of ``x`` into one first: XLA's CPU backend differentiates a
+        (B, L, n) @ (n, m) product about twice as slowly as the same (B·L, n) one.
+        """
+        return xp.matmul(x, w)
+
     #: Whether ``x[int_array] = rows`` works (``array_api_extra.at`` relies on it).
     #: Without it, row updates fall back to a masked ``where`` over all rows.
     integer_index_assignment: bool = True

@@ -99,6 +99,14 @@ class JAXBackend(Backend):
 
         return jax.nn.sigmoid(x)
 
+    def linear(self, x: Array, w: Array, xp: Namespace) -> Array:
+        # Fast path: one (rows, n) @ (n, m) product; XLA's CPU backend takes about
+        # twice as long over the gradient of a product with several leading axes.
+        if x.ndim <= 2:
+            return xp.matmul(x, w)
+        flat = xp.matmul(xp.reshape(x, (-1, x.shape[-1])), w)
+        return xp.reshape(flat, (*x.shape[:-1], w.shape[-1]))
+
     #: The reversible backward is as fast as the plain one or faster once the stored
     #: memories reach a few MiB (NAM-TM at d_model 64: 1.4x; LSAM at 64: 0.9x).
     memory_saving_bytes = 8 * 2**20

@@ -8,13 +8,12 @@ Three tables, every figure measured in this run:
    32, vocabulary 32, float32, divided by the same step of an embedding → one
    ``torch.nn.LSTM`` layer (hidden d_model) → linear head model with
    ``torch.optim.Adam``. Each model runs on each of ``memory_scan``'s paths:
-   ``manual`` (LSAM only: its hand-derived backward on rebuilt memories, the
-   default for LSAM), ``saving`` (the generic memory-saving backward. JAX: reversible,
+   ``manual`` (the step's hand-derived backward on rebuilt memories, the
+   default), ``saving`` (the generic memory-saving backward. JAX: reversible,
    differentiating each step with ``jax.vjp``; torch: segment recompute) and
-   ``standard`` (the library's own autodiff). NAM-TM's default is picked by size
-   (``Backend.memory_saving_bytes``).
-2. **Time per 100 training steps at d_model 256** (the paper preset's width), both
-   paths, measured over ``--steps-256`` steps and scaled to 100.
+   ``standard`` (the library's own autodiff).
+2. **Time per 100 training steps at d_model 256** (the paper preset's width), each
+   path, measured over ``--steps-256`` steps and scaled to 100.
 3. **Memory of an LSAM training step at d_model 128** against the length L: on JAX the
    compiled step's temporary buffers (``memory_analysis().temp_size_in_bytes``); on
    torch the peak resident memory of a fresh process during one step above its
@@ -56,8 +55,8 @@ GOALS = {
     ("NAMTM", "torch"): 12.0,
 }
 PATHS = ("manual", "saving", "standard")
-#: The paths each model can take (NAM-TM's step has no hand-derived backward).
-MODEL_PATHS = {"LSAM": PATHS, "NAMTM": ("saving", "standard")}
+#: The paths each model can take (both steps have a hand-derived backward).
+MODEL_PATHS = {"LSAM": PATHS, "NAMTM": PATHS}
 
 
 @dataclass

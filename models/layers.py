@@ -118,7 +118,7 @@ def namespace_of(x: Array) -> Any:
 
 def dense(params: Params, prefix: str, x: Array, xp: Namespace) -> Any:
     """``x @ w + b`` (the bias is optional)."""
-    y = xp.matmul(x, params[f"{prefix}.w"])
+    y = linear(x, params[f"{prefix}.w"], xp)
     bias = params.get(f"{prefix}.b")
     return y if bias is None else y + bias
 
@@ -156,6 +156,11 @@ def layer_norm(params: Params, prefix: str, x: Array, xp: Namespace, eps: float 
     centred = x - mean
     var = xp.mean(centred * centred, axis=-1, keepdims=True)
     return centred / xp.sqrt(var + eps) * params[f"{prefix}.scale"] + params[f"{prefix}.bias"]
+
+
+def linear(x: Array, w: Array, xp: Namespace) -> Any:
+    """``x @ w`` of inputs (..., n) and a weight (n, m): :meth:`namcore.backends.Backend.linear`."""
+    return _backends.for_namespace(xp).linear(x, w, xp)
 
 
 def sigmoid(x: Array, xp: Namespace) -> Any:
@@ -275,7 +280,7 @@ def _map_tree(f: Callable, tree: Array) -> Any:
 
 def input_projection(params: Params, prefix: str, x: Array, xp: Namespace) -> Any:
     """``x @ w_x + b`` of a recurrent cell for every step at once, time-major (L, B, n)."""
-    return time_major(xp.matmul(x, params[f"{prefix}.w_x"]) + params[f"{prefix}.b"], xp)
+    return time_major(linear(x, params[f"{prefix}.w_x"], xp) + params[f"{prefix}.b"], xp)
 
 
 def lstm_cell(gates: Array, c: Array, xp: Namespace) -> tuple[Any, Any]:
@@ -395,7 +400,7 @@ def controller_scan(
     xp = ctx.xp
     w_x, w_h = params["controller.w_x"], params["controller.w_h"]
     d = x.shape[-1]
-    gates_x = time_major(xp.matmul(x, w_x[:d, :]) + params["controller.b"], xp)
+    gates_x = time_major(linear(x, w_x[:d, :], xp) + params["controller.b"], xp)
     w_read = w_x[d:, :]
     hidden = w_h.shape[0]
     carry = (batch_zeros(ctx, x, (hidden,)), batch_zeros(ctx, x, (hidden,)), memory, reads)

@@ -37,11 +37,12 @@ from __future__ import annotations
 from typing import Any
 
 from namcore._agnostic import memory as _memory
-from namcore._agnostic.memory import EPS as _EPS
-from namcore._typing import Array, Namespace
+from namcore._typing import Array
 from namcore.backends import ManualStep
 
 from . import layers as L
+from .step_grads import matvec as _matvec
+from .step_grads import unit_backward as _unit_backward
 
 __all__ = ["make"]
 
@@ -136,20 +137,3 @@ def make(ctx: L.Context, d: int, heads: int, lead: tuple[int, ...]) -> ManualSte
         return (g_w,), (_memory.add_rank1(G, g_a, kh),), (g_h,), (g_z, None)
 
     return ManualStep(forward, backward)
-
-
-def _matvec(M: Array, x: Array, xp: Namespace) -> Any:
-    """``M x`` for batches of matrices (..., m, n) and vectors (..., n)."""
-    return xp.matmul(M, x[..., None])[..., 0]
-
-
-def _unit_backward(x: Array, x_hat: Array, g: Array, xp: Namespace) -> Any:
-    """The gradient at ``x`` of ``x̂ = x / max(||x||, EPS)`` given the gradient ``g`` at ``x̂``.
-
-    Where the norm is above the floor, ``(g - x̂ (x̂ · g)) / ||x||``; below it ``x̂`` is
-    ``x`` scaled by a constant, and the gradient is ``g / EPS``.
-    """
-    squares = xp.sum(x * x, axis=-1, keepdims=True)
-    norm = xp.sqrt(xp.clip(squares, min=_EPS * _EPS))
-    projected = g - x_hat * xp.sum(x_hat * g, axis=-1, keepdims=True)
-    return xp.where(squares >= _EPS * _EPS, projected, g) / norm

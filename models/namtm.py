@@ -32,11 +32,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from namcore._typing import Array, Namespace
+from namcore._typing import Array
 
 from . import layers as L
+from . import namtm_step
 from . import spec as P
 from .config import NAMTMConfig
+from .namtm_step import JUMP, LEFT, NOOP, RIGHT
+from .namtm_step import move as move
 
 __all__ = [
     "LEFT",
@@ -49,9 +52,6 @@ __all__ = [
     "specs",
     "tape_step",
 ]
-
-#: Index of each action in the action distributions.
-LEFT, NOOP, RIGHT, JUMP = 0, 1, 2, 3
 
 
 def specs(config: NAMTMConfig) -> dict[str, P.Spec]:
@@ -111,22 +111,6 @@ def initial_state(
     return tape, table, first, first
 
 
-def move(H: Any, actions: Any, jump_target: Any, xp: Namespace) -> Any:
-    """Mix LEFT / NO-OP / RIGHT (cyclic rolls) and JUMP of head ``H`` (..., N).
-
-    ``actions`` (..., 3 or 4) are the action probabilities; ``jump_target`` is used
-    only when there are four.
-    """
-    out = (
-        actions[..., LEFT : LEFT + 1] * xp.roll(H, -1, axis=-1)
-        + actions[..., NOOP : NOOP + 1] * H
-        + actions[..., RIGHT : RIGHT + 1] * xp.roll(H, 1, axis=-1)
-    )
-    if actions.shape[-1] > JUMP:
-        out = out + actions[..., JUMP : JUMP + 1] * jump_target
-    return out
-
-
 def tape_step(
     ctx: L.Context,
     state: tuple[Any, ...],
@@ -154,21 +138,15 @@ def tape_step(
     the queries are ignored without a jump table), the action probabilities
     ``(B, tapes, n_actions)``, the gates ``(B, tapes)``.
     """
-    xp = ctx.xp
     T, J, H_read, H_write = state
-    address_w = ctx.unit(H_write) if normalize_heads else H_write
-    address_r = ctx.unit(H_read) if normalize_heads else H_read
-    T, written = ctx.write_rank1(T, address_w, value, p_write, p_erase, normalize=False)
-    writes: tuple[Any, ...] = (written,)
-    r = ctx.read(T, address_r, p_read, normalize=False)
-    jump_r = jump_w = None
+    fields = [value, act_read, act_write, *(p[..., None] for p in (p_read, p_write, p_erase))]
+    memory = (T,) if J is None else (T, J)
     if J is not None:
-        J, written_j = ctx.write_rank1(J, key, address_w, p_write, p_erase)
-        writes += (written_j,)
-        jump_r, jump_w = ctx.read(J, query_read), ctx.read(J, query_write)
-    H_read = move(H_read, act_read, jump_r, xp)
-    H_write = move(H_write, act_write, jump_w, xp)
-    new = (T, J, H_read, H_write)
+        fields += [key, query_read, query_write]
+    memory, heads, r, writes, _ = namtm_step.step_forward(
+        ctx, memory, (H_read, H_write), fields, normalize_heads
+    )
+    new = (memory[0], memory[1] if J is not None else None, *heads)
     return (new, r, writes) if return_writes else (new, r)
 
 
@@ -213,34 +191,9 @@ def _layer(
     # One packed time-major input (L, B, tapes, width) instead of ten: one transpose,
     # and one slice per field and step.
     widths = [int(f.shape[-1]) for f in fields]
-    offsets = [sum(widths[:i]) for i in range(len(widths) + 1)]
     packed = L.time_major(xp.concat(fields, axis=-1), xp)
 
-    def step(weights, memories, carry, inputs):
-        packed_t, m_t = inputs
-        parts = [packed_t[..., offsets[i] : offsets[i + 1]] for i in range(len(widths))]
-        value, act_read, act_write, p_read, p_write, p_erase = parts[:6]
-        key, query_read, query_write = parts[6:] if config.jump else (None, None, None)
-        state = (memories[0], memories[1] if config.jump else None, *carry)
-        new, r, writes = tape_step(
-            ctx,
-            state,
-            value=value,
-            key=key,
-            query_read=query_read,
-            query_write=query_write,
-            act_read=act_read,
-            act_write=act_write,
-            p_read=p_read[..., 0],
-            p_write=p_write[..., 0],
-            p_erase=p_erase[..., 0],
-            normalize_heads=config.normalize_heads,
-            return_writes=True,
-        )
-        heads = tuple(L.keep_where(m_t, a, b, xp) for a, b in zip(new[2:], carry, strict=True))
-        memories = (new[0], new[1]) if config.jump else (new[0],)
-        return memories, heads, (r,), writes
-
+    step = namtm_step.make(ctx, widths, config.normalize_heads)
     T, J, H_read, H_write = initial_state(
         ctx, x, tapes, cell, tape_length, jump=config.jump, tape=tape
     )

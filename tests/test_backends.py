@@ -201,6 +201,18 @@ def test_sigmoid_fast_path_equals_standard_path(xp, device, dtype):
     assert_matches_numpy(fast, expected, xp=xp, dtype=getattr(xp, dtype))
 
 
+@pytest.mark.parametrize("lead", [(), (5,), (2, 3, 4)], ids=["vector", "rows", "3-d"])
+def test_linear_fast_path_equals_standard_path(xp, device, lead):
+    backend = backends.for_namespace(xp)
+    rng = np.random.default_rng(5)
+    x = xp.asarray(rng.normal(size=(*lead, 6)), device=device)
+    w = xp.asarray(rng.normal(size=(6, 7)), device=device)
+    fast = backend.linear(x, w, xp)
+    assert tuple(fast.shape) == (*lead, 7)
+    assert_matches_numpy(fast, to_numpy(Backend.linear(backend, x, w, xp)), xp=xp, rtol=1e-12)
+    assert_matches_numpy(fast, to_numpy(x) @ to_numpy(w), xp=xp, rtol=1e-12)
+
+
 @pytest.mark.parametrize("causal", [False, True], ids=["noncausal", "causal"])
 @pytest.mark.parametrize("parts", ["erase", "decay", "both"])
 def test_attention_delta_fast_path_equals_standard_path(xp, device, causal, parts):
