@@ -83,7 +83,8 @@ def step_forward(
     u = p_w * v - p_e * a
     T = _memory.add_rank1(T, u, aw)
     raw = matvec(T, ar, xp)
-    new_memory, writes = (T,), ((u, aw),)
+    new_memory: tuple[Any, ...] = (T,)
+    writes: tuple[Any, ...] = ((u, aw),)
     jump_r = jump_w = kqq = kqq_hat = b = w = None
     if len(memory) > 1:
         J = memory[1]
