@@ -102,6 +102,7 @@ def manual_scan(
     def backward(residuals: Any, cotangents: Any) -> Any:
         params, xs, writes, kept, saved, final = residuals
         g_memory, g_carry, g_ys = cotangents
+        summed = step.param_grads is not None  # the parameters' gradients after the loop
 
         def b(state: Any, inputs: Any) -> Any:
             after, g_memory, g_carry, g_params = state
@@ -110,16 +111,19 @@ def manual_scan(
             d_params, g_memory, g_carry, d_x = step.backward(
                 params, x, memory, after, kept, g_memory, g_carry, g_y
             )
-            g_params = jax.tree.map(jnp.add, g_params, tuple(d_params))
+            if not summed:
+                g_params = jax.tree.map(jnp.add, g_params, tuple(d_params))
             return (memory, tuple(g_memory), tuple(g_carry), g_params), d_x
 
-        zero_params = jax.tree.map(jnp.zeros_like, params)
+        zero_params = () if summed else jax.tree.map(jnp.zeros_like, params)
         (_, d_memory, d_carry, d_params), d_xs = lax.scan(
             b,
             (final, g_memory, g_carry, zero_params),
             (jnp.arange(length), xs, writes, kept, g_ys),
             reverse=True,
         )
+        if step.param_grads is not None:
+            d_params = tuple(step.param_grads(params, xs, kept, tuple(d_xs)))
         return d_params, d_memory, d_carry, tuple(d_xs)
 
     wrapped = jax.custom_vjp(_plain(step))

@@ -149,7 +149,7 @@ class _ManualScan(torch.autograd.Function):
             residuals.append(kept)
             ys.append(y)
         ctx.save_for_backward(*params)
-        ctx.step, ctx.every, ctx.sizes, ctx.steps = step, every, sizes, steps
+        ctx.step, ctx.every, ctx.sizes, ctx.steps, ctx.xs = step, every, sizes, steps, xs
         ctx.saved, ctx.writes, ctx.residuals, ctx.final = saved, writes, residuals, memory
         stacked = tuple(torch.stack(column) for column in zip(*ys, strict=True))
         return (*memory, *carry, *stacked)
@@ -180,13 +180,24 @@ class _ManualScan(torch.autograd.Function):
                 tuple(g_carry),
                 tuple(g[t] for g in g_ys),
             )
-            for total, d in zip(g_params, d_params, strict=True):
-                total.add_(d)
+            if ctx.step.param_grads is None:
+                for total, d in zip(g_params, d_params, strict=True):
+                    total.add_(d)
             after = before
         needs = ctx.needs_input_grad[3:]
+        columns = [
+            torch.stack(column) if column[0] is not None else None
+            for column in zip(*g_xs, strict=True)
+        ]
+        if ctx.step.param_grads is not None:
+            kept = tuple(
+                None if column[0] is None else torch.stack(column)
+                for column in zip(*ctx.residuals, strict=True)
+            )
+            g_params = list(ctx.step.param_grads(params, ctx.xs, kept, tuple(columns)))
         d_xs = [
-            torch.stack(column) if column[0] is not None and need else None
-            for column, need in zip(zip(*g_xs, strict=True), needs[n_p + n_m + n_c :], strict=True)
+            column if need else None
+            for column, need in zip(columns, needs[n_p + n_m + n_c :], strict=True)
         ]
         d_state = [
             g if need else None

@@ -33,10 +33,19 @@ class ManualStep:
     floating-point. Both are written against the array API standard. Called, it is
     the plain step, so any backend can run it; JAX and PyTorch differentiate
     :meth:`Backend.memory_scan` with ``backward`` instead of their autodiff.
+
+    ``param_grads(params, xs, residuals, g_xs) -> g_params``, optional, gives the
+    parameters' gradients summed over all steps in one go, from the inputs, the
+    residuals and the inputs' gradients of every step (each stacked on a new axis 0;
+    the residuals that are ``None`` stay ``None``). A step whose parameters enter
+    only through such products (LSAM's ``h W_h``, whose gradient is
+    ``Σ_t h_tᵀ ḡ_t``) then does one large product after the loop instead of one small
+    one per step. With it, ``backward`` returns ``None`` for ``g_params``.
     """
 
     forward: Callable[..., tuple[Any, Any, Any, Any, Any]]
     backward: Callable[..., tuple[Any, Any, Any, Any]]
+    param_grads: Callable[..., Any] | None = None
 
     def __call__(self, params: Any, memory: Any, carry: Any, x: Any) -> tuple[Any, Any, Any, Any]:
         memory, carry, y, writes, _ = self.forward(params, memory, carry, x)

@@ -109,7 +109,7 @@ def make(ctx: L.Context, d: int, heads: int, lead: tuple[int, ...]) -> ManualSte
         g_y: Any,
     ) -> Any:
         ((w_h,), (M,), (g_M,)) = params, memory, g_memory
-        h, qk, v, qk_hat, a, u, r, gates = residuals
+        _, qk, v, qk_hat, a, u, r, gates = residuals
         qh, kh = qk_hat[..., 0, :, :], qk_hat[..., 1, :, :]
         kept = ctx.floats(inputs[1])[..., None]
         g_out = g_carry[0] + g_y[0]
@@ -133,7 +133,15 @@ def make(ctx: L.Context, d: int, heads: int, lead: tuple[int, ...]) -> ManualSte
         )
         g_z = xp.concat([join(g_qk, 2 * d), join(g_v), g_gates * (gates * (1.0 - gates))], axis=-1)
         g_h = g_out - g_new + xp.matmul(g_z, xp.matrix_transpose(w_h))
-        g_w = xp.matmul(xp.matrix_transpose(h), g_z)
-        return (g_w,), (_memory.add_rank1(G, g_a, kh),), (g_h,), (g_z, None)
+        return None, (_memory.add_rank1(G, g_a, kh),), (g_h,), (g_z, None)
 
-    return ManualStep(forward, backward)
+    def param_grads(params: Any, xs: Any, residuals: Any, g_xs: Any) -> Any:
+        # z_t = g_t + h_t W_h, so W̄_h = Σ_t h_tᵀ z̄_t, and z̄_t is the gradient of g_t:
+        # one product over all steps and batch rows, (..., d, L·B) @ (..., L·B, n)
+        order = (*range(1, len(lead) + 1), 0, len(lead) + 1, len(lead) + 2)
+        h = xp.reshape(xp.permute_dims(residuals[0], order), (*lead, -1, d))
+        g_z = g_xs[0]
+        g_z = xp.reshape(xp.permute_dims(g_z, order), (*lead, -1, g_z.shape[-1]))
+        return (xp.matmul(xp.matrix_transpose(h), g_z),)
+
+    return ManualStep(forward, backward, param_grads)
