@@ -29,7 +29,7 @@ import torch
 
 from ._steps import ManualStep, MemoryStep
 
-__all__ = ["manual_scan", "memory_scan"]
+__all__ = ["compiled", "manual_scan", "memory_scan"]
 
 
 def _run(
@@ -209,6 +209,31 @@ class _ManualScan(torch.autograd.Function):
 
 def _zeros_if_none(g: Any, like: Any) -> Any:
     return torch.zeros_like(like) if g is None else g
+
+
+def compiled(step: ManualStep) -> ManualStep:
+    """``step`` with its forward and backward through ``torch.compile``.
+
+    The steps are closures made anew at every model call; ``torch.compile`` keeps
+    what it compiled with the functions' code and guards on what they close over, so
+    a later call with the same shapes reuses it instead of compiling again. The
+    arguments are detached first: the loop runs without a graph anyway, and tracing
+    a tensor that has one makes the compiler read its ``.grad`` (a warning).
+    """
+
+    def detached(function: Any) -> Any:
+        run = torch.compile(function, dynamic=False)
+        return lambda *args: run(*_detach(args))
+
+    return ManualStep(detached(step.forward), detached(step.backward), step.param_grads)
+
+
+def _detach(tree: Any) -> Any:
+    if isinstance(tree, torch.Tensor):
+        return tree.detach()
+    if isinstance(tree, tuple | list):
+        return tuple(_detach(t) for t in tree)
+    return tree
 
 
 def manual_scan(

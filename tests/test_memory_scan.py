@@ -255,6 +255,30 @@ def test_torch_model_gradients_equal_plain_autodiff_over_1000_steps(name, which,
         torch.testing.assert_close(grads[which][key], expected, rtol=RTOL_1000[name], atol=atol)
 
 
+def test_torch_compiled_steps_give_the_eager_gradients(path, monkeypatch):
+    """``TorchBackend.compile_steps``: the same gradients, twice (the second call reuses
+    what the first compiled). A causal LSAM, so one step shape: one compilation each
+    of its forward and backward."""
+    torch = pytest.importorskip("torch")
+    from namcore.models import torch as mt
+
+    config = LSAMConfig(vocab_size=VOCAB, d_model=8, n_heads=2, bidirectional=False, decoder=False)
+    tokens, mask = (torch.from_numpy(a) for a in _batch(9))
+    weights = torch.from_numpy(np.random.default_rng(2).normal(size=(2, 9, VOCAB)))
+    path("manual")
+
+    def grads():
+        model = mt.LSAM(config, seed=1, dtype=torch.float64)
+        (model(tokens, mask) * weights).sum().backward()
+        return {k: p.grad for k, p in model.named_parameters()}
+
+    eager = grads()
+    monkeypatch.setattr(TorchBackend, "compile_steps", True)
+    for _ in range(2):
+        for key, got in grads().items():
+            torch.testing.assert_close(got, eager[key], rtol=1e-10, atol=1e-12, msg=key)
+
+
 def test_jax_training_memory_does_not_store_the_memories(path, jax_x64):
     """The compiled gradient's temporary buffers: O(L·d) saving, O(L·d²) standard.
 
