@@ -102,7 +102,8 @@ def manual_scan(
     def backward(residuals: Any, cotangents: Any) -> Any:
         params, xs, writes, kept, saved, final = residuals
         g_memory, g_carry, g_ys = cotangents
-        summed = step.param_grads is not None  # the parameters' gradients after the loop
+        param_grads = step.param_grads  # the parameters' gradients after the loop, if any
+        summed = param_grads is not None
 
         def b(state: Any, inputs: Any) -> Any:
             after, g_memory, g_carry, g_params = state
@@ -122,8 +123,8 @@ def manual_scan(
             (jnp.arange(length), xs, writes, kept, g_ys),
             reverse=True,
         )
-        if step.param_grads is not None:
-            d_params = tuple(step.param_grads(params, xs, kept, tuple(d_xs)))
+        if param_grads is not None:
+            d_params = tuple(param_grads(params, xs, kept, tuple(d_xs)))
         return d_params, d_memory, d_carry, tuple(d_xs)
 
     wrapped = jax.custom_vjp(_plain(step))

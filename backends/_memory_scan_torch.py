@@ -160,7 +160,8 @@ class _ManualScan(torch.autograd.Function):
         n_p, n_m, n_c, _ = ctx.sizes
         g_memory, g_carry = grads[:n_m], grads[n_m : n_m + n_c]
         g_ys = [g.unbind(0) for g in grads[n_m + n_c :]]
-        g_params: list[Any] = [torch.zeros_like(p) for p in params]
+        summed = ctx.step.param_grads is not None  # the parameters' gradients after the loop
+        g_params: list[Any] = [] if summed else [torch.zeros_like(p) for p in params]
         g_xs: list[Any] = [None] * len(ctx.steps)
         after = ctx.final
         for t in range(len(ctx.steps) - 1, -1, -1):
@@ -180,7 +181,7 @@ class _ManualScan(torch.autograd.Function):
                 tuple(g_carry),
                 tuple(g[t] for g in g_ys),
             )
-            if ctx.step.param_grads is None:
+            if not summed:
                 for total, d in zip(g_params, d_params, strict=True):
                     total.add_(d)
             after = before
@@ -189,7 +190,7 @@ class _ManualScan(torch.autograd.Function):
             torch.stack(column) if column[0] is not None else None
             for column in zip(*g_xs, strict=True)
         ]
-        if ctx.step.param_grads is not None:
+        if summed:
             kept = tuple(
                 None if column[0] is None else torch.stack(column)
                 for column in zip(*ctx.residuals, strict=True)

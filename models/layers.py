@@ -174,6 +174,12 @@ def softplus(x: Array, xp: Namespace) -> Any:
 
 
 def relu(x: Array, xp: Namespace) -> Any:
+    """``max(x, 0)`` as ``maximum``, on every backend alike.
+
+    At exactly 0, ``maximum``'s gradient is split in half on PyTorch and JAX alike,
+    while PyTorch's fused ``relu`` passes none; HAM's all-zero leaves sit on that tie,
+    so a ``relu`` fast path would make the backends' gradients disagree.
+    """
     return xp.maximum(x, xp.zeros_like(x))
 
 
