@@ -34,9 +34,11 @@ def split(text: str | None) -> list[str] | None:
 
 
 def train(args: argparse.Namespace) -> int:
+    from namcore.backends.allocator import reuse_unless_disabled
     from namcore.training import TrainingError
     from namcore.training import train as train_run
 
+    reuse_unless_disabled()  # a training process: keep freed memory (XLA on CPU)
     try:
         lines = train_run(
             args.task,
@@ -82,10 +84,12 @@ def evaluate(args: argparse.Namespace) -> int:
 
 
 def reproduce(args: argparse.Namespace) -> int:
+    from namcore.backends.allocator import reuse_unless_disabled
     from namcore.training import TrainingError
     from namcore.training import reproduce as reproduce_grid
     from namcore.training.report import console_table
 
+    reuse_unless_disabled()  # its worker processes do the same
     command = "namcore " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["reproduce"] else None
     try:
         summary = reproduce_grid(
@@ -279,10 +283,12 @@ def export(args: argparse.Namespace) -> int:
 
 
 def fewshot(args: argparse.Namespace) -> int:
+    from namcore.backends.allocator import reuse_unless_disabled
     from namcore.fewshot import run
     from namcore.training import TrainingError
     from namcore.training.engine import require_modules
 
+    reuse_unless_disabled()
     command = "namcore " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["fewshot"] else None
     try:
         require_modules(("tqdm", "matplotlib"), "training", "namcore fewshot")

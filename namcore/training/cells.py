@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from namcore._io import atomic_write
+from namcore.backends.allocator import reuse_unless_disabled
 from namcore.models import parameter_count
 
 from . import dask_eval, report
@@ -73,7 +74,10 @@ def run_cell(
 
 def _watch_parent() -> None:
     """In a pool worker: ignore Ctrl-C (the parent stops its workers) and exit as soon
-    as the parent process ends, however it ends (a ``SIGKILL`` included)."""
+    as the parent process ends, however it ends (a ``SIGKILL`` included). A worker
+    only trains, so it keeps freed memory for reuse (see
+    :mod:`namcore.backends.allocator`; ``NAMCORE_ALLOCATOR=system`` opts out)."""
+    reuse_unless_disabled()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = multiprocessing.parent_process()
     if parent is None:

@@ -1,0 +1,74 @@
+"""namcore.backends.allocator: glibc keeps freed memory, checked by its page faults."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from namcore.backends import allocator
+
+glibc = pytest.mark.skipif(allocator._glibc_mallopt() is None, reason="the C library is not glibc")
+
+# A thread (as XLA's runtime threads do) allocates, touches and frees 32 MiB ten
+# times; the child prints the minor page faults of the last nine rounds.
+_CHILD = textwrap.dedent(
+    """
+    import ctypes, resource, sys, threading
+    from namcore.backends import allocator
+    if sys.argv[1] == "reuse":
+        assert allocator.reuse_freed_memory() is True
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype = ctypes.c_void_p
+    libc.free.argtypes = (ctypes.c_void_p,)
+    size = 32 * 2**20
+    counts = []
+
+    def work():
+        for _ in range(10):
+            block = libc.malloc(size)
+            ctypes.memset(block, 1, size)
+            libc.free(block)
+            counts.append(resource.getrusage(resource.RUSAGE_THREAD).ru_minflt)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    print(counts[-1] - counts[0])
+    """
+)
+
+
+def _faults(mode: str) -> int:
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, mode], capture_output=True, text=True, check=True
+    )
+    return int(out.stdout.strip())
+
+
+@glibc
+def test_freed_memory_is_reused_instead_of_faulted_in_again():
+    pages = 9 * 32 * 2**20 // 4096  # nine rounds of 32 MiB in 4 KiB pages
+    default, reused = _faults("default"), _faults("reuse")
+    assert default > pages // 2, f"glibc's defaults: {default} faults (expected one per page)"
+    assert reused < pages // 100, f"after reuse_freed_memory: {reused} faults"
+
+
+@pytest.mark.parametrize(
+    ("argument", "value"),
+    [("mmap_threshold", -1), ("trim_threshold", 2**31), ("top_pad", 1.5), ("top_pad", True)],
+)
+def test_bad_settings_name_the_argument(argument, value):
+    with pytest.raises(ValueError, match=f"{argument} must be an integer from 0 to"):
+        allocator.reuse_freed_memory(**{argument: value})
+
+
+@pytest.mark.parametrize(("value", "called"), [("system", False), (" System ", False), ("", True)])
+def test_environment_variable_opts_out(monkeypatch, value, called):
+    calls = []
+    monkeypatch.setattr(allocator, "reuse_freed_memory", lambda: calls.append(1) or True)
+    monkeypatch.setenv(allocator.ENVIRONMENT_VARIABLE, value)
+    assert allocator.reuse_unless_disabled() is called
+    assert calls == ([1] if called else [])
