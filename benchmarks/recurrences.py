@@ -18,7 +18,8 @@ Three tables, every figure measured in this run:
    compiled step's temporary buffers (``memory_analysis().temp_size_in_bytes``); on
    torch the peak resident memory of a fresh process during one step above its
    resident memory before it (Linux: ``malloc_trim``, then the peak is reset through
-   ``/proc/self/clear_refs`` and read from ``VmHWM``).
+   ``/proc/self/clear_refs`` and read from ``VmHWM``; the C allocator keeps its
+   defaults there).
 
 Cases are timed in interleaved rounds (best of all rounds). The process is pinned to
 ``--threads`` cores (default 1). Run ``python benchmarks/recurrences.py`` (``--quick``
@@ -54,9 +55,11 @@ GOALS = {
     ("LSAM", "torch"): 8.0,
     ("NAMTM", "torch"): 12.0,
 }
-PATHS = ("manual", "saving", "standard")
-#: The paths each model can take (both steps have a hand-derived backward).
-MODEL_PATHS = {"LSAM": PATHS, "NAMTM": PATHS}
+PATHS = ("manual", "compiled", "saving", "standard")
+#: ``compiled`` is ``manual`` with ``TorchBackend.compile_steps``, so torch only
+#: (``jax.jit`` compiles every JAX path anyway); the memory table leaves it out.
+UNCOMPILED = ("manual", "saving", "standard")
+BACKEND_PATHS = {"torch": PATHS, "jax": UNCOMPILED}
 
 
 @dataclass
@@ -68,6 +71,7 @@ class Case:
     path: str
     step: Callable[[], Any]
     times: list[float] = field(default_factory=list)
+    first: float = math.nan  # seconds of the first (warm-up) call
 
     @property
     def best(self) -> float:
@@ -76,22 +80,25 @@ class Case:
 
 @contextlib.contextmanager
 def memory_path(path: str) -> Iterator[None]:
-    """Make ``memory_scan`` take one path: ``manual``, ``saving`` or ``standard``."""
+    """Make ``memory_scan`` take one path: ``manual``, ``compiled``, ``saving`` or ``standard``."""
     from namcore.backends._base import Backend
     from namcore.backends.jax import JAXBackend
     from namcore.backends.torch import TorchBackend
 
-    classes = (Backend, JAXBackend, TorchBackend)
-    values = {"memory_saving_bytes": math.inf if path == "standard" else 0}
-    values["manual_backward"] = path == "manual"
-    saved = [{k: cls.__dict__.get(k) for k in values} for cls in classes]
-    for cls in classes:
-        for k, v in values.items():
+    values = {
+        "memory_saving_bytes": math.inf if path == "standard" else 0,
+        "manual_backward": path in ("manual", "compiled"),
+    }
+    settings = [(cls, values) for cls in (Backend, JAXBackend, TorchBackend)]
+    settings.append((TorchBackend, {"compile_steps": path == "compiled"}))
+    saved = [(cls, {k: cls.__dict__.get(k) for k in kv}) for cls, kv in settings]
+    for cls, kv in settings:
+        for k, v in kv.items():
             setattr(cls, k, v)
     try:
         yield
     finally:
-        for cls, old in zip(classes, saved, strict=True):
+        for cls, old in reversed(saved):
             for k, v in old.items():
                 if v is None:
                     delattr(cls, k)
@@ -199,18 +206,22 @@ def lstm_step(d: int, tokens: np.ndarray, targets: np.ndarray) -> Callable[[], A
 def build(d: int, rng: np.random.Generator) -> list[Case]:
     tokens, targets = batch(rng)
     cases = [Case("torch.nn.LSTM", "torch", "—", lstm_step(d, tokens, targets))]
+    makers = {"torch": torch_step, "jax": jax_step}
     for name, config in configs(d).items():
-        for path in MODEL_PATHS[name]:
-            cases.append(Case(name, "torch", path, torch_step(config, tokens, targets, path)))
-            cases.append(Case(name, "jax", path, jax_step(config, tokens, targets, path)))
+        for backend, paths in BACKEND_PATHS.items():
+            for path in paths:
+                step = makers[backend](config, tokens, targets, path)
+                cases.append(Case(name, backend, path, step))
     return cases
 
 
 def time_rounds(cases: list[Case], rounds: int, calls: int, desc: str) -> None:
     from tqdm import tqdm
 
-    for case in cases:
-        case.step()  # warm-up
+    for case in cases:  # warm-up: the first call (torch.compile compiles here)
+        start = time.perf_counter()
+        case.step()
+        case.first = time.perf_counter() - start
     for i in tqdm(range(rounds * len(cases)), desc=desc, unit="case"):
         case = cases[i % len(cases)]
         for _ in range(calls):
@@ -294,22 +305,32 @@ def ratio_table(cases: list[Case]) -> tuple[str, dict[tuple[str, str, str], floa
         + " | ".join(f"{p} ÷ LSTM" for p in PATHS)
         + " | goal | met (fastest path) |",
         "|---|---|" + "---:|" * (2 * len(PATHS) + 1) + "---|",
-        f"| **LSTM model** | torch | {base * 1e3:.2f} |"
-        + " |" * (2 * len(PATHS) - 1)
-        + " 1.0x | | |",
+        "| **LSTM model** | torch | "
+        + " | ".join([f"{base * 1e3:.2f}", *[""] * (len(PATHS) - 1), "1.0x"])
+        + " |" * len(PATHS)
+        + " |",
     ]
     by = {(c.model, c.backend, c.path): c for c in cases}
     for (model, backend), goal in GOALS.items():
         row = [by.get((model, backend, p)) for p in PATHS]
-        fastest = min(c.best for c in row if c is not None) / base
-        met = "yes" if fastest <= goal else "**no**"
+        fastest = min((c for c in row if c is not None), key=lambda c: c.best)
+        ratio = fastest.best / base
+        met = "yes" if ratio <= goal else "**no**"
         shares = ["—" if c is None else f"{c.best / base:.1f}x" for c in row]
         lines.append(
             f"| {model} | {backend} | "
             + " | ".join(map(_ms, row))
             + " | "
             + " | ".join(shares)
-            + f" | ≤ {goal:g}x | {met} ({fastest:.1f}x) |"
+            + f" | ≤ {goal:g}x | {met} ({ratio:.1f}x, {fastest.path}) |"
+        )
+    firsts = [c for c in cases if c.path == "compiled"]
+    if firsts:
+        lines.append(
+            "\nFirst call of each compiled case (torch.compile traces and compiles the "
+            "step here; inductor's on-disk cache from an earlier run shortens it): "
+            + ", ".join(f"{c.model} {c.first:.1f} s" for c in firsts)
+            + "."
         )
     return "\n".join(lines), ratios
 
@@ -330,7 +351,7 @@ def per_100_table(cases: list[Case], steps: int) -> str:
 
 def memory_table(memory: dict[str, dict[str, list[int]]], lengths: list[int]) -> str:
     mib = 2**20
-    keys = [(k, p) for k in ("jax", "torch") for p in PATHS]
+    keys = [(k, p) for k in ("jax", "torch") for p in UNCOMPILED]
     names = {"jax": "JAX temp", "torch": "torch peak growth"}
     lines = [
         "| L | " + " | ".join(f"{names[k]}, {p} MiB" for k, p in keys) + " |",
@@ -358,7 +379,7 @@ def plot(
     ys = np.arange(len(labels))
     height = 0.8 / len(PATHS)
     for j, p in enumerate(PATHS):
-        values = [ratios.get((m, b, p), 0.0) for m, b in GOALS]
+        values = [ratios.get((m, b, p), np.nan) for m, b in GOALS]
         left.barh(ys + height * j, values, height=height, label=p)
     left.scatter(
         list(GOALS.values()),
@@ -379,7 +400,7 @@ def plot(
     left.legend(fontsize=8)
     left.grid(True, axis="x", which="both", alpha=0.3)
     for key, style in (("jax", "-"), ("torch", "--")):
-        for p, marker in zip(PATHS, "^so", strict=True):
+        for p, marker in zip(UNCOMPILED, "^so", strict=True):
             right.plot(
                 lengths, np.array(memory[key][p]) / 2**20, style, marker=marker, label=f"{key}, {p}"
             )
@@ -410,8 +431,17 @@ def main() -> None:
     parser.add_argument(
         "--skip", default="", help="comma-separated parts to skip: ratios, 256, memory"
     )
+    parser.add_argument(
+        "--system-allocator",
+        action="store_true",
+        help="keep the C allocator's defaults (default: namcore.backends.allocator's "
+        "reuse_freed_memory, as namcore's training commands do)",
+    )
     parser.add_argument("--out", type=Path, default=DOCS / "recurrences.md")
     args = parser.parse_args()
+    from namcore.backends.allocator import reuse_freed_memory
+
+    reused = not args.system_allocator and reuse_freed_memory()
     skip = set(filter(None, args.skip.split(",")))
     os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.threads])
     import jax
@@ -435,10 +465,12 @@ def main() -> None:
         sections.append(
             "## Time per 100 training steps, d_model 256\n\n" + per_100_table(cases, args.steps_256)
         )
-    memory: dict[str, dict[str, list[int]]] = {k: {p: [] for p in PATHS} for k in ("jax", "torch")}
+    memory: dict[str, dict[str, list[int]]] = {
+        k: {p: [] for p in UNCOMPILED} for k in ("jax", "torch")
+    }
     if "memory" not in skip:
         for length in tqdm(lengths, desc="memory", unit="length"):
-            for p in PATHS:
+            for p in UNCOMPILED:
                 memory["jax"][p].append(jax_temp_bytes(128, length, p))
                 memory["torch"][p].append(torch_peak_growth(128, length, p))
         sections.append(
@@ -449,8 +481,11 @@ def main() -> None:
         f"# Recurrences benchmark\n\nMeasured {dt.date.today()} on {platform.machine()} "
         f"({os.cpu_count()} cores), Python {platform.python_version()}, torch {torch.__version__}, "
         f"jax {jax.__version__}; pinned to {args.threads} core(s); load average (1 min) "
-        f"{load:.1f} at the start and {os.getloadavg()[0]:.1f} at the end.\n"
-        f"Command: `python benchmarks/recurrences.py{' --quick' if args.quick else ''}`.\n"
+        f"{load:.1f} at the start and {os.getloadavg()[0]:.1f} at the end; C allocator: "
+        + ("freed memory reused (`reuse_freed_memory`)" if reused else "the system's defaults")
+        + ".\n"
+        f"Command: `python benchmarks/recurrences.py{' --quick' if args.quick else ''}"
+        f"{' --system-allocator' if args.system_allocator else ''}`.\n"
     )
     text = header + "\n" + "\n\n".join(sections) + "\n"
     if ratios and "memory" not in skip:
