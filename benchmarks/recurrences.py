@@ -373,6 +373,7 @@ def plot(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     labels = [f"{m} ({b})" for m, b in GOALS]
@@ -397,6 +398,11 @@ def plot(
         xlabel="training step ÷ LSTM model's",
         title=f"Training step, d_model 64, batch {BATCH}, length {LENGTH}",
     )
+    ticks = [
+        t for t in (2, 3, 5, 8, 12, 20, 30, 50, 80, 120) if t <= max(ratios.values(), default=1)
+    ]
+    left.set_xticks(ticks, [f"{t}x" for t in ticks])
+    left.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     left.legend(fontsize=8)
     left.grid(True, axis="x", which="both", alpha=0.3)
     for key, style in (("jax", "-"), ("torch", "--")):
@@ -411,6 +417,8 @@ def plot(
         ylabel="MiB",
         title="LSAM training step memory, d_model 128",
     )
+    right.set_xticks(lengths, [f"{n:,}" for n in lengths])
+    right.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     right.legend(fontsize=8)
     right.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
