@@ -72,3 +72,24 @@ def test_environment_variable_opts_out(monkeypatch, value, called):
     monkeypatch.setenv(allocator.ENVIRONMENT_VARIABLE, value)
     assert allocator.reuse_unless_disabled() is called
     assert calls == ([1] if called else [])
+
+
+def test_a_refused_setting_is_an_error_and_only_a_warning_in_the_commands(monkeypatch):
+    calls = []
+
+    def refuses_the_pad(parameter, value):
+        calls.append((parameter, value))
+        return 0 if parameter == allocator._M_TOP_PAD else 1
+
+    monkeypatch.setattr(allocator, "_glibc_mallopt", lambda: refuses_the_pad)
+    with pytest.raises(ValueError, match="glibc refused top_pad=67108864"):
+        allocator.reuse_freed_memory()
+    assert [p for p, _ in calls] == [-3, -1, -2]  # mmap threshold, trim threshold, top pad
+    monkeypatch.setenv(allocator.ENVIRONMENT_VARIABLE, "")
+    with pytest.warns(RuntimeWarning, match="glibc refused top_pad"):
+        assert allocator.reuse_unless_disabled() is False
+
+
+def test_other_c_libraries_are_left_alone(monkeypatch):
+    monkeypatch.setattr(allocator, "_glibc_mallopt", lambda: None)
+    assert allocator.reuse_freed_memory() is False
