@@ -23,7 +23,8 @@ See :meth:`namcore.backends.Backend.memory_scan` for the contract of ``step``.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, overload
 
 import torch
 
@@ -133,6 +134,10 @@ class _MemoryScan(torch.autograd.Function):
 class _ManualScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, step: ManualStep, every: int, sizes: tuple[int, ...], *flat: Any) -> Any:
+        # The steps run on detached tensors, so that what they are given never carries
+        # a graph (torch.compile would read a traced leaf's .grad): once here instead
+        # of at every call.
+        flat = tuple(a.detach() for a in flat)
         n_p, n_m, n_c, _ = sizes
         params = flat[:n_p]
         memory = flat[n_p : n_p + n_m]
@@ -191,10 +196,7 @@ class _ManualScan(torch.autograd.Function):
             for column in zip(*g_xs, strict=True)
         ]
         if summed:
-            kept = tuple(
-                None if column[0] is None else torch.stack(column)
-                for column in zip(*ctx.residuals, strict=True)
-            )
+            kept = _Columns(ctx.residuals)
             g_params = list(ctx.step.param_grads(params, ctx.xs, kept, tuple(columns)))
         d_xs = [
             column if need else None
@@ -208,6 +210,31 @@ class _ManualScan(torch.autograd.Function):
         return (None, None, None, *d_params, *d_state, *d_xs)
 
 
+class _Columns(Sequence[Any]):
+    """Per-step tuples read by column, each column stacked over the steps when first
+    read: a step's ``param_grads`` may need one residual of many."""
+
+    def __init__(self, rows: list[tuple[Any, ...]]) -> None:
+        self._columns = list(zip(*rows, strict=True))
+        self._stacked: dict[int, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self._columns)
+
+    @overload
+    def __getitem__(self, index: int) -> Any: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Any]: ...
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return tuple(self[i] for i in range(len(self))[index])
+        index = range(len(self))[index]  # negative indices; IndexError past the end
+        if index not in self._stacked:
+            column = self._columns[index]
+            self._stacked[index] = None if column[0] is None else torch.stack(column)
+        return self._stacked[index]
+
+
 def _zeros_if_none(g: Any, like: Any) -> Any:
     return torch.zeros_like(like) if g is None else g
 
@@ -217,24 +244,13 @@ def compiled(step: ManualStep) -> ManualStep:
 
     The steps are closures made anew at every model call; ``torch.compile`` keeps
     what it compiled with the functions' code and guards on what they close over, so
-    a later call with the same shapes reuses it instead of compiling again. The
-    arguments are detached first: the loop runs without a graph anyway, and tracing
-    a tensor that has one makes the compiler read its ``.grad`` (a warning).
+    a later call with the same shapes reuses it instead of compiling again.
+    :class:`_ManualScan` gives the steps detached tensors only: tracing a tensor
+    that has a graph makes the compiler read its ``.grad`` (a warning).
     """
-
-    def detached(function: Any) -> Any:
-        run = torch.compile(function, dynamic=False)
-        return lambda *args: run(*_detach(args))
-
-    return ManualStep(detached(step.forward), detached(step.backward), step.param_grads)
-
-
-def _detach(tree: Any) -> Any:
-    if isinstance(tree, torch.Tensor):
-        return tree.detach()
-    if isinstance(tree, tuple | list):
-        return tuple(_detach(t) for t in tree)
-    return tree
+    forward = torch.compile(step.forward, dynamic=False)
+    backward = torch.compile(step.backward, dynamic=False)
+    return ManualStep(forward, backward, step.param_grads)
 
 
 def manual_scan(

@@ -279,6 +279,25 @@ def test_torch_compiled_steps_give_the_eager_gradients(path, monkeypatch):
             torch.testing.assert_close(got, eager[key], rtol=1e-10, atol=1e-12, msg=key)
 
 
+def test_torch_residual_columns_are_stacked_when_read():
+    """``param_grads`` gets the residuals by column; the torch scan stacks a column
+    over the steps only when it is read, once."""
+    torch = pytest.importorskip("torch")
+    from namcore.backends._memory_scan_torch import _Columns
+
+    rows = [(torch.full((2,), float(t)), None, torch.full((3,), -float(t))) for t in range(4)]
+    columns = _Columns(rows)
+    assert len(columns) == 3 and columns._stacked == {}
+    assert columns[1] is None
+    first = columns[0]
+    torch.testing.assert_close(first, torch.arange(4.0)[:, None].expand(4, 2))
+    assert columns[0] is first and sorted(columns._stacked) == [0, 1]
+    torch.testing.assert_close(columns[-1], -torch.arange(4.0)[:, None].expand(4, 3))
+    assert columns[:2] == (first, None)
+    with pytest.raises(IndexError):
+        columns[3]
+
+
 def test_jax_training_memory_does_not_store_the_memories(path, jax_x64):
     """The compiled gradient's temporary buffers: O(L·d) saving, O(L·d²) standard.
 
