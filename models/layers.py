@@ -324,19 +324,32 @@ def recurrent(
         initial = tuple(
             batch_zeros(ctx, x, (w_h.shape[0],)) for _ in range(2 if kind == "lstm" else 1)
         )
-    final, ys = run_scan(
-        ctx,
-        _cell_step(kind, w_h, params.get(f"{prefix}.b_hn"), xp),
-        tuple(initial),
-        (gates_x, time_major(mask, xp)),
-        reverse=reverse,
-    )
+    xs = (gates_x, time_major(mask, xp))
+    if kind == "gru":
+        final, ys = _gru_scan(ctx, w_h, params[f"{prefix}.b_hn"], tuple(initial), xs, reverse)
+    else:
+        final, ys = run_scan(ctx, _lstm_step(w_h, xp), tuple(initial), xs, reverse=reverse)
     return time_major(ys, xp), final
 
 
-def _cell_step(kind: str, w_h: Array, b_hn: Array | None, xp: Namespace) -> Callable:
-    """The scan step of a GRU or LSTM cell; leading axes (directions, batch) broadcast."""
-    hidden = w_h.shape[-2]
+def _gru_scan(
+    ctx: Context,
+    w_h: Array,
+    b_hn: Array,
+    initial: tuple[Any, ...],
+    xs: tuple[Any, Any],
+    reverse: bool = False,
+) -> tuple[Any, Any]:
+    """A GRU over time-major ``xs``: its step has a hand-derived backward (``gru_step``)."""
+    from . import gru_step
+
+    step = gru_step.make(ctx, w_h.shape[-2], tuple(w_h.shape[:-2]))
+    _, final, (ys,) = run_memory_scan(ctx, step, (w_h, b_hn), (), initial, xs, reverse=reverse)
+    return tuple(final), ys
+
+
+def _lstm_step(w_h: Array, xp: Namespace) -> Callable:
+    """The scan step of an LSTM cell; leading axes (directions, batch) broadcast."""
 
     def lstm_step(state, inputs):
         h, c = state
@@ -345,17 +358,7 @@ def _cell_step(kind: str, w_h: Array, b_hn: Array | None, xp: Namespace) -> Call
         h_new = keep_where(m_t, h_new, h, xp)
         return (h_new, keep_where(m_t, c_new, c, xp)), h_new
 
-    def gru_step(state, inputs):
-        (h,) = state
-        gx, m_t = inputs
-        gh = xp.matmul(h, w_h)
-        r = sigmoid(gx[..., :hidden] + gh[..., :hidden], xp)
-        z = sigmoid(gx[..., hidden : 2 * hidden] + gh[..., hidden : 2 * hidden], xp)
-        n = xp.tanh(gx[..., 2 * hidden :] + r * (gh[..., 2 * hidden :] + b_hn))
-        h_new = keep_where(m_t, (1.0 - z) * n + z * h, h, xp)
-        return (h_new,), h_new
-
-    return lstm_step if kind == "lstm" else gru_step
+    return lstm_step
 
 
 def bidirectional(
@@ -378,9 +381,11 @@ def bidirectional(
     m = time_major(mask, xp)
     zeros = batch_zeros(ctx, x, (w_h.shape[-2],))
     initial = tuple(xp.stack([zeros, zeros]) for _ in range(2 if kind == "lstm" else 1))
-    final, ys = run_scan(
-        ctx, _cell_step(kind, w_h, b_hn, xp), initial, (gates_x, stack_directions(m, m, xp))
-    )
+    xs = (gates_x, stack_directions(m, m, xp))
+    if kind == "gru":
+        final, ys = _gru_scan(ctx, w_h, b_hn, initial, xs)
+    else:
+        final, ys = run_scan(ctx, _lstm_step(w_h, xp), initial, xs)
     y_f, y_b = split_directions(ys, xp)
     out = xp.concat([time_major(y_f, xp), time_major(y_b, xp)], axis=-1)
     return out, tuple(xp.concat([s[0, ...], s[1, ...]], axis=-1) for s in final)
