@@ -36,10 +36,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from namcore._typing import Array
 from namcore.backends import ManualStep
 
 from . import layers as L
+from .step_grads import rows as _rows
 
 __all__ = ["make"]
 
@@ -108,13 +108,8 @@ def make(ctx: L.Context, hidden: int, lead: tuple[int, ...]) -> ManualStep:
         g = g_xs[0]
         g_sn = r * g[..., 2 * hidden :]
         g_s = xp.concat([g[..., : 2 * hidden], g_sn], axis=-1)
-        order = (*range(1, len(lead) + 1), 0, len(lead) + 1, len(lead) + 2)
-
-        def rows(x: Array) -> Any:  # (L, ..., B, n) -> (..., L·B, n)
-            return xp.reshape(xp.permute_dims(x, order), (*lead, -1, x.shape[-1]))
-
-        g_w = xp.matmul(xp.matrix_transpose(rows(h)), rows(g_s))
-        g_b = xp.reshape(xp.sum(rows(g_sn), axis=-2), b_hn.shape)
+        g_w = xp.matmul(xp.matrix_transpose(_rows(h, lead, xp)), _rows(g_s, lead, xp))
+        g_b = xp.reshape(xp.sum(_rows(g_sn, lead, xp), axis=-2), b_hn.shape)
         return (g_w, g_b)
 
     return ManualStep(forward, backward, param_grads)

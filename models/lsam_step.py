@@ -42,6 +42,7 @@ from namcore.backends import ManualStep
 
 from . import layers as L
 from .step_grads import matvec as _matvec
+from .step_grads import rows as _rows
 from .step_grads import unit_backward as _unit_backward
 
 __all__ = ["make"]
@@ -138,10 +139,7 @@ def make(ctx: L.Context, d: int, heads: int, lead: tuple[int, ...]) -> ManualSte
     def param_grads(params: Any, xs: Any, residuals: Any, g_xs: Any) -> Any:
         # z_t = g_t + h_t W_h, so W̄_h = Σ_t h_tᵀ z̄_t, and z̄_t is the gradient of g_t:
         # one product over all steps and batch rows, (..., d, L·B) @ (..., L·B, n)
-        order = (*range(1, len(lead) + 1), 0, len(lead) + 1, len(lead) + 2)
-        h = xp.reshape(xp.permute_dims(residuals[0], order), (*lead, -1, d))
-        g_z = g_xs[0]
-        g_z = xp.reshape(xp.permute_dims(g_z, order), (*lead, -1, g_z.shape[-1]))
+        h, g_z = _rows(residuals[0], lead, xp), _rows(g_xs[0], lead, xp)
         return (xp.matmul(xp.matrix_transpose(h), g_z),)
 
     return ManualStep(forward, backward, param_grads)

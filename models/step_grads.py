@@ -1,4 +1,5 @@
-"""Helpers shared by the hand-derived backward steps (:mod:`.lsam_step`, :mod:`.namtm_step`).
+"""Helpers shared by the hand-derived backward steps (:mod:`.lsam_step`, :mod:`.namtm_step`,
+:mod:`.gru_step`).
 
 Both are written once against the array API standard, as the steps themselves are.
 """
@@ -10,7 +11,7 @@ from typing import Any
 from namcore._agnostic.memory import EPS as _EPS
 from namcore._typing import Array, Namespace
 
-__all__ = ["matvec", "unit_backward"]
+__all__ = ["matvec", "rows", "unit_backward"]
 
 
 def matvec(M: Array, x: Array, xp: Namespace) -> Any:
@@ -44,3 +45,19 @@ def unit_backward(x: Array, x_hat: Array, g: Array, xp: Namespace) -> Any:
     norm = xp.sqrt(xp.clip(squares, min=_EPS * _EPS))
     projected = g - x_hat * xp.sum(x_hat * g, axis=-1, keepdims=True)
     return xp.where(squares >= _EPS * _EPS, projected, g) / norm
+
+
+def rows(x: Array, lead: tuple[int, ...], xp: Namespace) -> Any:
+    """Stacked per-step ``x`` (L, *lead, B, n) as ``(*lead, L·B, n)``: the steps and the
+    batch as one axis of rows, for a parameter gradient summed over both in one product.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from namcore.models.step_grads import rows
+    >>> x = np.zeros((5, 2, 3, 4))  # 5 steps, 2 directions, batch 3, width 4
+    >>> rows(x, (2,), np).shape
+    (2, 15, 4)
+    """
+    order = (*range(1, len(lead) + 1), 0, len(lead) + 1, len(lead) + 2)
+    return xp.reshape(xp.permute_dims(x, order), (*lead, -1, x.shape[-1]))
