@@ -13,7 +13,9 @@ from namcore.backends import allocator
 glibc = pytest.mark.skipif(allocator._glibc_mallopt() is None, reason="the C library is not glibc")
 
 # A thread (as XLA's runtime threads do) allocates, touches and frees 32 MiB ten
-# times; the child prints the minor page faults of the last nine rounds.
+# times; the child prints the minor page faults of the last nine rounds. The block is
+# just above glibc's largest adaptive mmap threshold (32 MiB on 64-bit), so with the
+# defaults every round gets a fresh mapping.
 _CHILD = textwrap.dedent(
     """
     import ctypes, resource, sys, threading

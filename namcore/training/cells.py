@@ -72,11 +72,11 @@ def run_cell(
     }
 
 
-def _watch_parent() -> None:
-    """In a pool worker: ignore Ctrl-C (the parent stops its workers) and exit as soon
-    as the parent process ends, however it ends (a ``SIGKILL`` included). A worker
-    only trains, so it keeps freed memory for reuse (see
-    :mod:`namcore.backends.allocator`; ``NAMCORE_ALLOCATOR=system`` opts out)."""
+def _start_worker() -> None:
+    """A pool worker's set-up: it only trains, so it keeps freed memory for reuse (see
+    :mod:`namcore.backends.allocator`; ``NAMCORE_ALLOCATOR=system`` opts out); it
+    ignores Ctrl-C (the parent stops its workers) and exits as soon as the parent
+    process ends, however it ends (a ``SIGKILL`` included)."""
     reuse_unless_disabled()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = multiprocessing.parent_process()
@@ -91,9 +91,9 @@ def _watch_parent() -> None:
 
 
 def _pool(jobs: int) -> ProcessPoolExecutor:
-    """Worker processes that exit with this one (:func:`_watch_parent`)."""
+    """Worker processes that exit with this one (:func:`_start_worker`)."""
     context = multiprocessing.get_context("spawn")  # JAX and torch do not survive fork
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_watch_parent)
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_start_worker)
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:
