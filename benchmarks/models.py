@@ -16,7 +16,7 @@ layer with ``hidden_size = input_size = d_model`` (loss: mean square of its
 outputs), timed in the same run, and every time is also reported as a ratio to it.
 Two diagnostic rows help read the others: ``LSAM, 1 layer`` (one unidirectional LSAM
 recurrence, no decoder: as many recurrences as the baseline) and ``LSTM layer``
-(``namcore.models.layers.recurrent``, the array-API LSTM cell the models use, run by
+(``namcore.models.cells.recurrent``, the array-API LSTM cell the models use, run by
 the backend's scan: the same computation as ``torch.nn.LSTM``).
 
 Jitted functions are lowered and compiled before timing; the compile time is
@@ -141,10 +141,11 @@ def lstm_layer(params: dict[str, Any], x: Any, tokens: Any) -> Any:
 
     ``tokens`` only supplies the (all-True) mask and the namespace.
     """
+    from namcore.models import cells
     from namcore.models import layers as L
 
     ctx, mask = L.context(params, tokens, None, "LSTM layer")
-    y, _ = L.recurrent(params, "lstm", "lstm", x, mask, ctx)
+    y, _ = cells.recurrent(params, "lstm", "lstm", x, mask, ctx)
     return y
 
 
@@ -496,7 +497,7 @@ def main() -> None:
         "batch_first=True)` layer on random inputs, loss the mean square of its outputs, "
         "timed in the same run.\n"
         f"- **models**: {describe()}.\n"
-        "- **LSTM layer**: `namcore.models.layers.recurrent` (the models' array-API LSTM "
+        "- **LSTM layer**: `namcore.models.cells.recurrent` (the models' array-API LSTM "
         "cell) as one layer, the same computation as `torch.nn.LSTM`, through the "
         "backend's scan (a Python loop on torch, `jax.lax.scan` on JAX).\n"
         "- **train ÷ LSTM, CPU time**: the same ratio from the best process CPU time (all "

@@ -36,6 +36,7 @@ from namcore._agnostic.memory import EPS
 from namcore._typing import Array, Namespace
 from namcore.dnc import ALLOCATION_EPS
 
+from . import cells
 from . import layers as L
 from . import spec as P
 from .classic_config import DNCConfig
@@ -136,4 +137,5 @@ def forward(params: L.Params, tokens: Array, mask: Array = None, *, config: DNCC
         state, reads = memory_step(state, io, xp)
         return state, xp.reshape(reads, (-1, r * w))
 
-    return L.controller_scan(params, x, mask, ctx, memory, L.batch_zeros(ctx, x, (r * w,)), access)
+    initial_reads = L.batch_zeros(ctx, x, (r * w,))
+    return cells.controller_scan(params, x, mask, ctx, memory, initial_reads, access)

@@ -1,7 +1,7 @@
 r"""One step of a GRU cell, and its backward derived by hand.
 
-The step (the cell of :func:`namcore.models.layers.recurrent` and
-:func:`~namcore.models.layers.bidirectional`, as in ``torch.nn.GRU``) maps the hidden
+The step (the cell of :func:`namcore.models.cells.recurrent` and
+:func:`~namcore.models.cells.bidirectional`, as in ``torch.nn.GRU``) maps the hidden
 state ``h`` and one position's input projection ``g = x W_x + b`` to
 
 .. math::

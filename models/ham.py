@@ -41,6 +41,7 @@ from typing import Any
 from namcore import ham
 from namcore._typing import Array, Namespace
 
+from . import cells
 from . import layers as L
 from . import spec as P
 from .config import HAMConfig
@@ -210,7 +211,7 @@ def forward(
         extras: tuple[Any, ...]
         if lstm:
             gates = xp.matmul(xp.concat([x_t, read], axis=-1), w_x) + b + xp.matmul(state[0], w_h)
-            new_state = L.lstm_cell(gates, state[1], xp)
+            new_state = cells.lstm_cell(gates, state[1], xp)
             c = new_state[0]
         else:
             new_state, c = (), x_t

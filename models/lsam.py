@@ -28,8 +28,8 @@ from typing import Any
 
 from namcore._typing import Array, Namespace
 
+from . import cells, lsam_step
 from . import layers as L
-from . import lsam_step
 from . import spec as P
 from .config import LSAMConfig
 
@@ -124,7 +124,7 @@ def layer(
         memory = L.batch_zeros(ctx, x, (heads, d // heads, d // heads))
     if hidden is None:
         hidden = L.batch_zeros(ctx, x, (d,))
-    gates_x = L.input_projection(params, prefix, x, xp)
+    gates_x = cells.input_projection(params, prefix, x, xp)
     xs = (gates_x, L.time_major(mask, xp))
     ys, memory, hidden = _scan(ctx, w_h, xs, memory, hidden, heads, reverse=reverse)
     outputs = L.time_major(ys, xp)
@@ -171,17 +171,17 @@ def bidirectional_layer(
     d = w_h.shape[-2]
     m = L.time_major(mask, xp)
     xs = (
-        L.stack_directions(
-            L.input_projection(params, fw, x, xp), L.input_projection(params, bw, x, xp), xp
+        cells.stack_directions(
+            cells.input_projection(params, fw, x, xp), cells.input_projection(params, bw, x, xp), xp
         ),
-        L.stack_directions(m, m, xp),
+        cells.stack_directions(m, m, xp),
     )
     memory = L.batch_zeros(ctx, x, (heads, d // heads, d // heads))
     hidden = L.batch_zeros(ctx, x, (d,))
     ys, memory, _ = _scan(
         ctx, w_h, xs, xp.stack([memory, memory]), xp.stack([hidden, hidden]), heads
     )
-    y_f, y_b = L.split_directions(ys, xp)
+    y_f, y_b = cells.split_directions(ys, xp)
     memory = xp.concat([memory[0, ...], memory[1, ...]], axis=1)
     return L.time_major(y_f, xp), L.time_major(y_b, xp), memory
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from namcore._typing import Array
 
+from . import cells
 from . import layers as L
 from . import spec as P
 from .config import LSTMBaselineConfig
@@ -45,8 +46,8 @@ def forward(
     ctx, mask = L.context(params, tokens, mask, "LSTMBaseline")
     xp = ctx.xp
     x = L.embed(params, "embed", tokens, xp)
-    encoded, state = L.bidirectional(params, "encoder", "lstm", x, mask, ctx)
-    decoded, _ = L.recurrent(params, "decoder", "lstm", encoded, mask, ctx, initial=state)
+    encoded, state = cells.bidirectional(params, "encoder", "lstm", x, mask, ctx)
+    decoded, _ = cells.recurrent(params, "decoder", "lstm", encoded, mask, ctx, initial=state)
     if config.attention:
         scores = xp.matmul(
             L.dense(params, "attention.score", decoded, xp), xp.matrix_transpose(encoded)

@@ -34,8 +34,8 @@ from typing import Any
 
 from namcore._typing import Array
 
+from . import cells, namtm_step
 from . import layers as L
-from . import namtm_step
 from . import spec as P
 from .config import NAMTMConfig
 from .namtm_step import JUMP, LEFT, NOOP, RIGHT
@@ -161,12 +161,12 @@ def _controllers(
     """
     layers = [f"layers.{i}.controller" for i in range(config.n_layers)]
     if config.controller != "bigru":
-        outputs, _ = L.stacked_cells(
+        outputs, _ = cells.stacked_cells(
             params, [(f"{c}.fw", False) for c in layers], "lstm", x, mask, ctx
         )
         return outputs
-    cells = [(f"{c}.{direction}", direction == "bw") for c in layers for direction in ("fw", "bw")]
-    outputs, _ = L.stacked_cells(params, cells, "gru", x, mask, ctx)
+    pairs = [(f"{c}.{direction}", direction == "bw") for c in layers for direction in ("fw", "bw")]
+    outputs, _ = cells.stacked_cells(params, pairs, "gru", x, mask, ctx)
     return [ctx.xp.concat(outputs[2 * i : 2 * i + 2], axis=-1) for i in range(len(layers))]
 
 

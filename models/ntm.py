@@ -31,6 +31,7 @@ from namcore._agnostic import ntm as _ntm
 from namcore._agnostic.memory import EPS
 from namcore._typing import Array, Namespace
 
+from . import cells
 from . import layers as L
 from . import spec as P
 from .classic_config import NTMConfig
@@ -89,4 +90,4 @@ def forward(params: L.Params, tokens: Array, mask: Array = None, *, config: NTMC
         w_r = address(memory, w_r, L.dense(params, "read_head", h, xp), w, xp)
         return (memory, w_r, w_w), _ntm.read(memory, w_r, xp=xp)
 
-    return L.controller_scan(params, x, mask, ctx, memory, L.batch_zeros(ctx, x, (w,)), access)
+    return cells.controller_scan(params, x, mask, ctx, memory, L.batch_zeros(ctx, x, (w,)), access)

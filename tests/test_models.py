@@ -17,6 +17,7 @@ from namcore.models import (
     NAMTMConfig,
     NAMTransformerConfig,
     TransformerBaselineConfig,
+    cells,
     forward,
     init_numpy,
     layers,
@@ -398,21 +399,21 @@ def test_recurrent_cells_equal_torch(kind):
         params["rnn.b_hn"] = b_hh[2 * hidden :]
     x = np.random.default_rng(1).normal(size=(2, length, n_in))
     ctx, _ = layers.context(params, np.zeros((2, length), int), None, "test")
-    ours, _ = layers.recurrent(params, "rnn", kind, x, np.ones((2, length), bool), ctx)
+    ours, _ = cells.recurrent(params, "rnn", kind, x, np.ones((2, length), bool), ctx)
     theirs, _ = module(torch.from_numpy(x))
     np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
 def test_stacked_cells_equal_each_cell_alone(kind):
-    """``layers.stacked_cells`` runs several cells, some reversed, in one scan: each
+    """``cells.stacked_cells`` runs several cells, some reversed, in one scan: each
     cell's outputs and final state are those of the cell run alone, padding included."""
     n_in, hidden, length = 5, 4, 6
     rng = np.random.default_rng(3)
-    cells = [("a", False), ("b", True), ("c", True)]
+    pairs = [("a", False), ("b", True), ("c", True)]
     gates = 4 if kind == "lstm" else 3
     params = {}
-    for name, _ in cells:
+    for name, _ in pairs:
         params[f"{name}.w_x"] = rng.normal(size=(n_in, gates * hidden))
         params[f"{name}.w_h"] = rng.normal(size=(hidden, gates * hidden))
         params[f"{name}.b"] = rng.normal(size=gates * hidden)
@@ -422,10 +423,10 @@ def test_stacked_cells_equal_each_cell_alone(kind):
     mask = np.ones((2, length), bool)
     mask[1, 4:] = False
     ctx, _ = layers.context(params, np.zeros((2, length), int), None, "test")
-    outputs, finals = layers.stacked_cells(params, cells, kind, x, mask, ctx)
-    assert len(outputs) == len(finals) == len(cells)
-    for (name, reverse), ys, final in zip(cells, outputs, finals, strict=True):
-        alone, alone_final = layers.recurrent(params, name, kind, x, mask, ctx, reverse=reverse)
+    outputs, finals = cells.stacked_cells(params, pairs, kind, x, mask, ctx)
+    assert len(outputs) == len(finals) == len(pairs)
+    for (name, reverse), ys, final in zip(pairs, outputs, finals, strict=True):
+        alone, alone_final = cells.recurrent(params, name, kind, x, mask, ctx, reverse=reverse)
         np.testing.assert_allclose(ys, alone, rtol=1e-12, atol=1e-14)
         for got, expected in zip(final, alone_final, strict=True):
             np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-14)
