@@ -92,23 +92,28 @@ def recurrent(
         initial = tuple(
             batch_zeros(ctx, x, (w_h.shape[0],)) for _ in range(2 if kind == "lstm" else 1)
         )
+    b_hn = params[f"{prefix}.b_hn"] if kind == "gru" else None
     xs = (gates_x, time_major(mask, xp))
-    if kind == "gru":
-        final, ys = _gru_scan(ctx, w_h, params[f"{prefix}.b_hn"], tuple(initial), xs, reverse)
-    else:
-        final, ys = run_scan(ctx, _lstm_step(w_h, xp), tuple(initial), xs, reverse=reverse)
+    final, ys = _scan(ctx, kind, w_h, b_hn, tuple(initial), xs, reverse)
     return time_major(ys, xp), final
 
 
-def _gru_scan(
+def _scan(
     ctx: Context,
+    kind: str,
     w_h: Array,
-    b_hn: Array,
+    b_hn: Array | None,
     initial: tuple[Any, ...],
     xs: tuple[Any, Any],
     reverse: bool = False,
 ) -> tuple[Any, Any]:
-    """A GRU over time-major ``xs``: its step has a hand-derived backward (``gru_step``)."""
+    """A GRU or LSTM over time-major ``xs`` ``(gates_x, mask)``: ``(final state, ys)``.
+
+    The GRU's step has a hand-derived backward (``gru_step``); the LSTM's is the
+    plain scan step of :func:`lstm_cell`.
+    """
+    if kind != "gru":
+        return run_scan(ctx, _lstm_step(w_h, ctx.xp), initial, xs, reverse=reverse)
     from . import gru_step
 
     step = gru_step.make(ctx, w_h.shape[-2], tuple(w_h.shape[:-2]))
@@ -182,10 +187,7 @@ def stacked_cells(
     xs = (gates_x, xp.stack([ordered(m, reverse) for _, reverse in cells], axis=1))
     zeros = batch_zeros(ctx, x, (w_h.shape[-2],))
     initial = tuple(xp.stack([zeros] * count) for _ in range(2 if kind == "lstm" else 1))
-    if kind == "gru":
-        final, ys = _gru_scan(ctx, w_h, b_hn, initial, xs)
-    else:
-        final, ys = run_scan(ctx, _lstm_step(w_h, xp), initial, xs)
+    final, ys = _scan(ctx, kind, w_h, b_hn, initial, xs)
     outputs = [
         time_major(ordered(ys[:, i, ...], reverse), xp) for i, (_, reverse) in enumerate(cells)
     ]
