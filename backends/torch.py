@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,7 +16,13 @@ from namcore._typing import Array, Device, Namespace
 from ._base import Backend, device_mismatch
 from ._steps import ManualStep, MemoryStep
 
-__all__ = ["TorchBackend"]
+#: Set to ``1`` to run the hand-derived steps through ``torch.compile`` (as
+#: :attr:`TorchBackend.compile_steps` does) in this process and in every process it
+#: starts: ``namcore train --compile-steps`` and ``namcore reproduce --compile-steps``
+#: set it, so that their worker processes compile too.
+COMPILE_STEPS_VARIABLE = "NAMCORE_COMPILE_STEPS"
+
+__all__ = ["COMPILE_STEPS_VARIABLE", "TorchBackend"]
 
 
 class TorchBackend(Backend):
@@ -108,7 +115,8 @@ class TorchBackend(Backend):
     #: under autograd (LSAM, NAM-TM, the GRU). On a 2-core CPU, at d_model 64, a
     #: training step took about 0.6x the eager time after a first call that compiled
     #: for 11 s (LSAM) or 25 s (NAM-TM); each new shape of the step (a new batch size
-    #: or width) compiles again. Results equal the eager ones within rounding.
+    #: or width) compiles again. Results equal the eager ones within rounding. The
+    #: environment variable :data:`COMPILE_STEPS_VARIABLE` set to ``1`` turns it on too.
     compile_steps: bool = False
 
     def memory_scan(
@@ -128,7 +136,7 @@ class TorchBackend(Backend):
         if grad and isinstance(step, ManualStep) and self.manual_backward:
             from ._memory_scan_torch import compiled, manual_scan
 
-            if self.compile_steps:
+            if self.compile_steps or os.environ.get(COMPILE_STEPS_VARIABLE) == "1":
                 step = compiled(step)
             return manual_scan(step, params, memory, carry, xs, self.memory_checkpoint_every)
         if not (grad and self.saves_memory(memory, xs)):

@@ -188,3 +188,46 @@ def test_reproduce_refuses_an_unknown_eval_backend_before_any_work(capsys, tmp_p
         + ", ".join(eval_backends())
     )
     assert "pip install" not in err and not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "got"),
+    [
+        (["train", "--task", "reverse", "--model", "lsam", "--backend", "jax"], "--backend jax"),
+        (["reproduce"], "no --backend"),
+    ],
+)
+def test_compile_steps_needs_the_torch_backend(argv, got, capsys, tmp_path):
+    out = tmp_path / "run"
+    assert main([*argv, "--out", str(out), "--compile-steps"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"namcore {argv[0]}: error: --compile-steps needs --backend torch (got {got})"
+    assert not out.exists()
+
+
+def test_compile_steps_is_refused_with_a_dask_scheduler(capsys, tmp_path):
+    argv = ["reproduce", "--backend", "torch", "--scheduler", "tcp://127.0.0.1:1"]
+    assert main([*argv, "--out", str(tmp_path / "r"), "--compile-steps"]) == 2
+    assert "does not reach a dask cluster's workers" in capsys.readouterr().err
+
+
+def test_train_compile_steps_reaches_the_processes_it_starts(monkeypatch, tmp_path):
+    """The flag sets the environment variable (inherited by worker processes) before
+    training starts; without it the variable stays unset."""
+    from namcore import training
+    from namcore.backends.torch import COMPILE_STEPS_VARIABLE
+
+    monkeypatch.setenv(COMPILE_STEPS_VARIABLE, "")  # restored after the test
+    seen = []
+
+    def fake_train(*args, **kwargs):
+        import os
+
+        seen.append(os.environ.get(COMPILE_STEPS_VARIABLE))
+        return []
+
+    monkeypatch.setattr(training, "train", fake_train)
+    argv = ["train", "--task", "reverse", "--model", "lsam", "--backend", "torch"]
+    assert main([*argv, "--out", str(tmp_path / "a")]) == 0
+    assert main([*argv, "--out", str(tmp_path / "b"), "--compile-steps"]) == 0
+    assert seen == ["", "1"]

@@ -279,6 +279,26 @@ def test_torch_compiled_steps_give_the_eager_gradients(path, monkeypatch):
             torch.testing.assert_close(got, eager[key], rtol=1e-10, atol=1e-12, msg=key)
 
 
+def test_torch_compile_steps_variable_compiles_the_steps(path, monkeypatch):
+    """``NAMCORE_COMPILE_STEPS=1`` takes the compiled path as ``compile_steps`` does
+    (a spy stands in for ``torch.compile``); any other value leaves the steps eager."""
+    torch = pytest.importorskip("torch")
+    from namcore.backends import _memory_scan_torch
+    from namcore.backends.torch import COMPILE_STEPS_VARIABLE
+    from namcore.models import torch as mt
+
+    config = LSAMConfig(vocab_size=VOCAB, d_model=8, n_heads=2, bidirectional=False, decoder=False)
+    tokens, mask = (torch.from_numpy(a) for a in _batch(9))
+    path("manual")
+    compiled = []
+    monkeypatch.setattr(_memory_scan_torch, "compiled", lambda step: compiled.append(step) or step)
+    model = mt.LSAM(config, seed=1, dtype=torch.float64)
+    for value, calls in (("0", 0), ("", 0), ("1", 1), ("1", 2)):
+        monkeypatch.setenv(COMPILE_STEPS_VARIABLE, value)
+        model(tokens, mask).sum().backward()
+        assert len(compiled) == calls, value
+
+
 def test_torch_residual_columns_are_stacked_when_read():
     """``param_grads`` gets the residuals by column; the torch scan stacks a column
     over the steps only when it is read, once."""

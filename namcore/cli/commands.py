@@ -7,6 +7,7 @@ a check or a run failed, 2 for bad input (with one line on stderr).
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import time
@@ -33,11 +34,32 @@ def split(text: str | None) -> list[str] | None:
     return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
 
 
+def compile_steps(args: argparse.Namespace) -> str | None:
+    """Turn ``--compile-steps`` on for this process and the ones it starts, or say why not."""
+    if not args.compile_steps:
+        return None
+    if args.backend != "torch":
+        got = f"--backend {args.backend}" if args.backend else "no --backend"
+        return f"--compile-steps needs --backend torch (got {got})"
+    if getattr(args, "scheduler", None):
+        return (
+            "--compile-steps does not reach a dask cluster's workers; set "
+            "NAMCORE_COMPILE_STEPS=1 in their environment instead"
+        )
+    from namcore.backends.torch import COMPILE_STEPS_VARIABLE
+
+    os.environ[COMPILE_STEPS_VARIABLE] = "1"
+    return None
+
+
 def train(args: argparse.Namespace) -> int:
     from namcore.backends.allocator import reuse_unless_disabled
     from namcore.training import TrainingError
     from namcore.training import train as train_run
 
+    refused = compile_steps(args)
+    if refused:
+        return fail("train", refused)
     reuse_unless_disabled()  # a training process: keep freed memory (XLA on CPU)
     try:
         lines = train_run(
@@ -89,6 +111,9 @@ def reproduce(args: argparse.Namespace) -> int:
     from namcore.training import reproduce as reproduce_grid
     from namcore.training.report import console_table
 
+    refused = compile_steps(args)
+    if refused:
+        return fail("reproduce", refused)
     reuse_unless_disabled()  # its worker processes do the same
     command = "namcore " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["reproduce"] else None
     try:
