@@ -155,7 +155,12 @@ class _ManualScan(torch.autograd.Function):
             ys.append(y)
         ctx.save_for_backward(*params)
         ctx.step, ctx.every, ctx.sizes, ctx.steps, ctx.xs = step, every, sizes, steps, xs
-        ctx.saved, ctx.writes, ctx.residuals, ctx.final = saved, writes, residuals, memory
+        # The final memory is also an output; the context keeps a detached alias, since
+        # an output held by its own node's context is a reference cycle (the output's
+        # grad_fn is that node) that only Python's cyclic collector frees: every
+        # step's residuals would stay alive until then.
+        final = tuple(m.detach() for m in memory)
+        ctx.saved, ctx.writes, ctx.residuals, ctx.final = saved, writes, residuals, final
         stacked = tuple(torch.stack(column) for column in zip(*ys, strict=True))
         return (*memory, *carry, *stacked)
 

@@ -10,7 +10,10 @@ argument, on LSAM's step alone and on LSAM and NAM-TM over long sequences.
 
 from __future__ import annotations
 
+import gc
 import math
+import weakref
+from typing import Any
 
 import numpy as np
 import pytest
@@ -297,6 +300,46 @@ def test_torch_compile_steps_variable_compiles_the_steps(path, monkeypatch):
         monkeypatch.setenv(COMPILE_STEPS_VARIABLE, value)
         model(tokens, mask).sum().backward()
         assert len(compiled) == calls, value
+
+
+@pytest.mark.parametrize("kind", ["manual", "saving"])
+@pytest.mark.parametrize("model", ["LSAM", "NAMTM"])
+def test_torch_scans_free_a_training_step_without_the_cycle_collector(
+    model, kind, path, monkeypatch
+):
+    """After a training step, reference counting alone frees the scan's outputs (and
+    with them its residuals): an autograd context that held one of its own outputs
+    would be a cycle through the output's ``grad_fn``, which only Python's cyclic
+    collector frees, so memory would grow by every step's residuals until it ran."""
+    torch = pytest.importorskip("torch")
+    from namcore.backends import _memory_scan_torch
+    from namcore.models import torch as mt
+
+    if model == "LSAM":
+        config: Any = LSAMConfig(vocab_size=VOCAB, d_model=8, n_heads=2)
+    else:
+        config = NAMTMConfig(vocab_size=VOCAB, d_model=8, n_tapes=2, tape_length=6)
+    tokens, mask = (torch.from_numpy(a) for a in _batch(9))
+    path(kind)
+    outputs = []
+    apply = _memory_scan_torch._apply
+
+    def recording(*args):
+        out = apply(*args)
+        outputs.append([weakref.ref(a) for part in out for a in part])
+        return out
+
+    monkeypatch.setattr(_memory_scan_torch, "_apply", recording)
+    net = getattr(mt, model)(config, seed=1, dtype=torch.float64)
+    gc.collect()
+    gc.disable()
+    try:
+        net(tokens, mask).sum().backward()
+        assert outputs, "the step took no memory-saving scan"
+        alive = [ref() is not None for refs in outputs for ref in refs]
+        assert not any(alive), alive
+    finally:
+        gc.enable()
 
 
 def test_torch_residual_columns_are_stacked_when_read():
