@@ -41,13 +41,13 @@ def compile_steps(args: argparse.Namespace) -> str | None:
     if args.backend != "torch":
         got = f"--backend {args.backend}" if args.backend else "no --backend"
         return f"--compile-steps needs --backend torch (got {got})"
+    from namcore.backends.torch import COMPILE_STEPS_VARIABLE
+
     if getattr(args, "scheduler", None):
         return (
             "--compile-steps does not reach a dask cluster's workers; set "
-            "NAMCORE_COMPILE_STEPS=1 in their environment instead"
+            f"{COMPILE_STEPS_VARIABLE}=1 in their environment instead"
         )
-    from namcore.backends.torch import COMPILE_STEPS_VARIABLE
-
     os.environ[COMPILE_STEPS_VARIABLE] = "1"
     return None
 
