@@ -38,8 +38,6 @@ import platform
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -121,32 +119,24 @@ def namcore_configs(d: int) -> dict[str, Any]:
     }
 
 
-def cases(modules: dict[str, Any], d: int) -> dict[tuple[str, str], Callable[[], Any]]:
-    """Every step to time at width ``d``: ``(model, label) -> step``."""
+def cases(modules: dict[str, Any], d: int) -> list[R.Case]:
+    """Every step to time at width ``d``, as the recurrences benchmark's cases: ``model``
+    is LSAM or NAMTM, ``backend`` the label of the run (``authors`` or one of ``PATHS``)."""
     tokens, targets = R.batch(np.random.default_rng(d))
-    out: dict[tuple[str, str], Callable[[], Any]] = {}
+    out = []
     for model, config in namcore_configs(d).items():
-        out[(model, "authors")] = authors_step(modules[model], model, d, tokens, targets)
+        step = authors_step(modules[model], model, d, tokens, targets)
+        out.append(R.Case(model, "authors", "eager", step))
         for framework, path, label in PATHS:
             make = R.jax_step if framework == "jax" else R.torch_step
-            out[(model, label)] = make(config, tokens, targets, path)
+            out.append(R.Case(model, label, path, make(config, tokens, targets, path)))
     return out
 
 
-def time_cases(steps: dict[Any, Callable[[], Any]], rounds: int, calls: int) -> dict[Any, float]:
-    """Best seconds per step of each case over interleaved rounds (after a warm-up call)."""
-    from tqdm import tqdm
-
-    for step in steps.values():
-        step()
-    best = dict.fromkeys(steps, float("inf"))
-    for i in tqdm(range(rounds * len(steps)), desc="steps", unit="case"):
-        key = list(steps)[i % len(steps)]
-        for _ in range(calls):
-            start = time.perf_counter()
-            steps[key]()
-            best[key] = min(best[key], time.perf_counter() - start)
-    return best
+def best_times(steps: list[R.Case], rounds: int, calls: int, desc: str) -> dict[Any, float]:
+    """Best seconds per step of each case, ``(model, label) -> s``, over interleaved rounds."""
+    R.time_rounds(steps, rounds, calls, desc)
+    return {(case.model, case.backend): case.best for case in steps}
 
 
 def table(results: dict[int, dict[tuple[str, str], float]]) -> str:
@@ -191,7 +181,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         modules = load_authors(args.repo, Path(folder))
         for d in widths:
-            results[d] = time_cases(cases(modules, d), args.rounds, args.calls)
+            results[d] = best_times(cases(modules, d), args.rounds, args.calls, f"d_model={d}")
     text = (
         f"# Authors' code benchmark\n\nMeasured {dt.date.today()} on {platform.machine()} "
         f"({os.cpu_count()} cores), Python {platform.python_version()}, torch "
