@@ -24,8 +24,9 @@ written at. ``p_e = p_w`` unless ``separate_erase``.
 As in both versions of the authors' code, the tape is written and then read, and
 the controller (a bidirectional GRU or an LSTM over the inputs) never sees what is
 read. Values and keys come from the inputs, actions and jump queries from the
-controller. Layer ``i + 1`` starts from layer ``i``'s final tape. No parameter
-depends on the tape length, which is an argument of every call.
+controller. Layer ``i + 1`` starts from layer ``i``'s final tape, and only the last
+layer's reads reach the output, so the earlier layers run no read head at all. No
+parameter depends on the tape length, which is an argument of every call.
 """
 
 from __future__ import annotations
@@ -180,9 +181,15 @@ def _layer(
     config: NAMTMConfig,
     tape_length: int,
     tape: Any,
+    *,
+    read: bool,
 ) -> tuple[Any, Any]:
     """One NAM-TM layer over ``x`` (B, L, d) and its controller's output ``hidden``:
-    reads (B, L, tapes * cell), final tape."""
+    reads (B, L, tapes * cell), final tape.
+
+    Without ``read`` (every layer but the last: only its final tape is used), the
+    reads are ``None`` and the read head is not run (see :func:`namtm_step.make`).
+    """
     xp = ctx.xp
     length = mask.shape[1]  # known even where x's is not (ndonnx after a matmul)
     tapes, cell, n_act = config.n_tapes, config.tape_head_dim, config.n_actions
@@ -190,36 +197,46 @@ def _layer(
         L.dense(params, f"{prefix}.actions", hidden, xp),
         (-1, length, tapes, 2 * n_act + config.n_gates),
     )
-    act_read = L.softmax(logits[..., :n_act], xp)
-    act_write = L.softmax(logits[..., n_act : 2 * n_act], xp)
     gates = L.sigmoid(logits[..., 2 * n_act :], xp)
-    written = ctx.floats(mask)[:, :, None]
-    p_read, p_write = gates[..., 0], gates[..., 1] * written
-    p_erase = gates[..., 2] * written if config.separate_erase else p_write
-    value = xp.reshape(L.dense(params, f"{prefix}.value", x, xp), (-1, length, tapes, cell))
-    fields = [value, act_read, act_write, p_read[..., None], p_write[..., None], p_erase[..., None]]
+    written = ctx.floats(mask)[:, :, None, None]
+    p_write = gates[..., 1:2] * written
+    p_erase = gates[..., 2:3] * written if config.separate_erase else p_write
+    fields = {
+        "v": xp.reshape(L.dense(params, f"{prefix}.value", x, xp), (-1, length, tapes, cell)),
+        "act_w": L.softmax(logits[..., n_act : 2 * n_act], xp),
+        "p_w": p_write,
+        "p_e": p_erase,
+    }
+    if read:
+        fields |= {"act_r": L.softmax(logits[..., :n_act], xp), "p_r": gates[..., 0:1]}
     if config.jump:
-        key = ctx.unit(
+        fields["k"] = ctx.unit(
             xp.reshape(L.dense(params, f"{prefix}.key", x, xp), (-1, length, tapes, cell))
         )
         query = xp.reshape(
             L.dense(params, f"{prefix}.query", hidden, xp), (-1, length, 2, tapes, cell)
         )
-        fields += [key, query[:, :, 0, ...], query[:, :, 1, ...]]
+        fields["q_w"] = query[:, :, 1, ...]
+        if read:
+            fields["q_r"] = query[:, :, 0, ...]
+    names = namtm_step.field_names(read=read, jump=config.jump)
     # One packed time-major input (L, B, tapes, width) instead of ten: one transpose,
     # and one slice per field and step.
-    widths = [int(f.shape[-1]) for f in fields]
-    packed = L.time_major(xp.concat(fields, axis=-1), xp)
+    widths = [int(fields[n].shape[-1]) for n in names]
+    packed = L.time_major(xp.concat([fields[n] for n in names], axis=-1), xp)
 
-    step = namtm_step.make(ctx, widths, config.normalize_heads)
+    step = namtm_step.make(ctx, widths, config.normalize_heads, read=read)
     T, J, H_read, H_write = initial_state(
         ctx, x, tapes, cell, tape_length, jump=config.jump, tape=tape
     )
     memories = (T, J) if config.jump else (T,)
-    final, _, (reads,) = L.run_memory_scan(
-        ctx, step, (), memories, (H_read, H_write), (packed, L.time_major(mask, xp))
+    heads = (H_read, H_write) if read else (H_write,)
+    final, _, ys = L.run_memory_scan(
+        ctx, step, (), memories, heads, (packed, L.time_major(mask, xp))
     )
-    reads = L.time_major(reads, xp)
+    if not read:
+        return None, final[0]
+    reads = L.time_major(ys[0], xp)
     return xp.reshape(reads, (-1, length, tapes * cell)), final[0]
 
 
@@ -243,8 +260,13 @@ def forward(
     x = L.dense(params, "input", L.embed(params, "embed", tokens, xp), xp)
     x = L.layer_norm(params, "input_norm", x, xp)
     tape = None
-    for i, hidden in enumerate(_controllers(params, x, mask, ctx, config)):
-        reads, tape = _layer(params, f"layers.{i}", x, hidden, mask, ctx, config, tape_length, tape)
+    hiddens = _controllers(params, x, mask, ctx, config)
+    for i, hidden in enumerate(hiddens):
+        # only the last layer's reads are used: the others pass on their final tape
+        last = i == len(hiddens) - 1
+        reads, tape = _layer(
+            params, f"layers.{i}", x, hidden, mask, ctx, config, tape_length, tape, read=last
+        )
     out = L.dense(params, "output", reads, xp)
     hidden = L.relu(L.layer_norm(params, "head.norm", out, xp), xp)
     return L.dense(params, "head.out", hidden, xp)
