@@ -140,10 +140,11 @@ def tape_step(
     ``(B, tapes, n_actions)``, the gates ``(B, tapes)``.
     """
     T, J, H_read, H_write = state
-    fields = [value, act_read, act_write, *(p[..., None] for p in (p_read, p_write, p_erase))]
+    arrays = [value, act_read, act_write, *(p[..., None] for p in (p_read, p_write, p_erase))]
     memory = (T,) if J is None else (T, J)
     if J is not None:
-        fields += [key, query_read, query_write]
+        arrays += [key, query_read, query_write]
+    fields = dict(zip(namtm_step.field_names(read=True, jump=J is not None), arrays, strict=True))
     memory, heads, r, writes, _ = namtm_step.step_forward(
         ctx, memory, (H_read, H_write), fields, normalize_heads
     )

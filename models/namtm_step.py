@@ -44,7 +44,7 @@ and every unit vector's gradient projected off itself and divided by its norm (a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from namcore._agnostic import memory as _memory
@@ -86,7 +86,7 @@ def step_forward(
     ctx: L.Context,
     memory: tuple[Any, ...],
     heads: tuple[Any, ...],
-    fields: Sequence[Any],
+    fields: Mapping[str, Any],
     normalize_heads: bool,
     *,
     read: bool = True,
@@ -94,8 +94,8 @@ def step_forward(
     """The tapes' step without the mask: ``(memory, heads, read, writes, residuals)``.
 
     ``memory`` is ``(T,)`` or ``(T, J)``; ``heads`` is ``(H_read, H_write)``;
-    ``fields`` are each ``(B, tapes, width)``, named by :func:`field_names` (the
-    gates of width 1). Without ``read`` (a layer whose reads nothing uses: every
+    ``fields`` maps each name of :func:`field_names` to a ``(B, tapes, width)``
+    array (the gates of width 1). Without ``read`` (a layer whose reads nothing uses: every
     NAM-TM layer but the last), ``heads`` is ``(H_write,)``, the read is ``None``, and
     neither the read head nor its products are computed; the tapes and the write
     head come out the same.
@@ -103,7 +103,7 @@ def step_forward(
     xp = ctx.xp
     T = memory[0]
     jump = len(memory) > 1
-    f = dict(zip(field_names(read=read, jump=jump), fields, strict=True))
+    f = fields
     H_read, H_write = heads if read else (None, heads[0])
     aw = ctx.unit(H_write) if normalize_heads else H_write
     a = matvec(T, aw, xp)
@@ -183,7 +183,7 @@ def make(
             ctx,
             tuple(memory),
             tuple(carry),
-            list(split(packed).values()),
+            split(packed),
             normalize_heads,
             read=read,
         )

@@ -43,6 +43,7 @@ True
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -139,9 +140,13 @@ def attention(
         arrays); floats apply to every token.
     gather : callable
         ``gather(x)`` returns every shard's ``x`` stacked on a new first axis, in shard
-        order (``jax.lax.all_gather``, ``torch.distributed``'s ``all_gather``).
+        order (``jax.lax.all_gather``, :func:`torch_gather`). It is called once: on
+        ``C`` ``(..., d_v, d_k)`` alone without erase and decay, else on ``C`` and ``A``
+        concatenated, ``(..., d_v + d_k, d_k)``.
     index : int or integer scalar
-        This shard's position in the sequence, ``0 .. n - 1``.
+        This shard's position in the sequence, ``0 .. n - 1``. An integer array keeps
+        every shard's gathered entry in the graph (selected by ``where``), so that the
+        gather's backward runs on every shard, as a collective's must.
     state : array (..., d_v, d_k), optional
         The memory before the first shard (the same on every shard).
     return_state : bool
@@ -155,8 +160,13 @@ def attention(
     """
     options: dict[str, Any] = {"p_write": p_write, "p_erase": p_erase, "decay": decay, "mask": mask}
     products, written = transition(q, k, v, **options)
-    all_written = gather(written)
-    all_products = None if products is None else gather(products)
+    if products is None:
+        all_written, all_products = gather(written), None
+    else:  # one collective: C (d_v rows) over A (d_k rows)
+        xp = _v.namespace("namcore.context_parallel.attention", q=q, k=k, v=v)
+        both = gather(xp.concat([written, products], axis=-2))
+        d_v = written.shape[-2]
+        all_written, all_products = both[..., :d_v, :], both[..., d_v:, :]
     before = incoming_state(all_products, all_written, index, state)
     y = _attention(q, k, v, causal=True, p_read=p_read, state=before, **options)
     if return_state:
@@ -224,14 +234,63 @@ def torch_attention(q: Array, k: Array, v: Array, *, group: Any = None, **option
 
     Every process of ``group`` (default: the whole world) passes its consecutive shard
     of the sequence, in rank order; ``options`` are those of :func:`attention` except
-    ``gather`` and ``index``. Gradients flow back to every rank's inputs (the gather is
-    ``torch.distributed.nn.functional.all_gather``).
+    ``gather`` and ``index``. Gradients flow back to every rank's inputs: the gather
+    is an all-gather whose backward all-reduces the gathered gradient and keeps this
+    rank's part (see :func:`torch_gather`). Each call gathers once, so its backward is
+    one collective: every rank must run the backward of every call, in the same order
+    (as with any ``torch.distributed`` collective).
     """
     import torch
     import torch.distributed as dist
-    from torch.distributed.nn.functional import all_gather
 
-    def gather(x: Any) -> Any:
-        return torch.stack(all_gather(x.contiguous(), group=group or dist.group.WORLD))
+    group = group or dist.group.WORLD
+    # a tensor index keeps every rank's entry in the graph: rank 0 folds nothing in,
+    # yet its backward must still join the all-reduce
+    index = torch.tensor(dist.get_rank(group), device=q.device)
+    return attention(q, k, v, gather=lambda x: torch_gather(x, group), index=index, **options)
 
-    return attention(q, k, v, gather=gather, index=dist.get_rank(group), **options)
+
+def torch_gather(x: Any, group: Any = None) -> Any:
+    """Every rank's ``x`` stacked on a new first axis, differentiable (``torch.distributed``).
+
+    The backward sums the gradient of the stack over the ranks (one ``all_reduce``,
+    which every backend supports, gloo included) and returns this rank's entry.
+
+    Examples
+    --------
+    >>> import tempfile, torch, torch.distributed as dist
+    >>> from namcore.context_parallel import torch_gather
+    >>> store = f"file://{tempfile.mkdtemp()}/store"
+    >>> dist.init_process_group("gloo", init_method=store, rank=0, world_size=1)
+    >>> x = torch.ones(2, requires_grad=True)
+    >>> y = torch_gather(x)
+    >>> y.shape, (3 * y).sum().backward(), x.grad.tolist()
+    (torch.Size([1, 2]), None, [3.0, 3.0])
+    >>> dist.destroy_process_group()
+    """
+    import torch.distributed as dist
+
+    return _torch_gather_function().apply(x, group or dist.group.WORLD)
+
+
+@functools.cache
+def _torch_gather_function() -> Any:
+    import torch
+    import torch.distributed as dist
+
+    class Gather(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx: Any, x: Any, group: Any) -> Any:
+            ctx.group = group
+            x = x.contiguous()
+            parts = [torch.empty_like(x) for _ in range(dist.get_world_size(group))]
+            dist.all_gather(parts, x, group=group)
+            return torch.stack(parts)
+
+        @staticmethod
+        def backward(ctx: Any, g: Any) -> Any:
+            g = g.clone(memory_format=torch.contiguous_format)  # all_reduce writes in place
+            dist.all_reduce(g, group=ctx.group)
+            return g[dist.get_rank(ctx.group)], None
+
+    return Gather

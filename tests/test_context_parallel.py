@@ -55,21 +55,24 @@ def simulate(qkv, options, bounds, state=None):
         cp.transition(*arrays, **{n: o for n, o in opts.items() if n != "p_read"})
         for arrays, opts in local
     ]
-    d_v = qkv[2].shape[-1]
+    # what each shard sends: C (d_v, d_k), or C over A (d_v + d_k, d_k) with erase or decay
+    sent = [c if a is None else np.concatenate([c, a], axis=-2) for a, c in moves]
 
     outputs, finals = [], []
+    calls = []
     for i, (arrays, opts) in enumerate(local):
 
         def gather(x, i=i):
-            which = 1 if x.shape[-2] == d_v else 0  # written (d_v, d_k) or product (d_k, d_k)
-            np.testing.assert_array_equal(x, moves[i][which])  # what this shard contributes
-            return np.stack([m[which] for m in moves])
+            calls.append(i)
+            np.testing.assert_array_equal(x, sent[i])
+            return np.stack(sent)
 
         y, final = cp.attention(
             *arrays, gather=gather, index=i, state=state, return_state=True, **opts
         )
         outputs.append(y)
         finals.append(final)
+    assert calls == list(range(len(parts)))  # one collective per shard
     return np.concatenate(outputs, axis=-2), finals
 
 
@@ -167,13 +170,17 @@ def test_torch_two_processes_equal_unsharded(tmp_path):
             e, g = (torch.tensor(rng.uniform(0.5, 1, (2, 12))) for _ in range(2))
             part = slice(6 * rank, 6 * rank + 6)
             for kw in ({{}}, {{"decay": g}}, {{"p_erase": e, "decay": g}}):
-                want = namcore.attention(q, k, v, causal=True, **kw)[:, part]
+                whole = [x.clone().requires_grad_(True) for x in (q, k, v)]
+                want = namcore.attention(*whole, causal=True, **kw)
+                want.sum().backward()
                 local = {{n: x[:, part] for n, x in kw.items()}}
-                qs = q[:, part].clone().requires_grad_(True)
-                got = cp.torch_attention(qs, k[:, part], v[:, part], **local)
-                torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
-                got.sum().backward()
-                assert torch.isfinite(qs.grad).all()
+                mine = [x[:, part].clone().requires_grad_(True) for x in (q, k, v)]
+                got = cp.torch_attention(*mine, **local)
+                torch.testing.assert_close(got, want[:, part], rtol=1e-10, atol=1e-12)
+                got.sum().backward()  # the later ranks' losses reach this rank's k and v
+                for x, w in zip(mine, whole):
+                    torch.testing.assert_close(x.grad, w.grad[:, part], rtol=1e-9, atol=1e-12)
+            dist.barrier()  # neither rank tears its end down while the other still talks
             dist.destroy_process_group()
 
         if __name__ == "__main__":
