@@ -51,7 +51,14 @@ from namcore import _validation as _v
 from namcore._typing import Array
 from namcore.attention import attention as _attention
 
-__all__ = ["attention", "incoming_state", "jax_attention", "torch_attention", "transition"]
+__all__ = [
+    "attention",
+    "incoming_state",
+    "jax_attention",
+    "torch_attention",
+    "torch_gather",
+    "transition",
+]
 
 Gather = Callable[[Array], Array]
 
