@@ -23,6 +23,7 @@ See :meth:`namcore.backends.Backend.memory_scan` for the contract of ``step``.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any, overload
 
@@ -47,11 +48,7 @@ def _run(
 class _MemoryScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, step: MemoryStep, every: int, sizes: tuple[int, ...], *flat: Any) -> Any:
-        n_p, n_m, n_c, _ = sizes
-        params = flat[:n_p]
-        memory = flat[n_p : n_p + n_m]
-        carry = flat[n_p + n_m : n_p + n_m + n_c]
-        xs = flat[n_p + n_m + n_c :]
+        params, memory, carry, xs = split(flat, sizes)
         length = xs[0].shape[0]
         steps = [x.unbind(0) for x in xs]
         starts, ys = [], []
@@ -137,12 +134,7 @@ class _ManualScan(torch.autograd.Function):
         # The steps run on detached tensors, so that what they are given never carries
         # a graph (torch.compile would read a traced leaf's .grad): once here instead
         # of at every call.
-        flat = tuple(a.detach() for a in flat)
-        n_p, n_m, n_c, _ = sizes
-        params = flat[:n_p]
-        memory = flat[n_p : n_p + n_m]
-        carry = flat[n_p + n_m : n_p + n_m + n_c]
-        xs = flat[n_p + n_m + n_c :]
+        params, memory, carry, xs = split(tuple(a.detach() for a in flat), sizes)
         steps = list(zip(*(x.unbind(0) for x in xs), strict=True))
         saved, writes, residuals, ys = {}, [], [], []
         for t, x in enumerate(steps):
@@ -167,7 +159,7 @@ class _ManualScan(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, *grads: Any) -> Any:
         params = ctx.saved_tensors
-        n_p, n_m, n_c, _ = ctx.sizes
+        _, n_m, n_c, _ = ctx.sizes
         g_memory, g_carry = grads[:n_m], grads[n_m : n_m + n_c]
         g_ys = [g.unbind(0) for g in grads[n_m + n_c :]]
         summed = ctx.step.param_grads is not None  # the parameters' gradients after the loop
@@ -195,7 +187,6 @@ class _ManualScan(torch.autograd.Function):
                 for total, d in zip(g_params, d_params, strict=True):
                     total.add_(d)
             after = before
-        needs = ctx.needs_input_grad[3:]
         columns = [
             torch.stack(column) if column[0] is not None else None
             for column in zip(*g_xs, strict=True)
@@ -203,16 +194,27 @@ class _ManualScan(torch.autograd.Function):
         if summed:
             kept = _Columns(ctx.residuals)
             g_params = list(ctx.step.param_grads(params, ctx.xs, kept, tuple(columns)))
-        d_xs = [
-            column if need else None
-            for column, need in zip(columns, needs[n_p + n_m + n_c :], strict=True)
-        ]
-        d_state = [
-            g if need else None
-            for g, need in zip((*g_memory, *g_carry), needs[n_p : n_p + n_m + n_c], strict=True)
-        ]
-        d_params = [g if need else None for g, need in zip(g_params, needs[:n_p], strict=True)]
-        return (None, None, None, *d_params, *d_state, *d_xs)
+        return input_grads(ctx.needs_input_grad, g_params, (*g_memory, *g_carry), columns)
+
+
+def split(flat: tuple[Any, ...], sizes: tuple[int, ...]) -> tuple[Any, Any, Any, Any]:
+    """A scan Function's flat inputs as ``(params, memory, carry, xs)``."""
+    n_p, n_m, n_c, _ = sizes
+    bounds = (0, n_p, n_p + n_m, n_p + n_m + n_c, len(flat))
+    params, memory, carry, xs = (flat[a:b] for a, b in itertools.pairwise(bounds))
+    return params, memory, carry, xs
+
+
+def input_grads(needs: tuple[bool, ...], g_params: Any, g_state: Any, g_xs: Any) -> tuple[Any, ...]:
+    """A scan Function's ``backward`` result: its three leading arguments (the step,
+    ``every``, the sizes) get none, and every input that needs no gradient ``None``."""
+    found = (*g_params, *g_state, *g_xs)
+    return (
+        None,
+        None,
+        None,
+        *(g if need else None for g, need in zip(found, needs[3:], strict=True)),
+    )
 
 
 class _Columns(Sequence[Any]):

@@ -111,12 +111,16 @@ class TorchBackend(Backend):
     #: the memory matters: LSAM at d_model 128, batch 32 from L = 512).
     memory_saving_bytes = 256 * 2**20
 
-    #: Opt in to ``torch.compile`` of a :class:`ManualStep`'s forward and backward
-    #: under autograd (LSAM, NAM-TM, the GRU). On a 2-core CPU, at d_model 64, a
-    #: training step took about 0.6x the eager time after a first call that compiled
-    #: for 11 s (LSAM) or 25 s (NAM-TM); each new shape of the step (a new batch size
-    #: or width) compiles again. Results equal the eager ones within rounding. The
-    #: environment variable :data:`COMPILE_STEPS_VARIABLE` set to ``1`` turns it on too.
+    #: Opt in to ``torch.compile`` of the scans of a :class:`ManualStep` under
+    #: autograd (LSAM, NAM-TM, the GRU): each segment of ``memory_checkpoint_every``
+    #: steps, forward and backward, runs as one compiled program with its loop in C++
+    #: (``_scan_compiled_torch``; where this PyTorch lacks the ``scan`` operator, the
+    #: step alone is compiled and the loop stays in Python). On a CPU core, at d_model
+    #: 64, an LSAM training step took about 0.75x the time of compiled steps, after a
+    #: first call that compiled for about 20 s (LSAM) or 40 s (NAM-TM); each new shape
+    #: (a new batch size, width or segment length) compiles again. Results equal the
+    #: eager ones within rounding. The environment variable
+    #: :data:`COMPILE_STEPS_VARIABLE` set to ``1`` turns it on too.
     compile_steps: bool = False
 
     def memory_scan(
@@ -137,6 +141,11 @@ class TorchBackend(Backend):
             from ._memory_scan_torch import compiled, manual_scan
 
             if self.compile_steps or os.environ.get(COMPILE_STEPS_VARIABLE) == "1":
+                from . import _scan_compiled_torch as whole
+
+                if whole.available():
+                    every = self.memory_checkpoint_every
+                    return whole.compiled_scan(step, params, memory, carry, xs, every)
                 step = compiled(step)
             return manual_scan(step, params, memory, carry, xs, self.memory_checkpoint_every)
         if not (grad and self.saves_memory(memory, xs)):

@@ -258,35 +258,69 @@ def test_torch_model_gradients_equal_plain_autodiff_over_1000_steps(name, which,
         torch.testing.assert_close(grads[which][key], expected, rtol=RTOL_1000[name], atol=atol)
 
 
-def test_torch_compiled_steps_give_the_eager_gradients(path, monkeypatch):
-    """``TorchBackend.compile_steps``: the same gradients, twice (the second call reuses
-    what the first compiled). A causal LSAM, so one step shape: one compilation each
-    of its forward and backward."""
+@pytest.mark.parametrize("whole", [True, False], ids=["whole-scan", "per-step"])
+@pytest.mark.parametrize("model", ["LSAM", "NAMTM"])
+def test_torch_compiled_steps_give_the_eager_gradients(model, whole, path, monkeypatch):
+    """``TorchBackend.compile_steps``: the eager gradients, for two models in turn
+    (the second reuses what the first compiled: no new graph). ``per-step`` is the
+    fallback where this PyTorch has no ``scan`` operator."""
     torch = pytest.importorskip("torch")
+    from torch._dynamo.utils import counters
+
+    from namcore.backends import _memory_scan_torch, _scan_compiled_torch
     from namcore.models import torch as mt
 
-    config = LSAMConfig(vocab_size=VOCAB, d_model=8, n_heads=2, bidirectional=False, decoder=False)
+    if model == "LSAM":
+        config: Any = LSAMConfig(vocab_size=VOCAB, d_model=8, n_heads=2)
+    else:
+        config = NAMTMConfig(vocab_size=VOCAB, d_model=8, n_tapes=2, tape_length=6)
     tokens, mask = (torch.from_numpy(a) for a in _batch(9))
     weights = torch.from_numpy(np.random.default_rng(2).normal(size=(2, 9, VOCAB)))
     path("manual")
+    # LSAM's scan in segments of 4 steps, the last one shorter; NAM-TM's (three
+    # scans, each compiled for its own shapes) in one
+    monkeypatch.setattr(TorchBackend, "memory_checkpoint_every", 4 if model == "LSAM" else 64)
+    monkeypatch.setattr(_scan_compiled_torch, "available", lambda: whole)
 
     def grads():
-        model = mt.LSAM(config, seed=1, dtype=torch.float64)
-        (model(tokens, mask) * weights).sum().backward()
-        return {k: p.grad for k, p in model.named_parameters()}
+        net = getattr(mt, model)(config, seed=1, dtype=torch.float64)
+        (net(tokens, mask) * weights).sum().backward()
+        return {k: p.grad for k, p in net.named_parameters()}
 
     eager = grads()
     monkeypatch.setattr(TorchBackend, "compile_steps", True)
+    graphs = []
     for _ in range(2):
         for key, got in grads().items():
             torch.testing.assert_close(got, eager[key], rtol=1e-10, atol=1e-12, msg=key)
+        graphs.append(counters["stats"]["unique_graphs"])
+    assert graphs[1] == graphs[0]
+    # and reference counting alone frees the scans' outputs (see the test below)
+    outputs = []
+    apply = _memory_scan_torch._apply
+
+    def recording(*args):
+        out = apply(*args)
+        outputs.append([weakref.ref(a) for part in out for a in part])
+        return out
+
+    monkeypatch.setattr(_memory_scan_torch, "_apply", recording)
+    gc.collect()
+    gc.disable()
+    try:
+        grads()
+        assert outputs, "the step took no memory-saving scan"
+        assert not any(ref() is not None for refs in outputs for ref in refs)
+    finally:
+        gc.enable()
 
 
 def test_torch_compile_steps_variable_compiles_the_steps(path, monkeypatch):
     """``NAMCORE_COMPILE_STEPS=1`` takes the compiled path as ``compile_steps`` does
-    (a spy stands in for ``torch.compile``); any other value leaves the steps eager."""
+    (a spy that runs the eager scan stands in for the compiled one); any other value
+    leaves the steps eager."""
     torch = pytest.importorskip("torch")
-    from namcore.backends import _memory_scan_torch
+    from namcore.backends import _memory_scan_torch, _scan_compiled_torch
     from namcore.backends.torch import COMPILE_STEPS_VARIABLE
     from namcore.models import torch as mt
 
@@ -294,7 +328,12 @@ def test_torch_compile_steps_variable_compiles_the_steps(path, monkeypatch):
     tokens, mask = (torch.from_numpy(a) for a in _batch(9))
     path("manual")
     compiled = []
-    monkeypatch.setattr(_memory_scan_torch, "compiled", lambda step: compiled.append(step) or step)
+
+    def spy(step, *args):
+        compiled.append(step)
+        return _memory_scan_torch.manual_scan(step, *args)
+
+    monkeypatch.setattr(_scan_compiled_torch, "compiled_scan", spy)
     model = mt.LSAM(config, seed=1, dtype=torch.float64)
     for value, calls in (("0", 0), ("", 0), ("1", 1), ("1", 2)):
         monkeypatch.setenv(COMPILE_STEPS_VARIABLE, value)
