@@ -24,6 +24,7 @@ from .layers import (
     run_scan,
     sigmoid,
     time_major,
+    unstack,
 )
 
 __all__ = [
@@ -181,15 +182,17 @@ def stacked_cells(
     def ordered(a: Array, reverse: bool) -> Any:
         return xp.flip(a, axis=0) if reverse else a
 
+    per_cell = unstack(projected, 1, xp)
     gates_x = xp.stack(
-        [ordered(projected[:, i, ...], reverse) for i, (_, reverse) in enumerate(cells)], axis=1
+        [ordered(a, reverse) for a, (_, reverse) in zip(per_cell, cells, strict=True)], axis=1
     )
     xs = (gates_x, xp.stack([ordered(m, reverse) for _, reverse in cells], axis=1))
     zeros = batch_zeros(ctx, x, (w_h.shape[-2],))
     initial = tuple(xp.stack([zeros] * count) for _ in range(2 if kind == "lstm" else 1))
     final, ys = _scan(ctx, kind, w_h, b_hn, initial, xs)
     outputs = [
-        time_major(ordered(ys[:, i, ...], reverse), xp) for i, (_, reverse) in enumerate(cells)
+        time_major(ordered(y, reverse), xp)
+        for y, (_, reverse) in zip(unstack(ys, 1, xp), cells, strict=True)
     ]
     return outputs, [tuple(s[i, ...] for s in final) for i in range(count)]
 

@@ -209,6 +209,25 @@ def time_major(x: Array, xp: Namespace) -> Any:
     return xp.permute_dims(x, axes)
 
 
+def unstack(x: Array, axis: int, xp: Namespace) -> list[Any]:
+    """``x`` split along ``axis`` into its slices (``unstack`` where the namespace has it).
+
+    Under autograd, one ``unstack`` differentiates as one ``stack``; a selection per
+    slice would differentiate as one zero-filled array of ``x``'s shape per slice.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from namcore.models import layers
+    >>> [a.tolist() for a in layers.unstack(np.arange(6).reshape(2, 3), 1, np)]
+    [[0, 3], [1, 4], [2, 5]]
+    """
+    if hasattr(xp, "unstack"):
+        return list(xp.unstack(x, axis=axis))
+    before = (slice(None),) * axis
+    return [x[(*before, i, ...)] for i in range(x.shape[axis])]
+
+
 def keep_where(m: Array, new: Array, old: Array, xp: Namespace) -> Any:
     """``new`` where the flag ``m`` (B,) (or (D, B)) is True, else ``old`` (carry a pad)."""
     if m.ndim == 1:

@@ -217,9 +217,9 @@ def _layer(
         query = xp.reshape(
             L.dense(params, f"{prefix}.query", hidden, xp), (-1, length, 2, tapes, cell)
         )
-        fields["q_w"] = query[:, :, 1, ...]
+        q_r, fields["q_w"] = L.unstack(query, 2, xp)
         if read:
-            fields["q_r"] = query[:, :, 0, ...]
+            fields["q_r"] = q_r
     names = namtm_step.field_names(read=read, jump=config.jump)
     # One packed time-major input (L, B, tapes, width) instead of ten: one transpose,
     # and one slice per field and step.
