@@ -4,7 +4,7 @@
 still calls it once per position from Python: each call pays the compiled
 function's guards and Python's own overhead (about 20 to 30 µs a call at d_model
 64 on a CPU core), which is most of a small step's time. Here the loop over the
-positions is itself compiled: :func:`scans` traces one segment of the forward scan
+positions is itself compiled: :func:`programs` traces one segment of the forward scan
 (and one of the backward scan, rebuilding each step's memory from its write) with
 ``torch._higher_order_ops.scan`` into one ``torch.compile`` program whose wrapper
 is C++ (inductor's ``cpp_wrapper``), so a segment of ``every`` steps is one Python
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -28,7 +27,7 @@ from . import _memory_scan_torch
 from ._memory_scan_torch import input_grads, split
 from ._steps import ManualStep
 
-__all__ = ["CompiledScans", "available", "compiled_scan", "scans"]
+__all__ = ["available", "compiled_scan", "configure", "programs"]
 
 #: Inductor options of the whole-scan programs: the loop runs in a C++ wrapper.
 _OPTIONS = {"cpp_wrapper": True}
@@ -111,78 +110,89 @@ def _flatten(tree: Any) -> tuple[list[Any], Any]:
     return tree_flatten(tree, is_leaf=lambda a: a is None)
 
 
-def _forward_program(forward: Callable[..., Any]) -> Callable[..., Any]:
-    def segment(params: Any, memory: Any, carry: Any, xs: Any) -> Any:
-        def body(state: Any, x: Any) -> Any:
-            memory, carry = state
-            memory, carry, y, writes, kept = forward(params, memory, carry, x)
-            return _fresh((memory, carry)), _fresh((y, writes, kept))
+def _forward_segment(
+    forward: Callable[..., Any], params: Any, memory: Any, carry: Any, xs: Any
+) -> Any:
+    """The forward scan over one segment: its final state, and every step's outputs,
+    writes and residuals stacked."""
 
-        (memory, carry), (ys, writes, kept) = _scan(body, (memory, carry), xs)
-        return memory, carry, ys, writes, kept
+    def body(state: Any, x: Any) -> Any:
+        memory, carry = state
+        memory, carry, y, writes, kept = forward(params, memory, carry, x)
+        return _fresh((memory, carry)), _fresh((y, writes, kept))
 
-    return segment
-
-
-def _backward_program(backward: Callable[..., Any]) -> Callable[..., Any]:
-    def segment(
-        params: Any, after: Any, start: Any, g_memory: Any, g_carry: Any, steps: Any
-    ) -> Any:
-        def body(state: Any, step: Any) -> Any:
-            after, g_memory, g_carry = state
-            x, writes, kept, g_y, first = step
-            # M_t = M_{t+1} - u_t k̂_tᵀ, or the exact copy at the segment's start
-            before = tuple(
-                torch.where(first, s, torch.addcmul(m, u[..., None], k[..., None, :], value=-1.0))
-                for s, m, (u, k) in zip(start, after, writes, strict=True)
-            )
-            d_params, g_memory, g_carry, g_x = backward(
-                params, x, before, after, kept, g_memory, g_carry, g_y
-            )
-            return _fresh((before, g_memory, g_carry)), _fresh((g_x, d_params))
-
-        state = (after, g_memory, g_carry)
-        start = _fresh(start)  # read by every step: it may not share memory with the state
-        (before, g_memory, g_carry), (g_xs, d_params) = _scan(body, state, steps, reverse=True)
-        return before, g_memory, g_carry, g_xs, d_params
-
-    return segment
+    (memory, carry), (ys, writes, kept) = _scan(body, (memory, carry), xs)
+    return memory, carry, ys, writes, kept
 
 
-@dataclass(frozen=True)
-class CompiledScans:
-    """The compiled forward and backward segments of one :class:`ManualStep`."""
+def _backward_segment(
+    backward: Callable[..., Any],
+    params: Any,
+    after: Any,
+    start: Any,
+    g_memory: Any,
+    g_carry: Any,
+    steps: Any,
+) -> Any:
+    """The backward scan over one segment, from its last step to its first: the
+    memory at its start, the state's gradients there, and every step's input and
+    parameter gradients stacked (the last step's first)."""
 
-    step: ManualStep
-    forward: Callable[..., Any]
-    backward: Callable[..., Any]
+    def body(state: Any, step: Any) -> Any:
+        after, g_memory, g_carry = state
+        x, writes, kept, g_y, first = step
+        # M_t = M_{t+1} - u_t k̂_tᵀ, or the exact copy at the segment's start
+        before = tuple(
+            torch.where(first, s, torch.addcmul(m, u[..., None], k[..., None, :], value=-1.0))
+            for s, m, (u, k) in zip(start, after, writes, strict=True)
+        )
+        d_params, g_memory, g_carry, g_x = backward(
+            params, x, before, after, kept, g_memory, g_carry, g_y
+        )
+        return _fresh((before, g_memory, g_carry)), _fresh((g_x, d_params))
+
+    state = (after, g_memory, g_carry)
+    start = _fresh(start)  # read by every step: it may not share memory with the state
+    (before, g_memory, g_carry), (g_xs, d_params) = _scan(body, state, steps, reverse=True)
+    return before, g_memory, g_carry, g_xs, d_params
 
 
-def scans(step: ManualStep) -> CompiledScans:
-    """``step``'s forward and backward segment programs through ``torch.compile``.
+@functools.cache
+def programs() -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """The forward and backward segment programs through ``torch.compile``.
 
-    The programs are closures made anew at every call, like the steps; what
-    ``torch.compile`` compiled is kept with their code and reused while the guards
-    on what they close over (the step's own closures) hold.
+    Made once. A step's functions are arguments, which dynamo guards on by their
+    code and what they close over: the steps made anew at every model call reuse
+    what was compiled for the same code and shapes. (A ``torch.compile`` wrapper
+    with options costs about 0.7 ms to make.)
     """
     compile_ = functools.partial(torch.compile, dynamic=False, options=_OPTIONS)
-    return CompiledScans(
-        step,
-        compile_(_forward_program(step.forward)),
-        compile_(_backward_program(step.backward)),
-    )
+    return compile_(_forward_segment), compile_(_backward_segment)
 
 
 def run(program: Callable[..., Any], *args: Any) -> Any:
-    """Call a whole-scan program.
+    """Call a whole-scan program, with :func:`configure` done."""
+    configure()
+    return program(*args)
+
+
+def configure() -> None:
+    """Set the two ``torch._dynamo.config`` values the whole-scan programs need, for
+    the rest of the process.
 
     The ``scan`` operator's lowering reads the loop index as a scalar, which dynamo
     traces only with ``capture_scalar_outputs``. Every model's scans share the
     programs' code, so each step kind, shape and segment length is one entry of its
-    cache: more than dynamo's default limit of 8 entries per code.
+    cache: more than dynamo's default limit of 8 entries per code (raised to
+    :data:`_ENTRIES`, never lowered). Set once rather than around each call: dynamo
+    hashes its whole configuration again at the next compiled call after any change
+    (about 0.7 ms each time).
     """
-    with torch._dynamo.config.patch(capture_scalar_outputs=True, recompile_limit=_ENTRIES):
-        return program(*args)
+    config = torch._dynamo.config
+    if not config.capture_scalar_outputs:
+        config.capture_scalar_outputs = True
+    if config.recompile_limit < _ENTRIES:
+        config.recompile_limit = _ENTRIES
 
 
 def _dynamic_length(tree: Any) -> None:
@@ -203,9 +213,7 @@ def _cat(pieces: list[Any]) -> Any:
 
 class _CompiledScan(torch.autograd.Function):
     @staticmethod
-    def forward(
-        ctx: Any, programs: CompiledScans, every: int, sizes: tuple[int, ...], *flat: Any
-    ) -> Any:
+    def forward(ctx: Any, step: ManualStep, every: int, sizes: tuple[int, ...], *flat: Any) -> Any:
         params, memory, carry, xs = split(tuple(a.detach() for a in flat), sizes)
         length = xs[0].shape[0]
         starts, pieces = [], []
@@ -213,11 +221,11 @@ class _CompiledScan(torch.autograd.Function):
             starts.append(memory)
             part = tuple(x[start : start + every] for x in xs)
             _dynamic_length(part)
-            memory, carry, *outputs = run(programs.forward, params, memory, carry, part)
+            memory, carry, *outputs = run(programs()[0], step.forward, params, memory, carry, part)
             pieces.append(outputs)
         ys, writes, kept = _cat(pieces)
         ctx.save_for_backward(*params)
-        ctx.programs, ctx.every, ctx.sizes, ctx.xs = programs, every, sizes, xs
+        ctx.step, ctx.every, ctx.sizes, ctx.xs = step, every, sizes, xs
         ctx.starts, ctx.writes, ctx.kept = starts, writes, kept
         ctx.final = tuple(m.detach() for m in memory)  # no cycle through the output
         return (*memory, *carry, *ys)
@@ -228,7 +236,7 @@ class _CompiledScan(torch.autograd.Function):
         _, n_m, n_c, _ = ctx.sizes
         g_memory, g_carry = tuple(grads[:n_m]), tuple(grads[n_m : n_m + n_c])
         g_ys = tuple(grads[n_m + n_c :])
-        step, every = ctx.programs.step, ctx.every
+        step, every = ctx.step, ctx.every
         summed = step.param_grads is not None
         g_params: Any = None
         pieces = []
@@ -241,7 +249,7 @@ class _CompiledScan(torch.autograd.Function):
             _dynamic_length((*steps, first))
             state = (after, ctx.starts[i], g_memory, g_carry)
             after, g_memory, g_carry, g_xs, d_params = run(
-                ctx.programs.backward, params, *state, (*steps, first)
+                programs()[1], step.backward, params, *state, (*steps, first)
             )
             pieces.append(g_xs)  # from the segment's last step to its first
             if not summed:
@@ -257,4 +265,4 @@ def compiled_scan(
     step: ManualStep, params: Any, memory: Any, carry: Any, xs: Any, every: int
 ) -> tuple[Any, Any, Any]:
     """``(memory, carry, ys)`` of ``step``, its forward and backward segments compiled whole."""
-    return _memory_scan_torch._apply(_CompiledScan, scans(step), params, memory, carry, xs, every)
+    return _memory_scan_torch._apply(_CompiledScan, step, params, memory, carry, xs, every)

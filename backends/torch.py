@@ -116,11 +116,13 @@ class TorchBackend(Backend):
     #: steps, forward and backward, runs as one compiled program with its loop in C++
     #: (``_scan_compiled_torch``; where this PyTorch lacks the ``scan`` operator, the
     #: step alone is compiled and the loop stays in Python). On a CPU core, at d_model
-    #: 64, an LSAM training step took about 0.75x the time of compiled steps, after a
+    #: 64, an LSAM training step took about 0.7x the time of compiled steps, after a
     #: first call that compiled for about 20 s (LSAM) or 40 s (NAM-TM); each new shape
     #: (a new batch size, width or segment length) compiles again. Results equal the
-    #: eager ones within rounding. The environment variable
-    #: :data:`COMPILE_STEPS_VARIABLE` set to ``1`` turns it on too.
+    #: eager ones within rounding. The first compiled scan turns on
+    #: ``torch._dynamo.config.capture_scalar_outputs`` and raises its
+    #: ``recompile_limit`` to at least 64, for the rest of the process. The
+    #: environment variable :data:`COMPILE_STEPS_VARIABLE` set to ``1`` turns it on too.
     compile_steps: bool = False
 
     def memory_scan(
