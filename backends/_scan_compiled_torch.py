@@ -17,6 +17,7 @@ functions, the same exact copy of the memory at the start of every segment.
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -243,7 +244,7 @@ class _CompiledScan(torch.autograd.Function):
         after = ctx.final
         for i in range(len(ctx.starts) - 1, -1, -1):
             part = slice(i * every, (i + 1) * every)
-            steps = _map(lambda a, part=part: a[part], (ctx.xs, ctx.writes, ctx.kept, g_ys))
+            steps = _map(operator.itemgetter(part), (ctx.xs, ctx.writes, ctx.kept, g_ys))
             first = torch.zeros(steps[0][0].shape[0], dtype=torch.bool)
             first[0] = True  # the step whose memory is the saved copy
             _dynamic_length((*steps, first))

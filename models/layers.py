@@ -224,8 +224,8 @@ def unstack(x: Array, axis: int, xp: Namespace) -> list[Any]:
     """
     if hasattr(xp, "unstack"):
         return list(xp.unstack(x, axis=axis))
-    before = (slice(None),) * axis
-    return [x[(*before, i, ...)] for i in range(x.shape[axis])]
+    indices = [(*(slice(None),) * axis, i, Ellipsis) for i in range(x.shape[axis])]
+    return [x[index] for index in indices]
 
 
 def keep_where(m: Array, new: Array, old: Array, xp: Namespace) -> Any:

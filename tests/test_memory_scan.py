@@ -267,7 +267,7 @@ def test_torch_compiled_steps_give_the_eager_gradients(model, whole, path, monke
     torch = pytest.importorskip("torch")
     from torch._dynamo.utils import counters
 
-    from namcore.backends import _memory_scan_torch, _scan_compiled_torch
+    from namcore.backends import _scan_compiled_torch
     from namcore.models import torch as mt
 
     if model == "LSAM":
@@ -296,23 +296,7 @@ def test_torch_compiled_steps_give_the_eager_gradients(model, whole, path, monke
         graphs.append(counters["stats"]["unique_graphs"])
     assert graphs[1] == graphs[0]
     # and reference counting alone frees the scans' outputs (see the test below)
-    outputs = []
-    apply = _memory_scan_torch._apply
-
-    def recording(*args):
-        out = apply(*args)
-        outputs.append([weakref.ref(a) for part in out for a in part])
-        return out
-
-    monkeypatch.setattr(_memory_scan_torch, "_apply", recording)
-    gc.collect()
-    gc.disable()
-    try:
-        grads()
-        assert outputs, "the step took no memory-saving scan"
-        assert not any(ref() is not None for refs in outputs for ref in refs)
-    finally:
-        gc.enable()
+    _assert_freed_without_the_collector(grads, monkeypatch)
 
 
 def test_torch_compile_steps_variable_compiles_the_steps(path, monkeypatch):
@@ -351,7 +335,6 @@ def test_torch_scans_free_a_training_step_without_the_cycle_collector(
     would be a cycle through the output's ``grad_fn``, which only Python's cyclic
     collector frees, so memory would grow by every step's residuals until it ran."""
     torch = pytest.importorskip("torch")
-    from namcore.backends import _memory_scan_torch
     from namcore.models import torch as mt
 
     if model == "LSAM":
@@ -360,6 +343,15 @@ def test_torch_scans_free_a_training_step_without_the_cycle_collector(
         config = NAMTMConfig(vocab_size=VOCAB, d_model=8, n_tapes=2, tape_length=6)
     tokens, mask = (torch.from_numpy(a) for a in _batch(9))
     path(kind)
+    net = getattr(mt, model)(config, seed=1, dtype=torch.float64)
+    _assert_freed_without_the_collector(lambda: net(tokens, mask).sum().backward(), monkeypatch)
+
+
+def _assert_freed_without_the_collector(train_step, monkeypatch):
+    """``train_step()`` runs at least one torch memory scan, and once it returns,
+    reference counting alone (the cyclic collector off) has freed every output."""
+    from namcore.backends import _memory_scan_torch
+
     outputs = []
     apply = _memory_scan_torch._apply
 
@@ -369,11 +361,10 @@ def test_torch_scans_free_a_training_step_without_the_cycle_collector(
         return out
 
     monkeypatch.setattr(_memory_scan_torch, "_apply", recording)
-    net = getattr(mt, model)(config, seed=1, dtype=torch.float64)
     gc.collect()
     gc.disable()
     try:
-        net(tokens, mask).sum().backward()
+        train_step()
         assert outputs, "the step took no memory-saving scan"
         alive = [ref() is not None for refs in outputs for ref in refs]
         assert not any(alive), alive

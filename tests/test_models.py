@@ -653,3 +653,20 @@ def test_every_backend_matches_numpy_float64(name, xp, device, library):
         params, xp.asarray(tokens, device=device), xp.asarray(mask, device=device), config=config
     )
     assert_matches_numpy(y, expected, xp=xp, dtype=dtype, rtol=max(tolerance_for(dtype), 1e-9) * 10)
+
+
+def test_layers_unstack_selects_where_the_namespace_has_no_unstack():
+    """``layers.unstack`` falls back to one selection per slice, with the same
+    slices, on a namespace without ``unstack`` (the array API before 2023.12)."""
+    from types import SimpleNamespace
+
+    from namcore.models import layers
+
+    x = np.arange(24.0).reshape(2, 3, 4)
+    for axis in range(3):
+        expected = [np.take(x, i, axis=axis) for i in range(x.shape[axis])]
+        for xp in (np, SimpleNamespace()):
+            got = layers.unstack(x, axis, xp)
+            assert len(got) == len(expected)
+            for a, b in zip(got, expected, strict=True):
+                np.testing.assert_array_equal(a, b)
