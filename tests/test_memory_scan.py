@@ -494,17 +494,17 @@ def test_lsam_step_backward_equals_torch_autograd(lead):
         torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12, msg=name)
 
 
-def test_torch_whole_scan_configuration_is_raised_never_lowered(monkeypatch):
+def test_torch_whole_scan_configuration_is_raised_never_lowered():
     """The whole-scan programs need ``capture_scalar_outputs`` and more than 8
     compiled versions per code: :func:`configure` turns the first on and raises the
-    limit to 64, and leaves a higher limit the user set alone."""
+    limit to 64, and leaves a higher limit the user set alone. (Restored with the
+    config's own ``patch``: pytest's ``monkeypatch`` would delete the entries.)"""
     torch = pytest.importorskip("torch")
     from namcore.backends import _scan_compiled_torch
 
     config = torch._dynamo.config
     for limit, expected in ((8, 64), (200, 200)):
-        monkeypatch.setattr(config, "capture_scalar_outputs", False)
-        monkeypatch.setattr(config, "recompile_limit", limit)
-        _scan_compiled_torch.configure()
-        assert config.capture_scalar_outputs
-        assert config.recompile_limit == expected
+        with config.patch(capture_scalar_outputs=False, recompile_limit=limit):
+            _scan_compiled_torch.configure()
+            assert config.capture_scalar_outputs
+            assert config.recompile_limit == expected
