@@ -65,14 +65,13 @@ class _MemoryScan(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, *grads: Any) -> Any:
-        flat = ctx.saved_tensors
         n_p, n_m, n_c, _ = ctx.sizes
-        needs = ctx.needs_input_grad[3:]
+        saved_params, _, _, xs = split(ctx.saved_tensors, ctx.sizes)
+        need_params, _, _, x_needs = split(ctx.needs_input_grad[3:], ctx.sizes)
         params = tuple(
-            p.detach().requires_grad_(need) for p, need in zip(flat[:n_p], needs[:n_p], strict=True)
+            p.detach().requires_grad_(need)
+            for p, need in zip(saved_params, need_params, strict=True)
         )
-        xs = flat[n_p + n_m + n_c :]
-        x_needs = needs[n_p + n_m + n_c :]
         length = xs[0].shape[0]
         g_state = list(grads[: n_m + n_c])
         g_ys = grads[n_m + n_c :]
@@ -121,11 +120,7 @@ class _MemoryScan(torch.autograd.Function):
             torch.cat(column[::-1]) if need else None
             for column, need in zip(g_xs, x_needs, strict=True)
         ]
-        d_state = [
-            g if need else None
-            for g, need in zip(g_state, needs[n_p : n_p + n_m + n_c], strict=True)
-        ]
-        return (None, None, None, *g_params, *d_state, *d_xs)
+        return input_grads(ctx.needs_input_grad, g_params, g_state, d_xs)
 
 
 class _ManualScan(torch.autograd.Function):

@@ -118,7 +118,8 @@ class TorchBackend(Backend):
     #: step alone is compiled and the loop stays in Python). On a CPU core, at d_model
     #: 64, an LSAM training step took about 0.7x the time of compiled steps, after a
     #: first call that compiled for about 20 s (LSAM) or 40 s (NAM-TM); each new shape
-    #: (a new batch size, width or segment length) compiles again. Results equal the
+    #: (a new batch size or width) compiles again, while the number of steps is left
+    #: dynamic (one more compilation for sequences longer than a segment). Results equal the
     #: eager ones within rounding. The first compiled scan turns on
     #: ``torch._dynamo.config.capture_scalar_outputs`` and raises its
     #: ``recompile_limit`` to at least 64, for the rest of the process. The
