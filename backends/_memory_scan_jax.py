@@ -3,10 +3,12 @@
 Differentiating a plain ``lax.scan`` stores every step's residuals, which include the
 memory matrices: O(L·d²) for a sequence of length L. Here the forward pass keeps, per
 step, only what the step wrote (``u`` and ``k̂`` of ``M' = M + u k̂ᵀ``, O(d)) and the
-small carry, plus one exact copy of the memory every ``every`` steps. The backward
-scan runs from the last step to the first, rebuilding ``M_t = M_{t+1} - u_t k̂_tᵀ``
-(or taking the copy at a checkpointed step, so rounding drift spans at most
-``every`` steps) and differentiating one step at a time with ``jax.vjp``.
+small carry, plus an exact copy of the memory at the start of every segment of
+``every`` steps. The backward scan runs from the last step to the first, rebuilding
+``M_t = M_{t+1} - u_t k̂_tᵀ`` and differentiating one step at a time (with
+``jax.vjp``, or with the step's own backward); each segment starts from the exact
+memory at its end, so rounding drift spans at most ``every`` steps. The segments are
+nested scans, so the per-step loop holds no checkpoint test.
 
 See :meth:`namcore.backends.Backend.memory_scan` for the contract of ``step``.
 """
@@ -35,27 +37,77 @@ def _rebuild(memory: tuple[Any, ...], writes: tuple[Any, ...]) -> tuple[Any, ...
     )
 
 
-def _checkpoint(saved: tuple[Any, ...], memory: tuple[Any, ...], t: Any, every: int) -> Any:
-    """``saved`` with ``memory`` in slot ``t // every`` if ``t`` is a multiple of ``every``."""
-    return lax.cond(
-        t % every == 0,
-        lambda: tuple(
-            lax.dynamic_update_index_in_dim(s, m, t // every, 0)
-            for s, m in zip(saved, memory, strict=True)
-        ),
-        lambda: saved,
+def _segments(tree: Any, length: int, every: int) -> tuple[Any, Any]:
+    """``tree``'s arrays split on axis 0 into whole segments ``(n, every, ...)`` and the rest."""
+    whole = length // every * every
+    return (
+        jax.tree.map(lambda a: jnp.reshape(a[:whole], (-1, every, *a.shape[1:])), tree),
+        jax.tree.map(lambda a: a[whole:], tree),
     )
 
 
-def _memory_before(
-    saved: tuple[Any, ...], after: tuple[Any, ...], written: Any, t: Any, every: int
-) -> Any:
-    """The memory before step ``t``: the saved copy, or ``after`` with the step's writes undone."""
-    return lax.cond(
-        t % every == 0,
-        lambda: tuple(lax.dynamic_index_in_dim(s, t // every, 0, keepdims=False) for s in saved),
-        lambda: _rebuild(after, written),
-    )
+def _joined(whole: Any, rest: Any) -> Any:
+    """Undo :func:`_segments`: whole segments and the rest (or ``None``) back on one axis."""
+    whole = jax.tree.map(lambda a: jnp.reshape(a, (-1, *a.shape[2:])), whole)
+    if rest is None:
+        return whole
+    return jax.tree.map(lambda a, b: jnp.concatenate([a, b]), whole, rest)
+
+
+def _forward(f: Any, state: Any, xs: Any, length: int, every: int) -> tuple[Any, Any, Any]:
+    """``lax.scan(f, state, xs)`` run as segments of ``every`` steps.
+
+    ``state`` starts with the memory tuple. Returns the final state, the stacked
+    outputs, and the memory at the start of each segment, stacked: the exact copies
+    the backward restarts from. Nested scans keep the per-step loop free of the
+    conditional copy that a checkpoint test at every step costs.
+    """
+    if length <= every:  # one segment: no nesting, and one loop to compile
+        end, ys = lax.scan(f, state, xs)
+        return end, ys, ()  # the backward starts from the final memory
+    whole, rest = _segments(xs, length, every)
+
+    def segment(state: Any, xs: Any) -> Any:
+        end, ys = lax.scan(f, state, xs)
+        return end, (ys, state[0])
+
+    state, (ys, saved) = lax.scan(segment, state, whole)
+    ys_rest = None
+    if length % every:
+        start = state[0]
+        state, ys_rest = lax.scan(f, state, rest)
+        saved = jax.tree.map(lambda s, m: jnp.concatenate([s, m[None]]), saved, start)
+    return state, _joined(ys, ys_rest), saved
+
+
+def _backward(
+    b: Any, final: Any, saved: Any, grads: Any, inputs: Any, length: int, every: int
+) -> tuple[Any, Any]:
+    """The reverse scan of ``b((after, grads), x) -> ((before, grads), d)``, segment by segment.
+
+    Each segment starts from the exact memory at its end (the next segment's saved
+    copy, or ``final``) and ``b`` rebuilds the memory before each step from the one
+    after it, so rounding drift spans at most ``every`` steps. Returns the gradients
+    carried past the first step and the stacked per-step outputs ``d``.
+    """
+    if length <= every:
+        (_, grads), d = lax.scan(b, (final, grads), inputs, reverse=True)
+        return grads, d
+    whole, rest = _segments(inputs, length, every)
+    d_rest = None
+    if length % every:
+        (_, grads), d_rest = lax.scan(b, (final, grads), rest, reverse=True)
+
+    def segment(grads: Any, xs: Any) -> Any:
+        end, xs = xs
+        (_, grads), d = lax.scan(b, (end, grads), xs, reverse=True)
+        return grads, d
+
+    # the memory at the end of whole segment s: the start of the next segment, or final
+    n = length // every
+    ends = jax.tree.map(lambda s, m: jnp.concatenate([s[1:], m[None]])[:n], saved, final)
+    grads, d_whole = lax.scan(segment, grads, (ends, whole), reverse=True)
+    return grads, _joined(d_whole, d_rest)
 
 
 def _plain(step: MemoryStep) -> Any:
@@ -72,10 +124,6 @@ def _plain(step: MemoryStep) -> Any:
     return run
 
 
-def _slots(memory: tuple[Any, ...], length: int, every: int) -> tuple[Any, ...]:
-    return tuple(jnp.zeros((-(-length // every), *m.shape), m.dtype) for m in memory)
-
-
 def manual_scan(
     step: ManualStep,
     params: Any,
@@ -88,15 +136,11 @@ def manual_scan(
     length = int(xs[0].shape[0])
 
     def forward(params: Any, memory: tuple[Any, ...], carry: Any, xs: tuple[Any, ...]) -> Any:
-        def f(state: Any, inputs: Any) -> Any:
-            memory, carry, saved = state
-            t, x = inputs
-            saved = _checkpoint(saved, memory, t, every)
-            memory, carry, y, writes, kept = step.forward(params, memory, carry, x)
-            return (tuple(memory), tuple(carry), saved), (y, writes, kept)
+        def f(state: Any, x: Any) -> Any:
+            memory, carry, y, writes, kept = step.forward(params, *state, x)
+            return (tuple(memory), tuple(carry)), (y, writes, kept)
 
-        state = (memory, carry, _slots(memory, length, every))
-        (memory, carry, saved), (ys, writes, kept) = lax.scan(f, state, (jnp.arange(length), xs))
+        (memory, carry), (ys, writes, kept), saved = _forward(f, (memory, carry), xs, length, every)
         return (memory, carry, ys), (params, xs, writes, kept, saved, memory)
 
     def backward(residuals: Any, cotangents: Any) -> Any:
@@ -106,22 +150,25 @@ def manual_scan(
         summed = param_grads is not None
 
         def b(state: Any, inputs: Any) -> Any:
-            after, g_memory, g_carry, g_params = state
-            t, x, written, kept, g_y = inputs
-            memory = _memory_before(saved, after, written, t, every)
+            after, (g_memory, g_carry, g_params) = state
+            x, written, kept, g_y = inputs
+            memory = _rebuild(after, written)
             d_params, g_memory, g_carry, d_x = step.backward(
                 params, x, memory, after, kept, g_memory, g_carry, g_y
             )
             if not summed:
                 g_params = jax.tree.map(jnp.add, g_params, tuple(d_params))
-            return (memory, tuple(g_memory), tuple(g_carry), g_params), d_x
+            return (memory, (tuple(g_memory), tuple(g_carry), g_params)), d_x
 
         zero_params = () if summed else jax.tree.map(jnp.zeros_like, params)
-        (_, d_memory, d_carry, d_params), d_xs = lax.scan(
+        (d_memory, d_carry, d_params), d_xs = _backward(
             b,
-            (final, g_memory, g_carry, zero_params),
-            (jnp.arange(length), xs, writes, kept, g_ys),
-            reverse=True,
+            final,
+            saved,
+            (g_memory, g_carry, zero_params),
+            (xs, writes, kept, g_ys),
+            length,
+            every,
         )
         if param_grads is not None:
             d_params = tuple(param_grads(params, xs, kept, tuple(d_xs)))
@@ -145,18 +192,13 @@ def memory_scan(
     floats = tuple(_is_float(x) for x in xs)
 
     def forward(params: Any, memory: tuple[Any, ...], carry: Any, xs: tuple[Any, ...]) -> Any:
-        saved = _slots(memory, length, every)
-
-        def f(state: Any, inputs: Any) -> Any:
-            memory, carry, saved = state
-            t, x = inputs
-            saved = _checkpoint(saved, memory, t, every)
+        def f(state: Any, x: Any) -> Any:
+            memory, carry = state
             new_memory, new_carry, y, writes = step(params, memory, carry, x)
-            return (new_memory, new_carry, saved), (y, carry, writes)
+            return (tuple(new_memory), new_carry), (y, carry, writes)
 
-        steps = jnp.arange(length)
-        (memory, carry, saved), (ys, carries, writes) = lax.scan(
-            f, (memory, carry, saved), (steps, xs)
+        (memory, carry), (ys, carries, writes), saved = _forward(
+            f, (memory, carry), xs, length, every
         )
         return (memory, carry, ys), (params, xs, carries, writes, saved, memory)
 
@@ -173,24 +215,26 @@ def memory_scan(
             return memory, carry, y
 
         def b(state: Any, inputs: Any) -> Any:
-            memory_next, g_memory, g_carry, g_params = state
-            t, x, carry, written, g_y = inputs
-            memory = _memory_before(saved, memory_next, written, t, every)
+            memory_next, (g_memory, g_carry, g_params) = state
+            x, carry, written, g_y = inputs
+            memory = _rebuild(memory_next, written)
             x_float = tuple(a for f, a in zip(floats, x, strict=True) if f)
             _, vjp = jax.vjp(
                 lambda p, m, c, xf: local(p, m, c, xf, x), params, memory, carry, x_float
             )
             d_params, d_memory, d_carry, d_x = vjp((g_memory, g_carry, g_y))
             g_params = jax.tree.map(jnp.add, g_params, d_params)
-            return (memory, d_memory, d_carry, g_params), d_x
+            return (memory, (d_memory, d_carry, g_params)), d_x
 
         zero_params = jax.tree.map(jnp.zeros_like, params)
-        steps = jnp.arange(length)
-        (_, d_memory, d_carry, d_params), d_xs = lax.scan(
+        (d_memory, d_carry, d_params), d_xs = _backward(
             b,
-            (final, g_memory, g_carry, zero_params),
-            (steps, xs, carries, writes, g_ys),
-            reverse=True,
+            final,
+            saved,
+            (g_memory, g_carry, zero_params),
+            (xs, carries, writes, g_ys),
+            length,
+            every,
         )
         it = iter(d_xs)
         d_all = tuple(next(it) if f else None for f in floats)
