@@ -23,6 +23,7 @@ from namcore._agnostic import attention as _attention
 from namcore._agnostic import delta as _delta
 from namcore._agnostic import memory as _memory
 from namcore._typing import Array, Device, Namespace
+from namcore._validation import device_of as _device
 
 from ._steps import MemoryStep, ScanStep
 
@@ -144,7 +145,9 @@ class Backend:
 
         ``xs`` is an array, a tuple of arrays with the same leading length, or ``None``
         (then ``length`` is required). ``ys`` is stacked along a new axis 0, with the
-        same structure as ``y`` (an array, a tuple of arrays, or ``None``).
+        same structure as ``y`` (an array, a tuple of arrays, or ``None``). With no
+        steps, ``carry`` is ``init`` and ``ys`` are empty arrays ``(0, ...)``: ``f`` runs
+        once on zeros, for the shapes and dtypes of its outputs only.
         """
         is_tuple = isinstance(xs, tuple)
         leaves = xs if is_tuple else (() if xs is None else (xs,))
@@ -159,6 +162,8 @@ class Backend:
         # Unstacked once, not indexed per step: under torch autograd, each ``leaf[i]``
         # would zero-fill a gradient of the whole leaf, a backward quadratic in length.
         xp = self.namespace()
+        if length == 0:
+            return init, _no_outputs(f, init, leaves, is_tuple, xp)
         steps = [_unstack(leaf, length, xp) for leaf in leaves]
         carry, ys = init, []
         for i in range(length):
@@ -399,6 +404,25 @@ def _unstack(leaf: Array, length: int, xp: Namespace) -> Sequence[Array]:
     if hasattr(xp, "unstack") and leaf.shape[0] is not None:
         return xp.unstack(leaf, axis=0)
     return [leaf[i, ...] for i in range(length)]
+
+
+def _no_outputs(
+    f: ScanStep, init: Any, leaves: Sequence[Array], is_tuple: bool, xp: Namespace
+) -> Any:
+    """The stacked outputs of a scan of no steps: arrays ``(0, ...)`` shaped as ``f``'s.
+
+    ``f`` runs once on zeros shaped as one step's inputs, for the shapes and dtypes of
+    its outputs only (as ``jax.lax.scan`` traces it for them).
+    """
+    x = tuple(xp.zeros(leaf.shape[1:], dtype=leaf.dtype, device=_device(leaf)) for leaf in leaves)
+    _, y = f(init, x if is_tuple else (x[0] if leaves else None))
+
+    def empty(a: Array) -> Array:
+        return xp.zeros((0, *a.shape), dtype=a.dtype, device=_device(a))
+
+    if y is None:
+        return None
+    return tuple(map(empty, y)) if isinstance(y, tuple) else empty(y)
 
 
 def _stack_outputs(ys: list[Any], xp: Namespace) -> Any:

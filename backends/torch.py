@@ -140,6 +140,7 @@ class TorchBackend(Backend):
 
         flat = (*params, *memory, *carry, *xs)
         grad = torch.is_grad_enabled() and any(a.requires_grad for a in flat)
+        grad = grad and xs[0].shape[0] > 0  # no steps: no memory to save or rebuild
         if grad and isinstance(step, ManualStep) and self.manual_backward:
             from ._memory_scan_torch import compiled, manual_scan
 

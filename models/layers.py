@@ -93,6 +93,11 @@ def context(params: Params, tokens: Array, mask: Array | None, func: str) -> tup
             f"{func}: tokens must be an integer array of shape (batch, length), "
             f"got dtype {tokens.dtype} and shape {tuple(tokens.shape)}"
         )
+    if tokens.shape[1] == 0:
+        raise ValueError(
+            f"{func}: tokens must hold at least one position per sequence, got shape "
+            f"{tuple(tokens.shape)}"
+        )
     if mask is None:
         # (ndonnx's ones_like forgets the known sizes of a symbolic array; == keeps them)
         mask = xp.ones_like(tokens, dtype=xp.bool) if None not in tokens.shape else tokens == tokens

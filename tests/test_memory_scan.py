@@ -508,3 +508,48 @@ def test_torch_whole_scan_configuration_is_raised_never_lowered():
             _scan_compiled_torch.configure()
             assert config.capture_scalar_outputs
             assert config.recompile_limit == expected
+
+
+@pytest.mark.parametrize("lib", ["numpy", "jax", "torch"])
+@pytest.mark.parametrize("which", ["standard", "saving", "manual", "compiled"])
+def test_a_scan_of_no_steps_returns_its_state_and_empty_outputs(lib, which, path, monkeypatch):
+    """Zero steps, as ``jax.lax.scan``: the memory and carry unchanged, outputs ``(0, ...)``,
+    and under autograd the state's gradient passes straight through (every path)."""
+    pytest.importorskip(lib)
+    from namcore.models import lsam_step
+
+    backend = backends.get(lib)
+    xp = backend.namespace()
+    a, mask = _lsam_step_case(xp, ())
+    ctx = L.Context(xp, backend, a["w"].dtype, None)
+    step = lsam_step.make(ctx, 8, 2, ())
+    path("manual" if which == "compiled" else which)
+    monkeypatch.setattr(TorchBackend, "compile_steps", which == "compiled")
+    xs = (a["g"][None, ...][:0, ...], mask[None, ...][:0, ...])
+
+    def run(w, M, h):
+        (M2,), (h2,), (y,) = backend.memory_scan(step, (w,), (M,), (h,), xs)
+        return M2, h2, y
+
+    if lib == "jax":
+        import jax
+
+        M2, h2, y = run(a["w"], a["M"], a["h"])
+        total = lambda *args: sum(x.sum() for x in run(*args))  # noqa: E731
+        g_M = jax.grad(total, argnums=1)(a["w"], a["M"], a["h"])
+    elif lib == "torch":
+        leaves = [a[k].requires_grad_() for k in ("w", "M", "h")]
+        M2, h2, y = run(*leaves)
+        sum(x.sum() for x in (M2, h2, y)).backward()
+        g_M = leaves[1].grad
+    else:
+        M2, h2, y = run(a["w"], a["M"], a["h"])
+        g_M = np.ones_like(a["M"])
+    assert tuple(y.shape) == (0, 3, 8)
+    np.testing.assert_array_equal(np.asarray(_detached(M2)), np.asarray(_detached(a["M"])))
+    np.testing.assert_array_equal(np.asarray(_detached(h2)), np.asarray(_detached(a["h"])))
+    np.testing.assert_array_equal(np.asarray(g_M), np.ones(tuple(a["M"].shape)))
+
+
+def _detached(x):
+    return x.detach() if hasattr(x, "detach") else x

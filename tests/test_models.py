@@ -329,6 +329,14 @@ def test_token_ids_under_jit_are_not_read():
     assert np.array_equal(wrapped, np.asarray(apply(params, jax.numpy.asarray([[1, 8]]))))
 
 
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_an_empty_sequence_is_refused_by_name(name):
+    """Length 0 gets the same clear error from every model (not a failed reshape)."""
+    config = CONFIGS[name]
+    with pytest.raises(ValueError, match=r"at least one position per sequence, got shape \(2, 0\)"):
+        forward(init_numpy(config), np.zeros((2, 0), dtype=np.int64), config=config)
+
+
 def test_bad_inputs_are_refused():
     config = CONFIGS["lstm"]
     params = init_numpy(config)
