@@ -167,8 +167,7 @@ class Backend:
         steps = [_unstack(leaf, length, xp) for leaf in leaves]
         carry, ys = init, []
         for i in range(length):
-            x_i = tuple(s[i] for s in steps)
-            carry, y = f(carry, x_i if is_tuple else (x_i[0] if leaves else None))
+            carry, y = f(carry, _step_input(tuple(s[i] for s in steps), is_tuple))
             ys.append(y)
         return carry, _stack_outputs(ys, xp)
 
@@ -406,6 +405,11 @@ def _unstack(leaf: Array, length: int, xp: Namespace) -> Sequence[Array]:
     return [leaf[i, ...] for i in range(length)]
 
 
+def _step_input(x: tuple[Array, ...], is_tuple: bool) -> Any:
+    """One step's input as ``f`` takes it: the tuple, its one array, or ``None``."""
+    return x if is_tuple else (x[0] if x else None)
+
+
 def _no_outputs(
     f: ScanStep, init: Any, leaves: Sequence[Array], is_tuple: bool, xp: Namespace
 ) -> Any:
@@ -415,7 +419,7 @@ def _no_outputs(
     its outputs only (as ``jax.lax.scan`` traces it for them).
     """
     x = tuple(xp.zeros(leaf.shape[1:], dtype=leaf.dtype, device=_device(leaf)) for leaf in leaves)
-    _, y = f(init, x if is_tuple else (x[0] if leaves else None))
+    _, y = f(init, _step_input(x, is_tuple))
 
     def empty(a: Array) -> Array:
         return xp.zeros((0, *a.shape), dtype=a.dtype, device=_device(a))

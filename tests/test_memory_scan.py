@@ -24,7 +24,7 @@ from namcore.backends.jax import JAXBackend
 from namcore.backends.torch import TorchBackend
 from namcore.models import LSAMConfig, NAMTMConfig
 from namcore.models import layers as L
-from namcore.testing import assert_matches_numpy
+from namcore.testing import assert_matches_numpy, to_numpy
 
 VOCAB = 7
 
@@ -531,6 +531,7 @@ def test_a_scan_of_no_steps_returns_its_state_and_empty_outputs(lib, which, path
         (M2,), (h2,), (y,) = backend.memory_scan(step, (w,), (M,), (h,), xs)
         return M2, h2, y
 
+    g_M = None
     if lib == "jax":
         import jax
 
@@ -544,12 +545,8 @@ def test_a_scan_of_no_steps_returns_its_state_and_empty_outputs(lib, which, path
         g_M = leaves[1].grad
     else:
         M2, h2, y = run(a["w"], a["M"], a["h"])
-        g_M = np.ones_like(a["M"])
     assert tuple(y.shape) == (0, 3, 8)
-    np.testing.assert_array_equal(np.asarray(_detached(M2)), np.asarray(_detached(a["M"])))
-    np.testing.assert_array_equal(np.asarray(_detached(h2)), np.asarray(_detached(a["h"])))
-    np.testing.assert_array_equal(np.asarray(g_M), np.ones(tuple(a["M"].shape)))
-
-
-def _detached(x):
-    return x.detach() if hasattr(x, "detach") else x
+    np.testing.assert_array_equal(to_numpy(M2), to_numpy(a["M"]))
+    np.testing.assert_array_equal(to_numpy(h2), to_numpy(a["h"]))
+    if g_M is not None:  # the libraries with autodiff
+        np.testing.assert_array_equal(to_numpy(g_M), np.ones(tuple(a["M"].shape)))
