@@ -110,6 +110,68 @@ def _backward(
     return grads, _joined(d_whole, d_rest)
 
 
+class _Stacks:
+    """A step's per-step outputs, each distinct array stacked once.
+
+    A hand-derived step often returns one array in several places (LSAM's ``u`` is
+    both a write and a residual) or returns its incoming carry as a residual (LSAM's
+    ``h``, which is the previous step's output). XLA's CPU backend copies every
+    stacked output of a ``lax.scan`` into place as a separate operation, about 2 µs
+    a step each on this machine, and does not merge identical ones. :meth:`outputs`
+    (inside the scan) keeps the first of identical arrays and drops the step's inputs
+    and incoming carry; :meth:`restore` (after it) puts the repeats back and builds the incoming
+    carries from the stacked outgoing ones (the initial carry, then every step's but
+    the last); an outgoing carry that is not among the outputs is stacked for that.
+    """
+
+    def __init__(self) -> None:
+        self.plan: list[tuple[str, int]] = []
+        self.tree: Any = None
+
+    def outputs(self, x: Any, carry_in: Any, carry_out: Any, tree: Any) -> list[Any]:
+        """The distinct arrays of ``tree`` to stack (inside the scan's step)."""
+        x, carry_in = jax.tree.leaves(x), jax.tree.leaves(carry_in)
+        carry_out = jax.tree.leaves(carry_out)
+        leaves, self.tree = jax.tree.flatten(tree)
+        kept: list[Any] = []
+        self.plan = []
+        for leaf in leaves:
+            carried = [i for i, c in enumerate(carry_in) if c is leaf]
+            seen = [i for i, k in enumerate(kept) if k is leaf]
+            given = [i for i, a in enumerate(x) if a is leaf]
+            if given:
+                self.plan.append(("x", given[0]))
+            elif carried:
+                self.plan.append(("in", carried[0]))
+            elif seen:
+                self.plan.append(("own", seen[0]))
+            else:
+                self.plan.append(("own", len(kept)))
+                kept.append(leaf)
+        self.carry_out: list[int] = []
+        for i, c in enumerate(carry_out):
+            if not any(kind == "in" and j == i for kind, j in self.plan):
+                self.carry_out.append(-1)  # not needed
+                continue
+            seen = [j for j, k in enumerate(kept) if k is c]
+            self.carry_out.append(seen[0] if seen else len(kept))
+            if not seen:
+                kept.append(c)
+        return kept
+
+    def restore(self, stacked: list[Any], xs: Any, carry: Any) -> Any:
+        """``tree`` stacked over the steps, from the scan's outputs, inputs and initial carry."""
+        xs, carry = jax.tree.leaves(xs), jax.tree.leaves(carry)
+        leaves = []
+        for kind, i in self.plan:
+            if kind != "in":
+                leaves.append(stacked[i] if kind == "own" else xs[i])
+                continue
+            after = stacked[self.carry_out[i]]
+            leaves.append(jnp.concatenate([carry[i][None], after])[: after.shape[0]])
+        return jax.tree.unflatten(self.tree, leaves)
+
+
 def _plain(step: MemoryStep) -> Any:
     """The scan of ``step`` without a custom backward: the primal of both ``custom_vjp``s."""
 
@@ -136,12 +198,17 @@ def manual_scan(
     length = int(xs[0].shape[0])
 
     def forward(params: Any, memory: tuple[Any, ...], carry: Any, xs: tuple[Any, ...]) -> Any:
-        def f(state: Any, x: Any) -> Any:
-            memory, carry, y, writes, kept = step.forward(params, *state, x)
-            return (tuple(memory), tuple(carry)), (y, writes, kept)
+        stacks = _Stacks()
 
-        (memory, carry), (ys, writes, kept), saved = _forward(f, (memory, carry), xs, length, every)
-        return (memory, carry, ys), (params, xs, writes, kept, saved, memory)
+        def f(state: Any, x: Any) -> Any:
+            memory, new_carry, y, writes, kept = step.forward(params, *state, x)
+            return (tuple(memory), tuple(new_carry)), stacks.outputs(
+                x, state[1], tuple(new_carry), (y, writes, kept)
+            )
+
+        (memory, carry_end), out, saved = _forward(f, (memory, carry), xs, length, every)
+        ys, writes, kept = stacks.restore(out, xs, carry)
+        return (memory, carry_end, ys), (params, xs, writes, kept, saved, memory)
 
     def backward(residuals: Any, cotangents: Any) -> Any:
         params, xs, writes, kept, saved, final = residuals
@@ -192,15 +259,18 @@ def memory_scan(
     floats = tuple(_is_float(x) for x in xs)
 
     def forward(params: Any, memory: tuple[Any, ...], carry: Any, xs: tuple[Any, ...]) -> Any:
+        stacks = _Stacks()
+
         def f(state: Any, x: Any) -> Any:
             memory, carry = state
             new_memory, new_carry, y, writes = step(params, memory, carry, x)
-            return (tuple(new_memory), new_carry), (y, carry, writes)
+            return (tuple(new_memory), new_carry), stacks.outputs(
+                x, carry, new_carry, (y, carry, writes)
+            )
 
-        (memory, carry), (ys, carries, writes), saved = _forward(
-            f, (memory, carry), xs, length, every
-        )
-        return (memory, carry, ys), (params, xs, carries, writes, saved, memory)
+        (memory, carry_end), out, saved = _forward(f, (memory, carry), xs, length, every)
+        ys, carries, writes = stacks.restore(out, xs, carry)
+        return (memory, carry_end, ys), (params, xs, carries, writes, saved, memory)
 
     def backward(residuals: Any, cotangents: Any) -> Any:
         params, xs, carries, writes, saved, final = residuals

@@ -131,6 +131,68 @@ def test_toy_step_gradients_equal_plain_autodiff(lib, length, path, jax_x64):
         np.testing.assert_allclose(np.asarray(g), e, rtol=1e-9, atol=atol, err_msg=name)
 
 
+def test_jax_scans_stack_each_distinct_output_once():
+    """A step's repeated arrays, its inputs and its incoming carry are stacked once or not
+    at all (XLA copies each stacked output on its own), and come back in their places."""
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    from namcore.backends._memory_scan_jax import _Stacks
+
+    rng = np.random.default_rng(0)
+    xs, h0 = jnp.asarray(rng.normal(size=(4, 2, 3))), jnp.asarray(rng.normal(size=(2, 3)))
+    stacks = _Stacks()
+
+    def step(h, x):
+        h2 = jnp.tanh(h + x)
+        u = h2 * x
+        return h2, stacks.outputs(x, h, h2, {"y": h2, "u": (u, u), "x": x, "h": h})
+
+    _, stacked = jax.lax.scan(step, h0, xs)
+    assert len(stacked) == 2  # h2 and u
+    got = stacks.restore(stacked, xs, h0)
+    h, expected = np.asarray(h0), {"y": [], "u": [], "x": [], "h": []}
+    for x in np.asarray(xs):
+        h2 = np.tanh(h + x)
+        for key, value in (("y", h2), ("u", h2 * x), ("x", x), ("h", h)):
+            expected[key].append(value)
+        h = h2
+    for key, value in expected.items():
+        for array in got[key] if key == "u" else (got[key],):
+            np.testing.assert_allclose(np.asarray(array), np.stack(value), rtol=1e-6, err_msg=key)
+
+
+@pytest.mark.parametrize("length", [5, 130])
+def test_jax_saving_scan_of_a_step_that_outputs_its_carry_and_input(length, path, jax_x64):
+    """The carry and the input a step returns as outputs are restored, not stacked, and
+    the gradients still equal plain autodiff's."""
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    backend = backends.get("jax")
+    a = _toy_inputs(np.random.default_rng(length), length)
+    toy = _toy_step(jnp)
+
+    def step(params, memory, carry, x):
+        memory, carry, _, writes = toy(params, memory, carry, x)
+        return memory, carry, (carry[0], x[0]), writes
+
+    def loss(w, A, B, h, z):
+        _, _, (ys, zs) = backend.memory_scan(step, (w,), (A, B), (h,), (z, jnp.asarray(a["m"])))
+        return jnp.sum(ys * a["g"]) + jnp.sum(jnp.sin(zs) * ys)
+
+    args = [jnp.asarray(a[k]) for k in "wABhz"]
+    grads = lambda: jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2, 3, 4)))(*args)  # noqa: E731
+    path("standard")
+    value, expected = grads()  # a new jit per path: each traces its own
+    path("saving")
+    got_value, got = grads()
+    np.testing.assert_allclose(float(got_value), float(value), rtol=1e-12)
+    for name, g, e in zip("wABhz", got, expected, strict=True):
+        atol = 1e-11 * float(np.abs(np.asarray(e)).max())
+        np.testing.assert_allclose(np.asarray(g), np.asarray(e), rtol=1e-9, atol=atol, err_msg=name)
+
+
 def test_the_path_is_picked_by_the_bytes_a_plain_backward_would_store(monkeypatch):
     np_backend = backends.get("numpy")
     memory = (np.zeros((2, 4, 4), dtype=np.float32),)  # 128 bytes a step
