@@ -116,59 +116,71 @@ class _Stacks:
     A hand-derived step often returns one array in several places (LSAM's ``u`` is
     both a write and a residual) or returns its incoming carry as a residual (LSAM's
     ``h``, which is the previous step's output). XLA's CPU backend copies every
-    stacked output of a ``lax.scan`` into place as a separate operation, about 2 µs
-    a step each on this machine, and does not merge identical ones. :meth:`outputs`
-    (inside the scan) keeps the first of identical arrays and drops the step's inputs
-    and incoming carry; :meth:`restore` (after it) puts the repeats back and builds the incoming
-    carries from the stacked outgoing ones (the initial carry, then every step's but
-    the last); an outgoing carry that is not among the outputs is stacked for that.
+    stacked output of a ``lax.scan`` into place as a separate operation and does not
+    merge identical ones (see ``benchmarks/xla_cpu_probe.py``).
+
+    :meth:`outputs` (inside the scan's step) returns the arrays to stack: each
+    distinct one once, without the step's inputs, and without an incoming carry
+    whose outgoing value is stacked anyway. :meth:`restore` (after the scan) puts
+    every output back in its place. Its plan has one entry per output:
+    ``("own", i)`` is the ``i``-th stacked array, ``("x", i)`` the ``i``-th input of
+    the scan, and ``("in", i)`` the incoming value of the ``i``-th carry: the
+    initial carry, then the stacked outgoing values ``self.sources[i]`` of every step
+    but the last. The plan of the last trace of the step is used, so every trace
+    must return the same arrays in the same places (as a step function does).
     """
 
     def __init__(self) -> None:
         self.plan: list[tuple[str, int]] = []
+        self.sources: dict[int, int] = {}  # carry leaf -> stacked index of its outgoing value
         self.tree: Any = None
 
     def outputs(self, x: Any, carry_in: Any, carry_out: Any, tree: Any) -> list[Any]:
-        """The distinct arrays of ``tree`` to stack (inside the scan's step)."""
-        x, carry_in = jax.tree.leaves(x), jax.tree.leaves(carry_in)
-        carry_out = jax.tree.leaves(carry_out)
+        """The arrays to stack for the outputs ``tree`` of one step."""
+        inputs, before, after = (jax.tree.leaves(t) for t in (x, carry_in, carry_out))
         leaves, self.tree = jax.tree.flatten(tree)
         kept: list[Any] = []
-        self.plan = []
-        for leaf in leaves:
-            carried = [i for i, c in enumerate(carry_in) if c is leaf]
-            seen = [i for i, k in enumerate(kept) if k is leaf]
-            given = [i for i, a in enumerate(x) if a is leaf]
-            if given:
-                self.plan.append(("x", given[0]))
-            elif carried:
-                self.plan.append(("in", carried[0]))
-            elif seen:
-                self.plan.append(("own", seen[0]))
-            else:
-                self.plan.append(("own", len(kept)))
+
+        def find(leaf: Any, among: list[Any]) -> int | None:
+            return next((i for i, a in enumerate(among) if a is leaf), None)
+
+        def keep(leaf: Any) -> int:
+            index = find(leaf, kept)
+            if index is None:
                 kept.append(leaf)
-        self.carry_out: list[int] = []
-        for i, c in enumerate(carry_out):
-            if not any(kind == "in" and j == i for kind, j in self.plan):
-                self.carry_out.append(-1)  # not needed
-                continue
-            seen = [j for j, k in enumerate(kept) if k is c]
-            self.carry_out.append(seen[0] if seen else len(kept))
-            if not seen:
-                kept.append(c)
+                index = len(kept) - 1
+            return index
+
+        for leaf in leaves:  # first the arrays stacked as they are
+            if find(leaf, inputs) is None and find(leaf, before) is None:
+                keep(leaf)
+        self.plan, self.sources = [], {}
+        for leaf in leaves:
+            given, carried = find(leaf, inputs), find(leaf, before)
+            source = None if carried is None else find(after[carried], kept)
+            if given is not None:
+                self.plan.append(("x", given))
+            elif carried is not None and source is not None:
+                self.plan.append(("in", carried))
+                self.sources[carried] = source
+            else:  # an incoming carry whose outgoing value is not stacked: stack it
+                self.plan.append(("own", keep(leaf)))
         return kept
 
     def restore(self, stacked: list[Any], xs: Any, carry: Any) -> Any:
-        """``tree`` stacked over the steps, from the scan's outputs, inputs and initial carry."""
+        """The outputs stacked over the steps, from the stacked arrays, the inputs and
+        the initial carry."""
         xs, carry = jax.tree.leaves(xs), jax.tree.leaves(carry)
         leaves = []
         for kind, i in self.plan:
-            if kind != "in":
-                leaves.append(stacked[i] if kind == "own" else xs[i])
-                continue
-            after = stacked[self.carry_out[i]]
-            leaves.append(jnp.concatenate([carry[i][None], after])[: after.shape[0]])
+            if kind == "own":
+                leaves.append(stacked[i])
+            elif kind == "x":
+                leaves.append(xs[i])
+            else:
+                after = stacked[self.sources[i]]
+                first = jnp.asarray(carry[i])[None]
+                leaves.append(jnp.concatenate([first, after])[: after.shape[0]])
         return jax.tree.unflatten(self.tree, leaves)
 
 

@@ -131,44 +131,91 @@ def test_toy_step_gradients_equal_plain_autodiff(lib, length, path, jax_x64):
         np.testing.assert_allclose(np.asarray(g), e, rtol=1e-9, atol=atol, err_msg=name)
 
 
-def test_jax_scans_stack_each_distinct_output_once():
+def _stacking_steps(jnp):
+    """Steps ``(carry, x) -> (carry, outputs)``, their number of carries, and how many
+    arrays each must stack."""
+
+    def repeats(c, x):  # an array twice, the input, the incoming and the outgoing carry
+        h2 = jnp.tanh(c[0] + x)
+        u = h2 * x
+        return (h2,), {"y": h2, "u": (u, u), "x": x, "h": c[0]}
+
+    def carry_before_and_after(c, x):
+        h2 = jnp.tanh(c[0] + x)
+        return (h2,), (c[0], h2)
+
+    def carry_before_only(c, x):  # its outgoing value is not stacked: stacked as it is
+        h2 = jnp.tanh(c[0] + x)
+        return (h2,), (c[0], h2 * x)
+
+    def passed_through(c, x):
+        return c, (c[0], c[0] * x)
+
+    def swapped(c, x):
+        return (c[1], c[0] + x), (c[0], c[1] * x)
+
+    return {
+        "repeats": (repeats, 1, 2),
+        "carry before and after": (carry_before_and_after, 1, 1),
+        "carry before only": (carry_before_only, 1, 2),
+        "passed through": (passed_through, 1, 2),
+        "swapped": (swapped, 2, 2),
+    }
+
+
+@pytest.mark.parametrize("length", [0, 5])
+@pytest.mark.parametrize(
+    "case",
+    ["repeats", "carry before and after", "carry before only", "passed through", "swapped"],
+)
+def test_jax_scans_stack_each_distinct_output_once(case, length, jax_x64):
     """A step's repeated arrays, its inputs and its incoming carry are stacked once or not
-    at all (XLA copies each stacked output on its own), and come back in their places."""
+    at all (XLA copies each stacked output on its own), and every output comes back in
+    its place: the same arrays as a scan that stacks them all."""
     jax = pytest.importorskip("jax")
     import jax.numpy as jnp
 
     from namcore.backends._memory_scan_jax import _Stacks
 
+    step, n_carries, n_stacked = _stacking_steps(jnp)[case]
     rng = np.random.default_rng(0)
-    xs, h0 = jnp.asarray(rng.normal(size=(4, 2, 3))), jnp.asarray(rng.normal(size=(2, 3)))
+    xs, h0 = jnp.asarray(rng.normal(size=(length, 2, 3))), jnp.asarray(rng.normal(size=(2, 3)))
+    init = (h0, h0 / 2)[:n_carries]
     stacks = _Stacks()
 
-    def step(h, x):
-        h2 = jnp.tanh(h + x)
-        u = h2 * x
-        return h2, stacks.outputs(x, h, h2, {"y": h2, "u": (u, u), "x": x, "h": h})
+    def deduplicated(c, x):
+        c2, out = step(c, x)
+        return c2, stacks.outputs(x, c, c2, out)
 
-    _, stacked = jax.lax.scan(step, h0, xs)
-    assert len(stacked) == 2  # h2 and u
-    got = stacks.restore(stacked, xs, h0)
-    h, expected = np.asarray(h0), {"y": [], "u": [], "x": [], "h": []}
-    for x in np.asarray(xs):
-        h2 = np.tanh(h + x)
-        for key, value in (("y", h2), ("u", h2 * x), ("x", x), ("h", h)):
-            expected[key].append(value)
-        h = h2
-    for key, value in expected.items():
-        for array in got[key] if key == "u" else (got[key],):
-            np.testing.assert_allclose(np.asarray(array), np.stack(value), rtol=1e-6, err_msg=key)
+    _, expected = jax.lax.scan(step, init, xs)
+    _, stacked = jax.lax.scan(deduplicated, init, xs)
+    assert len(stacked) == n_stacked
+    got = stacks.restore(stacked, xs, init)
+    assert jax.tree.structure(got) == jax.tree.structure(expected)
+    for g, e in zip(jax.tree.leaves(got), jax.tree.leaves(expected), strict=True):
+        np.testing.assert_array_equal(np.asarray(g), np.asarray(e))
 
 
 @pytest.mark.parametrize("length", [5, 130])
-def test_jax_saving_scan_of_a_step_that_outputs_its_carry_and_input(length, path, jax_x64):
+def test_jax_saving_scan_of_a_step_that_outputs_its_carry_and_input(
+    length, path, jax_x64, monkeypatch
+):
     """The carry and the input a step returns as outputs are restored, not stacked, and
     the gradients still equal plain autodiff's."""
     jax = pytest.importorskip("jax")
     import jax.numpy as jnp
 
+    from namcore.backends._memory_scan_jax import _Stacks
+
+    counts = []
+    outputs = _Stacks.outputs
+
+    def counted(self, x, carry_in, carry_out, tree):
+        kept = outputs(self, x, carry_in, carry_out, tree)
+        counts.append((len(jax.tree.leaves(tree)), len(kept)))
+        return kept
+
+    monkeypatch.setattr(_Stacks, "outputs", counted)
     backend = backends.get("jax")
     a = _toy_inputs(np.random.default_rng(length), length)
     toy = _toy_step(jnp)
@@ -187,6 +234,8 @@ def test_jax_saving_scan_of_a_step_that_outputs_its_carry_and_input(length, path
     value, expected = grads()  # a new jit per path: each traces its own
     path("saving")
     got_value, got = grads()
+    # (y, incoming carry, writes) = ((h', z), (h,), ((u_a, k̂), (u_b, k̂))): h', u_a, k̂, u_b
+    assert set(counts) == {(7, 4)}
     np.testing.assert_allclose(float(got_value), float(value), rtol=1e-12)
     for name, g, e in zip("wABhz", got, expected, strict=True):
         atol = 1e-11 * float(np.abs(np.asarray(e)).max())
