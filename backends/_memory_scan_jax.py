@@ -151,12 +151,12 @@ class _Stacks:
                 index = len(kept) - 1
             return index
 
-        for leaf in leaves:  # first the arrays stacked as they are
-            if find(leaf, inputs) is None and find(leaf, before) is None:
+        places = [(find(leaf, inputs), find(leaf, before)) for leaf in leaves]
+        for leaf, (given, carried) in zip(leaves, places, strict=True):
+            if given is None and carried is None:  # first the arrays stacked as they are
                 keep(leaf)
         self.plan, self.sources = [], {}
-        for leaf in leaves:
-            given, carried = find(leaf, inputs), find(leaf, before)
+        for leaf, (given, carried) in zip(leaves, places, strict=True):
             source = None if carried is None else find(after[carried], kept)
             if given is not None:
                 self.plan.append(("x", given))
